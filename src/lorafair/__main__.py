@@ -1,0 +1,3 @@
+from lorafair.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The ``lorafair`` command line. Subcommands live in :mod:`lorafair.commands` (one module each)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from lorafair import __version__
+from lorafair.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import lorafair.commands as pkg
+
+    parser = argparse.ArgumentParser(
+        prog="lorafair",
+        description="Did your low-rank fine-tune learn what the data asked for? "
+        "Fine-tunes a ladder of variants (full, LoRA at many ranks, DoRA, rsLoRA, PiSSA) and measures "
+        "toxicity, bias, fairness and distribution shift against rank.",
+    )
+    parser.add_argument("--version", action="version", version=f"lorafair {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    mods = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        mod = importlib.import_module(f"lorafair.commands.{info.name}")
+        if hasattr(mod, "NAME"):
+            mods.append(mod)
+    for mod in sorted(mods, key=lambda m: (getattr(m, "ORDER", 50), m.NAME)):
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Model sources (a registry): ``embedded:``, ``hf:``, ``tiny:``. See ``sources.py``."""

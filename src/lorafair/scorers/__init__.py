@@ -1,0 +1,1 @@
+"""Toxicity scorers (a registry). See ``base.py``."""

@@ -1,0 +1,1 @@
+"""Studies: families of measurements applied to every variant. See ``base.py`` for the contract."""
