@@ -1,0 +1,1 @@
+"""Datasets (a registry): shipped benchmark files, local jsonl/csv files, Hugging Face datasets."""
