@@ -74,6 +74,8 @@ class EvalContext:
     reference: Optional[Callable[[str], Any]] = None
     # Context manager under which ``model`` behaves as the base model (adapters disabled), when it is a PEFT model.
     base_view: Optional[Callable[[], ContextManager[Any]]] = None
+    # The run's held-out shift data (records with ``text`` or ``prompt``/``completion``), never trained on.
+    heldout_data: Optional[list] = None
 
 
 STUDIES: Registry[type] = Registry("study", "studies")

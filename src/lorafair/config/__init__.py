@@ -1,0 +1,1 @@
+"""The validated configuration (``RunConfig``), recipes and ``--set`` overrides."""

@@ -1,0 +1,172 @@
+"""The run configuration: one validated object that flows through every stage.
+
+Unknown keys are errors everywhere (``extra="forbid"``). Every field is documented; ``lorafair
+run --help`` and README show examples. Study sections are validated by each study's own
+``Config`` (see :mod:`lorafair.studies.base`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from lorafair.data.registry import DataSpec
+
+PEFT_METHODS = ("lora", "dora", "rslora", "pissa")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(Strict):
+    source: str = Field(
+        default="embedded:smollm2-135m-instruct",
+        description="Model source: 'embedded:smollm2-135m-instruct', 'hf:<hub id or local folder>', or 'tiny:<arch>[-size]'.",
+    )
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Weights dtype when loading.")
+    device: str = Field(default="auto", description="'auto' (CUDA if available, else CPU), 'cpu', 'cuda', 'cuda:1', 'mps'.")
+    trust_remote_code: bool = Field(default=False, description="Allow code from the model repository to run (off by default).")
+    allow_pickle: bool = Field(default=False, description="Allow loading .bin (pickle) weights; safetensors only by default.")
+
+
+class MethodConfig(Strict):
+    """One PEFT method of the ladder (lora, dora, rslora, pissa)."""
+
+    ranks: list[int] = Field(default_factory=list, description="Ranks to train; one variant per rank. Empty: method not used.")
+    alpha: Union[float, str] = Field(
+        default="2r",
+        description="LoRA alpha: a number (fixed for every rank) or 'Kr' meaning K times the rank (e.g. '2r', '1r').",
+    )
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout.")
+    target_modules: Union[list[str], Literal["all-linear"]] = Field(
+        default="all-linear", description="Module names to adapt, or 'all-linear' (every linear layer of the blocks, not the LM head)."
+    )
+    lr: float = Field(default=1e-3, gt=0, description="Learning rate for this method (used unless variants.lr_grid gives a grid).")
+
+    @field_validator("ranks")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        for r in v:
+            if r <= 0:
+                raise ValueError(f"rank {r} is not a positive integer")
+        if len(set(v)) != len(v):
+            raise ValueError("ranks contain duplicates")
+        return v
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, v):
+        if isinstance(v, str):
+            s = v.strip()
+            if not s.endswith("r"):
+                raise ValueError("alpha must be a number or 'Kr' (K times the rank), e.g. '2r'")
+            try:
+                k = float(s[:-1] or 1)
+            except ValueError:
+                raise ValueError("alpha must be a number or 'Kr' (K times the rank), e.g. '2r'") from None
+            if k <= 0:
+                raise ValueError("alpha multiple must be positive")
+        elif v <= 0:
+            raise ValueError("alpha must be positive")
+        return v
+
+    def alpha_for(self, rank: int) -> float:
+        if isinstance(self.alpha, str):
+            return float(self.alpha.strip()[:-1] or 1) * rank
+        return float(self.alpha)
+
+
+class FullConfig(Strict):
+    enabled: bool = Field(default=True, description="Train the full fine-tuning variant.")
+    lr: float = Field(default=5e-5, gt=0, description="Learning rate for full fine-tuning (smaller than LoRA's).")
+
+
+class VariantsConfig(Strict):
+    base: bool = Field(default=True, description="Evaluate the untrained base model.")
+    full: FullConfig = Field(default_factory=FullConfig)
+    lora: MethodConfig = Field(default_factory=lambda: MethodConfig(ranks=[1, 2, 4, 8, 16, 32, 64, 128, 256]))
+    dora: MethodConfig = Field(default_factory=MethodConfig, description="DoRA (weight-decomposed LoRA) through peft.")
+    rslora: MethodConfig = Field(default_factory=MethodConfig, description="rank-stabilised LoRA (alpha/sqrt(r) scaling) through peft.")
+    pissa: MethodConfig = Field(default_factory=MethodConfig, description="PiSSA (principal singular vectors init) through peft.")
+    lr_grid: Optional[dict[str, list[float]]] = Field(
+        default=None,
+        description="Optional learning-rate grid per method (keys: full, lora, dora, rslora, pissa). Each variant is trained "
+        "with every lr and the one with the lowest validation loss is kept.",
+    )
+
+    @field_validator("lr_grid")
+    @classmethod
+    def _grid(cls, v):
+        if v is None:
+            return v
+        for k, lrs in v.items():
+            if k not in ("full",) + PEFT_METHODS:
+                raise ValueError(f"unknown method {k!r} in lr_grid; allowed: full, {', '.join(PEFT_METHODS)}")
+            if not lrs or any(x <= 0 for x in lrs):
+                raise ValueError(f"lr_grid.{k} must be a non-empty list of positive numbers")
+        return v
+
+
+class TrainConfig(Strict):
+    max_steps: Optional[int] = Field(default=100, gt=0, description="Optimiser steps per variant (the budget). Set null to use epochs.")
+    epochs: Optional[float] = Field(default=None, gt=0, description="Epochs over the training data (used when max_steps is null).")
+    batch_size: int = Field(default=8, gt=0, description="Sequences per micro-batch (per process).")
+    grad_accum: int = Field(default=1, gt=0, description="Gradient accumulation steps per optimiser step.")
+    max_length: int = Field(default=128, gt=1, description="Tokens per training sequence (longer ones are truncated).")
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Fraction of steps of linear warm-up.")
+    schedule: Literal["cosine", "linear", "constant"] = Field(default="cosine", description="Learning-rate schedule after warm-up.")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    grad_clip: Optional[float] = Field(default=1.0, gt=0, description="Max gradient norm (null: no clipping).")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="'auto': bf16 autocast on GPUs that support it, fp32 on CPU; 'bf16' forces bf16 autocast (CPU too)."
+    )
+    eval_batch_size: int = Field(default=16, gt=0, description="Batch size for held-out loss.")
+
+
+class DataConfig(Strict):
+    train: DataSpec = Field(description="The shift (fine-tuning) data.")
+    eval: Optional[DataSpec] = Field(default=None, description="Held-out data for validation loss; default: a split of `train`.")
+    holdout: float = Field(default=0.1, gt=0, lt=1, description="Fraction of `train` held out when `eval` is not given.")
+
+
+class StartConfig(Strict):
+    """Optional first stage: full fine-tune the loaded model on ``data`` to make the starting (``base``) model
+    of the ladder, e.g. a deliberately toxic or biased model that the variants then correct."""
+
+    data: DataSpec
+    max_steps: int = Field(default=100, gt=0)
+    lr: float = Field(default=5e-5, gt=0)
+
+
+class OutputConfig(Strict):
+    dir: Optional[str] = Field(default=None, description="Run directory (default runs/<recipe name>); --out overrides.")
+    save_full_weights: bool = Field(default=False, description="Save full fine-tuned weights (safetensors); adapters are always saved.")
+    report: bool = Field(default=True, description="Write report.html/report.md at the end of the run.")
+
+
+class RunConfig(Strict):
+    name: str = Field(default="run", description="Recipe name.")
+    description: str = Field(default="", description="One line shown by `lorafair recipes`.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds; every variant is trained and evaluated once per seed.")
+    variants: VariantsConfig = Field(default_factory=VariantsConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    data: DataConfig
+    start: Optional[StartConfig] = Field(default=None, description=StartConfig.__doc__)
+    studies: dict[str, Any] = Field(
+        default_factory=lambda: {"heldout": {}},
+        description="Studies to run, name -> its fields (see `lorafair studies`). 'heldout' (validation loss) is always cheap.",
+    )
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _studies(self):
+        from lorafair.studies.loader import validate_studies
+
+        self.studies = validate_studies(self.studies)
+        return self
+
+    def study_configs(self) -> dict[str, Any]:
+        return self.studies

@@ -1,0 +1,318 @@
+"""Read a run directory into plain Python objects, tolerating whatever is missing.
+
+The run directory format is fixed in ``docs/architecture.md``: ``metrics.csv`` (one row per
+variant × seed × study × metric × group), ``config.yaml``, ``run_info.json`` and one folder
+per variant and seed (``<variant>-s<seed>/``) holding study artifacts. Every file except
+``metrics.csv`` is optional; a malformed optional file is skipped with a note in
+:attr:`RunData.notes` rather than breaking the report.
+
+Several seeds of one variant are pooled into one :class:`Estimate` by :func:`pool_seeds`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from lorafair.errors import UserError
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+
+METRICS_COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n")
+
+_VARIANT_RE = re.compile(r"^(?P<method>[a-z0-9_]+)-r(?P<rank>\d+)$")
+_FOLDER_RE = re.compile(r"^(?P<variant>.+)-s(?P<seed>\d+)$")
+
+
+def _float(s: Any) -> float:
+    if s is None:
+        return float("nan")
+    s = str(s).strip()
+    if s == "" or s.lower() in ("nan", "none", "null"):
+        return float("nan")
+    try:
+        return float(s)
+    except ValueError:
+        return float("nan")
+
+
+def _int_or_none(s: Any) -> Optional[int]:
+    v = _float(s)
+    return None if math.isnan(v) else int(v)
+
+
+def parse_variant(name: str) -> tuple[str, Optional[int]]:
+    """Method and rank of a variant name: ``"lora-r8"`` -> ``("lora", 8)``, ``"base"`` -> ``("base", None)``."""
+    m = _VARIANT_RE.match(name)
+    if m:
+        return m.group("method"), int(m.group("rank"))
+    return name, None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point value with its 95% interval (``nan`` when unknown) and the number of items behind it."""
+
+    value: float
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    n: Optional[int] = None
+    seeds: int = 1
+
+    @property
+    def has_ci(self) -> bool:
+        return not (math.isnan(self.ci_low) or math.isnan(self.ci_high))
+
+    @property
+    def se(self) -> float:
+        """Standard error implied by the interval, assuming it is a normal 95% interval (nan without one)."""
+        if not self.has_ci:
+            return float("nan")
+        return max(self.ci_high - self.ci_low, 0.0) / (2 * Z95)
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    variant: str
+    method: str
+    rank: Optional[int]
+    seed: int
+    study: str
+    metric: str
+    group: str
+    est: Estimate
+
+
+def pool_seeds(ests: list[Estimate]) -> Estimate:
+    """Pool one variant's estimates over seeds into one estimate of the mean over seeds.
+
+    One seed: returned unchanged. ``k`` seeds with values ``v_i`` and standard errors ``se_i``
+    (from their 95% intervals): value = mean(v_i); variance of that mean =
+    ``sum(se_i**2) / k**2`` (within-seed, the seeds being independent) ``+ s**2 / k`` (between
+    seeds, ``s`` their sample standard deviation); the interval is value ± 1.96·sqrt(variance).
+    This is a normal approximation, stated in the report; it widens with seed-to-seed spread.
+    """
+    ests = [e for e in ests if not math.isnan(e.value)]
+    if not ests:
+        return Estimate(float("nan"), seeds=0)
+    if len(ests) == 1:
+        return ests[0]
+    k = len(ests)
+    vals = [e.value for e in ests]
+    mean = sum(vals) / k
+    between = sum((v - mean) ** 2 for v in vals) / (k - 1) / k
+    ses = [e.se for e in ests]
+    within = sum(s * s for s in ses) / k**2 if all(not math.isnan(s) for s in ses) else 0.0
+    half = Z95 * math.sqrt(within + between)
+    ns = [e.n for e in ests if e.n is not None]
+    return Estimate(mean, mean - half, mean + half, sum(ns) if ns else None, seeds=k)
+
+
+@dataclass
+class VariantArtifacts:
+    """Files of one ``<variant>-s<seed>/`` folder that the report draws (each may be absent)."""
+
+    variant: str
+    seed: int
+    folder: Path
+    samples: list[dict] = field(default_factory=list)  # toxicity samples.jsonl
+    shift_layers: Any = None  # shift_layers.json, structure owned by the shift study
+    trajectory: Optional[dict] = None  # decisions_trajectory.json
+    train: Optional[dict] = None  # train.json
+    results_info: dict[str, dict] = field(default_factory=dict)  # study -> results/<study>.json "info"
+
+
+@dataclass
+class RunData:
+    """Everything the report needs from one run directory."""
+
+    run_dir: Path
+    name: str
+    records: list[MetricRecord]
+    config_text: str = ""
+    config: dict = field(default_factory=dict)
+    run_info: dict = field(default_factory=dict)
+    artifacts: dict[tuple[str, int], VariantArtifacts] = field(default_factory=dict)
+    spectrum: Any = None
+    notes: list[str] = field(default_factory=list)
+
+    # -- views ---------------------------------------------------------------------------
+    def studies(self) -> list[str]:
+        """Studies in the order they first appear in metrics.csv."""
+        return list(dict.fromkeys(r.study for r in self.records))
+
+    def variants(self) -> list[str]:
+        """Variant names sorted base, then each method by rank, then full."""
+        return sort_variants({r.variant for r in self.records} | {v for v, _ in self.artifacts})
+
+    def seeds(self) -> list[int]:
+        return sorted({r.seed for r in self.records} | {s for _, s in self.artifacts})
+
+    def metrics(self, study: str) -> list[str]:
+        return list(dict.fromkeys(r.metric for r in self.records if r.study == study))
+
+    def groups(self, study: str, metric: str) -> list[str]:
+        return list(dict.fromkeys(r.group for r in self.records if r.study == study and r.metric == metric and r.group))
+
+    def estimate(self, study: str, metric: str, variant: str, group: str = "") -> Optional[Estimate]:
+        """The seed-pooled estimate of one metric of one variant, or None when not measured."""
+        ests = [r.est for r in self.records
+                if r.study == study and r.metric == metric and r.variant == variant and r.group == group]
+        if not ests:
+            return None
+        e = pool_seeds(ests)
+        return None if math.isnan(e.value) else e
+
+    def ranked_methods(self) -> list[str]:
+        """Methods that come with a rank (lora first, then the others alphabetically)."""
+        ms = {parse_variant(v)[0] for v in self.variants() if parse_variant(v)[1] is not None}
+        return sorted(ms, key=lambda m: (m != "lora", m))
+
+    def ranks(self, method: str) -> list[int]:
+        return sorted({r for v in self.variants() for m, r in [parse_variant(v)] if m == method and r is not None})
+
+    def artifact(self, variant: str) -> Optional[VariantArtifacts]:
+        """The artifacts of a variant at its smallest seed."""
+        seeds = sorted(s for v, s in self.artifacts if v == variant)
+        return self.artifacts[(variant, seeds[0])] if seeds else None
+
+    def study_info(self, study: str) -> dict:
+        """The ``info`` dict of results/<study>.json of the first variant that has one."""
+        for v in self.variants():
+            a = self.artifact(v)
+            if a and study in a.results_info:
+                return a.results_info[study]
+        return {}
+
+
+def sort_variants(names: Iterable[str]) -> list[str]:
+    """base first, full last, ranked variants grouped by method (lora first) and sorted by rank."""
+
+    def key(name: str):
+        method, rank = parse_variant(name)
+        if name == "base":
+            return (0, "", 0, name)
+        if name == "full":
+            return (3, "", 0, name)
+        if rank is None:
+            return (2, method, 0, name)
+        return (1, "" if method == "lora" else method, rank, name)
+
+    return sorted(set(names), key=key)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def read_metrics_csv(path: Path) -> list[MetricRecord]:
+    """Parse metrics.csv. Missing columns other than variant/study/metric/value are tolerated."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        cols = set(reader.fieldnames or [])
+        needed = {"variant", "study", "metric", "value"}
+        if not needed <= cols:
+            raise UserError("metrics.csv", str(path), f"a CSV with columns {', '.join(METRICS_COLUMNS)} "
+                            f"(missing {', '.join(sorted(needed - cols))})")
+        out = []
+        for row in reader:
+            variant = (row.get("variant") or "").strip()
+            if not variant:
+                continue
+            pm, pr = parse_variant(variant)
+            method = (row.get("method") or "").strip() or pm
+            rank = _int_or_none(row.get("rank"))
+            rank = pr if rank is None else rank
+            out.append(MetricRecord(
+                variant=variant, method=method, rank=rank, seed=_int_or_none(row.get("seed")) or 0,
+                study=(row.get("study") or "").strip(), metric=(row.get("metric") or "").strip(),
+                group=(row.get("group") or "").strip(),
+                est=Estimate(_float(row.get("value")), _float(row.get("ci_low")), _float(row.get("ci_high")),
+                             _int_or_none(row.get("n"))),
+            ))
+    return out
+
+
+def _read_json(path: Path, notes: list[str]) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        notes.append(f"skipped {path.name} in {path.parent.name}: {type(e).__name__}")
+        return None
+
+
+def _read_jsonl(path: Path, notes: list[str]) -> list[dict]:
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    notes.append(f"skipped a malformed line of {path.parent.name}/{path.name}")
+                    continue
+                if isinstance(obj, dict):
+                    rows.append(obj)
+    except OSError as e:
+        notes.append(f"skipped {path.parent.name}/{path.name}: {type(e).__name__}")
+    return rows
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Load a run directory. Raises :class:`UserError` when it is not one (no metrics.csv)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError("run_dir", str(run_dir), "an existing run directory")
+    mpath = run_dir / "metrics.csv"
+    if not mpath.is_file():
+        raise UserError("run_dir", str(run_dir), "a run directory containing metrics.csv (run `lorafair run` first)")
+    data = RunData(run_dir=run_dir, name=run_dir.resolve().name, records=read_metrics_csv(mpath))
+
+    cfg = run_dir / "config.yaml"
+    if cfg.is_file():
+        data.config_text = cfg.read_text(encoding="utf-8", errors="replace")
+        try:
+            import yaml
+
+            parsed = yaml.safe_load(data.config_text)
+            data.config = parsed if isinstance(parsed, dict) else {}
+        except Exception as e:  # malformed yaml must not break the report
+            data.notes.append(f"config.yaml could not be parsed: {type(e).__name__}")
+    info = run_dir / "run_info.json"
+    if info.is_file():
+        obj = _read_json(info, data.notes)
+        data.run_info = obj if isinstance(obj, dict) else {}
+    spec = run_dir / "spectrum.json"
+    if spec.is_file():
+        data.spectrum = _read_json(spec, data.notes)
+
+    for sub in sorted(p for p in run_dir.iterdir() if p.is_dir()):
+        m = _FOLDER_RE.match(sub.name)
+        if not m:
+            continue
+        art = VariantArtifacts(variant=m.group("variant"), seed=int(m.group("seed")), folder=sub)
+        if (sub / "samples.jsonl").is_file():
+            art.samples = _read_jsonl(sub / "samples.jsonl", data.notes)
+        if (sub / "shift_layers.json").is_file():
+            art.shift_layers = _read_json(sub / "shift_layers.json", data.notes)
+        if (sub / "decisions_trajectory.json").is_file():
+            t = _read_json(sub / "decisions_trajectory.json", data.notes)
+            art.trajectory = t if isinstance(t, dict) else None
+        if (sub / "train.json").is_file():
+            t = _read_json(sub / "train.json", data.notes)
+            art.train = t if isinstance(t, dict) else None
+        rdir = sub / "results"
+        if rdir.is_dir():
+            for rp in sorted(rdir.glob("*.json")):
+                obj = _read_json(rp, data.notes)
+                if isinstance(obj, dict) and isinstance(obj.get("info"), dict):
+                    art.results_info[rp.stem] = obj["info"]
+        data.artifacts[(art.variant, art.seed)] = art
+    return data
