@@ -155,3 +155,41 @@ SPLIT_HELP = {
     "split": "train | eval | all (default all): a deterministic split, the same whatever the seed",
     "eval_fraction": "share of split keys that go to eval (default 0.5)",
 }
+
+
+def ensure_builtin_datasets() -> None:
+    """Import the dataset modules of the toxicity study so their builders are registered."""
+    import importlib
+
+    for mod in ("prompts_honest", "prompts_redditbias", "prompts_bold", "toxicity_detox"):
+        importlib.import_module(f"lorafair.data.{mod}")
+
+
+def load_spec(spec: Any, ctx: Any, field: str) -> list[dict]:
+    """Records of a DataSpec (or a dict that validates as one), with ``ctx.field_name`` = ``field``.
+
+    Uses ``lorafair.data.load_dataset(spec, ctx)`` when the package provides it (file and hub
+    sources); otherwise calls the registered builder directly.
+    """
+    import dataclasses
+    import importlib
+
+    from pydantic import ValidationError
+
+    from lorafair.data.registry import DATASETS, DataSpec
+
+    if not isinstance(spec, DataSpec):
+        if not isinstance(spec, dict):
+            raise UserError(field, spec, "a data spec: {source: NAME, options: {...}, limit: N}")
+        try:
+            spec = DataSpec.model_validate(spec)
+        except ValidationError as e:
+            err = e.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            raise UserError(f"{field}.{loc}", err.get("input"), err["msg"]) from None
+    ensure_builtin_datasets()
+    sub = dataclasses.replace(ctx, field_name=field)
+    loader = getattr(importlib.import_module("lorafair.data"), "load_dataset", None)
+    if loader is not None:
+        return loader(spec, sub)
+    return DATASETS.get(spec.source)(spec, sub)

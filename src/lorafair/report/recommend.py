@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from lorafair.report.capture_local import CaptureResult, capture_from_estimates
+from lorafair.report.capture import CaptureResult, capture_from_estimates
 from lorafair.report.load import RunData
 from lorafair.report.study_meta import StudyMeta
 

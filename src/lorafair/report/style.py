@@ -73,8 +73,12 @@ def fig_to_png(fig) -> bytes:
     return buf.getvalue()
 
 
+def report_style():
+    """Context manager under which every figure of the report is made and saved."""
+    return plt.rc_context(RC)
+
+
 def new_figure(*, ncols: int = 1, figsize=None):
-    with plt.rc_context(RC):
-        fig, axes = plt.subplots(1, ncols, figsize=figsize or (6.4 if ncols == 1 else 5.2 * ncols, 3.6),
-                                 layout="constrained")
-    return fig, axes
+    """A figure with ``ncols`` axes side by side (call under :func:`report_style`)."""
+    return plt.subplots(1, ncols, figsize=figsize or (6.4 if ncols == 1 else 5.0 * ncols, 3.6),
+                        layout="constrained")

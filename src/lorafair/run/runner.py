@@ -1,0 +1,322 @@
+"""The runner: plan variants × seeds, train each once (cached), evaluate every study (cached), tables.
+
+Phase 1 trains every variant and saves it (adapter as PEFT safetensors, full weights as safetensors);
+phase 2 evaluates every study on every variant. Each finished piece is marked by a file written
+atomically (``train.json``, ``results/<study>.json``), so a killed run resumes where it stopped and
+gives the same numbers as an uninterrupted one: training and evaluation are pure functions of
+(config, seed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import yaml
+
+from lorafair.adapt.peft_methods import check_ranks
+from lorafair.adapt.tokenize import encode_records
+from lorafair.adapt.train import TrainResult, seed_everything, train_model, train_variant
+from lorafair.adapt.variants import Variant, plan_variants
+from lorafair.config.load import dump_config
+from lorafair.config.schema import PEFT_METHODS, RunConfig
+from lorafair.data.load import load_records, split_holdout
+from lorafair.data.registry import DataContext
+from lorafair.errors import UserError
+from lorafair.models.sources import load_model, resolve_device
+from lorafair.run.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
+from lorafair.run.files import read_records
+from lorafair.run.info import run_info
+from lorafair.run.logs import setup_logging, show_progress
+from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
+from lorafair.studies.base import EvalContext, VariantInfo
+from lorafair.studies.loader import study_class
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UserError("--out", str(out), f"a writable directory ({e.strerror})") from None
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, out: Path, *, quiet: bool = False):
+        self.cfg = cfg
+        self.out = Path(out)
+        self.quiet = quiet
+        self.progress = show_progress(quiet)
+        self.log: logging.Logger = logging.getLogger("lorafair")
+        self.device = resolve_device(cfg.model.device)
+        self.variants = plan_variants(cfg)
+        self._refs: dict[tuple[int, str], object] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def prepare_dir(self) -> None:
+        """Create the run directory, or check that the existing one holds the same experiment."""
+        check_writable(self.out)
+        cfg_path = self.out / "config.yaml"
+        text = dump_config(self.cfg)
+        if cfg_path.exists():
+            old = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+            new = yaml.safe_load(text)
+            for d in (old, new):
+                d.pop("output", None)
+            if _fingerprint(old) != _fingerprint(new):
+                raise UserError("--out", str(self.out), "a new directory, or the directory of this same experiment "
+                                "(it holds a run with a different config; resume it with its own config or pick another --out)")
+        atomic_write_text(cfg_path, text)
+        self.log = setup_logging(self.out / "run.log", self.quiet)
+
+    def data_for_seed(self, seed: int, base_model_fn) -> tuple[list[dict], list[dict]]:
+        """Train/held-out records for ``seed``; built once, cached in the run dir (builders may sample the model)."""
+        d = self.out / "data"
+        tr, ho = d / f"train-s{seed}.jsonl", d / f"heldout-s{seed}.jsonl"
+        if tr.exists() and ho.exists():
+            return read_records(tr), read_records(ho)
+        dc = self.cfg.data
+        ctx = DataContext(seed=seed, log=self.log, progress=self.progress, cache_dir=self.out / "data",
+                          base_model=base_model_fn, field_name="data.train")
+        rows = load_records(dc.train, ctx)
+        if dc.eval is not None:
+            ctx.field_name = "data.eval"
+            heldout = load_records(dc.eval, ctx)
+            train = rows
+        else:
+            train, heldout = split_holdout(rows, dc.holdout, seed)
+        atomic_write_jsonl(ho, heldout)
+        atomic_write_jsonl(tr, train)
+        self.log.info("data (seed %d): %d training records, %d held out", seed, len(train), len(heldout))
+        return train, heldout
+
+    # ------------------------------------------------------------------ models
+    def load_base(self):
+        m = self.cfg.model
+        t0 = time.perf_counter()
+        model, tok = load_model(m.source, device=self.device, dtype=m.dtype, trust_remote_code=m.trust_remote_code,
+                                allow_pickle=m.allow_pickle, seed=self.cfg.seeds[0], log=self.log)
+        self.log.info("loaded %s in %.1fs (%d parameters) on %s", m.source, time.perf_counter() - t0,
+                      sum(p.numel() for p in model.parameters()), self.device)
+        return model, tok
+
+    def apply_start(self, model, tok):
+        """Optional first stage: full fine-tune on ``start.data`` to make the ladder's starting model."""
+        st = self.cfg.start
+        if st is None:
+            return model
+        folder = self.out / "start"
+        if (folder / "train.json").exists():
+            from safetensors.torch import load_file
+
+            model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+            self.log.info("start model: loaded from %s", folder)
+            return model
+        seed = self.cfg.seeds[0]
+        ctx = DataContext(seed=seed, log=self.log, progress=self.progress, field_name="start.data",
+                          base_model=lambda: (model, tok))
+        rows = load_records(st.data, ctx)
+        enc = encode_records(rows, tok, self.cfg.train.max_length)
+        tcfg = self.cfg.train.model_copy(update={"max_steps": st.max_steps, "epochs": None})
+        seed_everything(seed)
+        work = copy.deepcopy(model)
+        for p in work.parameters():
+            p.requires_grad_(True)
+        res = train_model(work, tok, enc, [], tcfg, st.lr, seed, self.device, progress=self.progress, log=self.log, desc="start")
+        self._save_full(work, folder)
+        atomic_write_json(folder / "train.json", res.to_dict() | {"records": len(rows)})
+        work.requires_grad_(False)
+        return work.eval()
+
+    def _save_full(self, model, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        folder.mkdir(parents=True, exist_ok=True)
+        sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+        # tied weights share storage: save each tensor once
+        seen, uniq = {}, {}
+        for k, v in sd.items():
+            key = (v.data_ptr(), v.shape)
+            if key in seen:
+                continue
+            seen[key] = k
+            uniq[k] = v
+        fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        save_file(uniq, tmp)
+        os.replace(tmp, folder / "model.safetensors")
+
+    def _save_adapter(self, model, folder: Path) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=folder))
+        model.save_pretrained(tmp, safe_serialization=True)
+        dst = folder / "adapter"
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+
+    def load_variant(self, base_model, variant: Variant, seed: int):
+        folder = self.out / variant.folder(seed)
+        if variant.method == "base":
+            return base_model
+        if variant.method == "full":
+            from safetensors.torch import load_file
+
+            m = copy.deepcopy(base_model)
+            m.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+            return m.eval()
+        from peft import PeftModel
+
+        m = PeftModel.from_pretrained(copy.deepcopy(base_model), folder / "adapter")
+        return m.to(self.device).eval()
+
+    # ------------------------------------------------------------------ phases
+    def train_all(self, base_model, tok) -> dict:
+        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
+        info = {}
+        trainable = [v for v in self.variants if v.trains]
+        for seed in self.cfg.seeds:
+            train_rows, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
+            enc_train = encode_records(train_rows, tok, self.cfg.train.max_length)
+            enc_eval = encode_records(heldout, tok, self.cfg.train.max_length)
+            if not enc_train:
+                raise UserError("data.train", self.cfg.data.train.source, "records with at least one token to learn from")
+            for i, v in enumerate(trainable, 1):
+                folder = self.out / v.folder(seed)
+                marker = folder / "train.json"
+                fp = _fingerprint([fp_common, asdict(v), seed])
+                if marker.exists() and read_json(marker).get("fingerprint") == fp:
+                    info[v.folder(seed)] = read_json(marker)
+                    self.log.info("[%d/%d] %s seed %d: trained already, skipping", i, len(trainable), v.name, seed)
+                    continue
+                self.log.info("[%d/%d] training %s (seed %d, %s steps, lr %s)", i, len(trainable), v.name, seed,
+                              self.cfg.train.max_steps or f"{self.cfg.train.epochs} epochs", ",".join(f"{x:g}" for x in v.lrs))
+                folder.mkdir(parents=True, exist_ok=True)
+                model, res = train_variant(base_model, tok, v, enc_train, enc_eval, self.cfg.train, seed, self.device,
+                                           progress=self.progress, log=self.log)
+                if v.method == "full":
+                    self._save_full(model, folder)
+                else:
+                    self._save_adapter(model, folder)
+                rec = res.to_dict() | {"fingerprint": fp, "variant": asdict(v), "seed": seed,
+                                       "train_records": len(enc_train), "heldout_records": len(enc_eval)}
+                atomic_write_json(marker, rec)
+                info[v.folder(seed)] = rec
+                del model
+        return info
+
+    def reference(self, base_model, seed: int, name: str):
+        if name == "base":
+            return base_model
+        key = (seed, name)
+        if key not in self._refs:
+            v = next((x for x in self.variants if x.name == name), None)
+            if v is None:
+                raise UserError("variants", name, f"the '{name}' variant enabled (a study needs it as a reference)")
+            self._refs[key] = self.load_variant(base_model, v, seed)
+        return self._refs[key]
+
+    def evaluate_all(self, base_model, tok) -> None:
+        studies = self.cfg.studies
+        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start", "variants")}
+        for seed in self.cfg.seeds:
+            _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
+            for i, v in enumerate(self.variants, 1):
+                folder = self.out / v.folder(seed)
+                todo = []
+                for name, scfg in studies.items():
+                    fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed])
+                    res_path = folder / "results" / f"{name}.json"
+                    if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
+                        continue
+                    todo.append((name, scfg, fp, res_path))
+                if not todo:
+                    self.log.info("[%d/%d] %s seed %d: evaluated already, skipping", i, len(self.variants), v.name, seed)
+                    continue
+                model = self.load_variant(base_model, v, seed)
+                base_view = None
+                if hasattr(model, "disable_adapter"):
+                    base_view = model.disable_adapter
+                for name, scfg, fp, res_path in todo:
+                    t0 = time.perf_counter()
+                    self.log.info("[%d/%d] %s seed %d: study %s", i, len(self.variants), v.name, seed, name)
+                    seed_everything(seed)
+                    ctx = EvalContext(
+                        model=model, tokenizer=tok, device=self.device, variant=VariantInfo(v.name, v.method, v.rank),
+                        seed=seed, out_dir=folder, config=self.cfg, study_config=scfg, log=self.log, progress=self.progress,
+                        reference=lambda n, s=seed: self.reference(base_model, s, n), base_view=base_view,
+                        heldout_data=heldout,
+                    )
+                    folder.mkdir(parents=True, exist_ok=True)
+                    with torch.no_grad() if not getattr(study_class(name), "needs_grad", False) else contextlib.nullcontext():
+                        result = study_class(name)().evaluate(ctx)
+                    wall = time.perf_counter() - t0
+                    atomic_write_json(res_path, {
+                        "study": name, "seed": seed, "fingerprint": fp, "wall_s": wall,
+                        "variant": {"name": v.name, "method": v.method, "rank": v.rank},
+                        "metrics": [asdict(m) for m in result.metrics], "info": result.info,
+                    })
+                    self.log.info("    %s done in %.1fs", name, wall)
+                if model is not base_model and v.name not in ("full",):
+                    del model
+
+    def headline(self) -> dict[str, tuple[str, ...]]:
+        return {n: tuple(getattr(study_class(n), "headline", ())) for n in self.cfg.studies}
+
+    def write_tables(self) -> str:
+        rows = collect_rows(self.out)
+        write_metrics_csv(self.out, rows)
+        md = summary_markdown(rows, self.headline())
+        text = f"# {self.cfg.name}: summary\n\nValues are point estimates with 95% bootstrap intervals.\n\n{md}"
+        atomic_write_text(self.out / "summary.md", text)
+        return md
+
+    def run(self) -> Path:
+        t0 = time.perf_counter()
+        self.prepare_dir()
+        self.log.info("run directory: %s", self.out)
+        base_model, tok = self.load_base()
+        for v in self.variants:
+            if v.method in PEFT_METHODS:
+                m = getattr(self.cfg.variants, v.method)
+                check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
+        base_model = self.apply_start(base_model, tok)
+        base_model.requires_grad_(False)
+        train_info = self.train_all(base_model, tok)
+        self.evaluate_all(base_model, tok)
+        md = self.write_tables()
+        if not self.cfg.output.save_full_weights:
+            pass  # full weights stay until the run is complete; they are small next to a run's value for resume
+        atomic_write_json(self.out / "run_info.json", run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
+        if self.cfg.output.report:
+            self.write_report()
+        print(md, end="")
+        self.log.info("results: %s", self.out / "metrics.csv")
+        return self.out
+
+    def write_report(self) -> None:
+        try:
+            from lorafair.report import write_report
+        except ImportError:
+            return
+        paths = write_report(self.out)
+        self.log.info("report: %s", paths.get("html") if isinstance(paths, dict) else paths)
+
+
+def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> Path:
+    return Runner(cfg, out, quiet=quiet).run()

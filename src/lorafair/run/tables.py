@@ -1,0 +1,79 @@
+"""``metrics.csv`` (tidy, one row per number) and ``summary.md``, rebuilt from the per-variant results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+from lorafair.run.atomic import atomic_write_text
+
+COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n"]
+
+
+def collect_rows(run_dir: Path) -> list[dict]:
+    """Every metric row of every finished evaluation under ``run_dir``, in ladder order."""
+    rows = []
+    for res in sorted(run_dir.glob("*-s*/results/*.json")):
+        data = json.loads(res.read_text(encoding="utf-8"))
+        v = data["variant"]
+        for m in data["metrics"]:
+            rows.append({
+                "variant": v["name"], "method": v["method"], "rank": v.get("rank"), "seed": data["seed"],
+                "study": data["study"], "metric": m["metric"], "group": m.get("group", ""), "value": m["value"],
+                "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
+            })
+    order = {"base": 0, "full": 1}
+    rows.sort(key=lambda r: (order.get(r["method"], 2), r["method"], r["rank"] or 0, r["seed"], r["study"], r["metric"], r["group"]))
+    return rows
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
+def write_metrics_csv(run_dir: Path, rows: list[dict]) -> Path:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: _fmt(r.get(k)) for k in COLUMNS})
+    path = run_dir / "metrics.csv"
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def _cell(r: dict) -> str:
+    v = r["value"]
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    s = f"{v:.4g}"
+    lo, hi = r.get("ci_low"), r.get("ci_high")
+    if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):
+        s += f" [{lo:.3g}, {hi:.3g}]"
+    return s
+
+
+def summary_markdown(rows: list[dict], headline: dict[str, tuple[str, ...]]) -> str:
+    """One table: variants as rows, each study's headline metrics (overall group) as columns.
+    Cells are value [95% CI]; seeds are shown as separate rows."""
+    cols: list[tuple[str, str]] = []
+    for study in dict.fromkeys(r["study"] for r in rows):
+        names = headline.get(study) or tuple(dict.fromkeys(r["metric"] for r in rows if r["study"] == study))[:4]
+        present = {r["metric"] for r in rows if r["study"] == study and r["group"] == ""}
+        cols += [(study, m) for m in names if m in present]
+    keys = list(dict.fromkeys((r["variant"], r["seed"]) for r in rows))
+    table = {(r["variant"], r["seed"], r["study"], r["metric"]): r for r in rows if r["group"] == ""}
+    head = "| variant | seed | " + " | ".join(f"{s}: {m}" for s, m in cols) + " |"
+    sep = "|---|---|" + "---|" * len(cols)
+    lines = [head, sep]
+    for v, s in keys:
+        cells = [_cell(table[(v, s, st, m)]) if (v, s, st, m) in table else "" for st, m in cols]
+        lines.append(f"| {v} | {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

