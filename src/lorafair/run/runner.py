@@ -43,6 +43,11 @@ from lorafair.studies.base import EvalContext, VariantInfo
 from lorafair.studies.loader import study_class
 
 
+def is_main_process() -> bool:
+    """True unless running as a non-zero rank under ``accelerate launch`` / torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _fingerprint(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -139,8 +144,9 @@ class Runner:
         for p in work.parameters():
             p.requires_grad_(True)
         res = train_model(work, tok, enc, [], tcfg, st.lr, seed, self.device, progress=self.progress, log=self.log, desc="start")
-        self._save_full(work, folder)
-        atomic_write_json(folder / "train.json", res.to_dict() | {"records": len(rows)})
+        if is_main_process():
+            self._save_full(work, folder)
+            atomic_write_json(folder / "train.json", res.to_dict() | {"records": len(rows)})
         work.requires_grad_(False)
         return work.eval()
 
@@ -186,11 +192,11 @@ class Runner:
         return m.to(self.device).eval()
 
     # ------------------------------------------------------------------ phases
-    def train_all(self, base_model, tok) -> dict:
+    def train_all(self, base_model, tok, only: str | None = None, seeds: list[int] | None = None) -> dict:
         fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
         info = {}
-        trainable = [v for v in self.variants if v.trains]
-        for seed in self.cfg.seeds:
+        trainable = [v for v in self.variants if v.trains and (only is None or v.name == only)]
+        for seed in seeds or self.cfg.seeds:
             train_rows, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             enc_train = encode_records(train_rows, tok, self.cfg.train.max_length)
             enc_eval = encode_records(heldout, tok, self.cfg.train.max_length)
@@ -209,6 +215,8 @@ class Runner:
                 folder.mkdir(parents=True, exist_ok=True)
                 model, res = train_variant(base_model, tok, v, enc_train, enc_eval, self.cfg.train, seed, self.device,
                                            progress=self.progress, log=self.log)
+                if not is_main_process():
+                    continue
                 if v.method == "full":
                     self._save_full(model, folder)
                 else:
@@ -219,6 +227,27 @@ class Runner:
                 info[v.folder(seed)] = rec
                 del model
         return info
+
+    def train_one(self, name: str, seed: int | None = None) -> None:
+        """Train a single variant (``lorafair train``); safe under ``accelerate launch``: only the main
+        process writes files."""
+        v = next((x for x in self.variants if x.name == name), None)
+        trainable = [x.name for x in self.variants if x.trains]
+        if v is None or not v.trains:
+            raise UserError("--variant", name, f"one of {', '.join(trainable)}")
+        if seed is not None and seed not in self.cfg.seeds:
+            raise UserError("--seed", seed, f"one of the recipe's seeds {self.cfg.seeds}")
+        if is_main_process():
+            self.prepare_dir()
+        else:
+            self.log = setup_logging(None, True)
+        base_model, tok = self.load_base()
+        if v.method in PEFT_METHODS:
+            m = getattr(self.cfg.variants, v.method)
+            check_ranks(base_model, v.method, [v.rank], m.target_modules, f"variants.{v.method}")
+        base_model = self.apply_start(base_model, tok)
+        base_model.requires_grad_(False)
+        self.train_all(base_model, tok, only=name, seeds=[seed if seed is not None else self.cfg.seeds[0]])
 
     def reference(self, base_model, seed: int, name: str):
         if name == "base":
