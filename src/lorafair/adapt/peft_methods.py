@@ -33,19 +33,23 @@ def check_ranks(model, method: str, ranks: list[int], target_modules, field: str
     mods = targeted_modules(model, target_modules)
     if not mods:
         raise UserError(f"{field}.target_modules", target_modules, f"names of modules in the model, e.g. {', '.join(sorted({n.rsplit('.', 1)[-1] for n in block_linear_names(model)})[:8])}")
+    dims = {name: min(m.weight.shape) for name, m in mods.items() if getattr(m, "weight", None) is not None and m.weight.dim() == 2}
+    if not dims:
+        return
+    tightest = min(dims, key=dims.get)
+    limit = dims[tightest]
     for r in ranks:
-        for name, m in mods.items():
-            w = getattr(m, "weight", None)
-            if w is None or w.dim() != 2:
-                continue
-            if r > min(w.shape):
-                raise UserError.plain(
-                    f"{field}.ranks: rank {r} exceeds module {name} (shape {tuple(w.shape)}, smaller dimension {min(w.shape)}); "
-                    f"allowed ranks are 1..{min(w.shape)}"
-                )
+        if r > limit:
+            shape = tuple(mods[tightest].weight.shape)
+            raise UserError.plain(
+                f"{field}.ranks: rank {r} exceeds module {tightest} (shape {shape}, smaller dimension {limit}); "
+                f"allowed ranks are 1..{limit}"
+            )
 
 
 def peft_config(method: str, rank: int, alpha: float, dropout: float, target_modules):
+    """The ``peft.LoraConfig`` of a ladder method: LoRA, DoRA (``use_dora``), rsLoRA (``use_rslora``:
+    scaling alpha/sqrt(r)), PiSSA (``init_lora_weights="pissa"``: principal singular vectors init)."""
     from peft import LoraConfig, TaskType
 
     kw = dict(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type=TaskType.CAUSAL_LM, bias="none")

@@ -1,0 +1,37 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from helpers_lf import TINY, deep_update  # noqa: E402
+
+
+@pytest.fixture
+def recipe(tmp_path):
+    """Write a tiny recipe (with updates) to a YAML file and return its path."""
+
+    def make(update: dict | None = None, name: str = "tiny_test.yaml") -> Path:
+        p = tmp_path / name
+        p.write_text(yaml.safe_dump(deep_update(TINY, update or {})))
+        return p
+
+    return make
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from lorafair.cli import main
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -1,0 +1,141 @@
+"""Every bad input: one line `error: …`, exit code 2, no traceback, no half-written run."""
+
+import os
+
+import pytest
+
+
+def _one_error_line(code, err):
+    assert code == 2, err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_unknown_recipe(cli, tmp_path):
+    code, out, err = cli("run", "nosuchrecipe", "--out", tmp_path / "r")
+    line = _one_error_line(code, err)
+    assert "nosuchrecipe" in line and "demo" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_bad_yaml(cli, tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("model: {source: tiny:llama\ntrain: [\n")
+    line = _one_error_line(*cli("run", p, "--out", tmp_path / "r")[::2])
+    assert "invalid YAML" in line and "line" in line
+
+
+def test_non_mapping_yaml(cli, tmp_path):
+    p = tmp_path / "list.yaml"
+    p.write_text("- a\n- b\n")
+    assert "YAML mapping" in _one_error_line(*cli("run", p)[::2])
+
+
+def test_non_utf8_recipe(cli, tmp_path):
+    p = tmp_path / "latin.yaml"
+    p.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    assert "UTF-8" in _one_error_line(*cli("run", p)[::2])
+
+
+def test_unknown_key_and_wrong_type(cli, recipe, tmp_path):
+    assert "train.max_stepz: unknown key" in _one_error_line(*cli("run", recipe({"train": {"max_stepz": 1}}), "--out", tmp_path / "a")[::2])
+    assert "train.batch_size='eight'" in _one_error_line(*cli("run", recipe(), "--set", "train.batch_size=eight", "--out", tmp_path / "b")[::2])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_rank_zero_and_negative(cli, recipe, tmp_path):
+    assert "rank 0" in _one_error_line(*cli("run", recipe(), "--set", "variants.lora.ranks=[0]", "--out", tmp_path / "r")[::2])
+    assert "rank -1" in _one_error_line(*cli("run", recipe(), "--set", "variants.lora.ranks=[-1]", "--out", tmp_path / "r")[::2])
+
+
+def test_rank_above_module_dimension_names_module(cli, recipe, tmp_path):
+    line = _one_error_line(*cli("run", recipe(), "--set", "variants.lora.ranks=[1,512]", "--out", tmp_path / "r", "--quiet")[::2])
+    assert "rank 512 exceeds module" in line and "proj" in line and "allowed ranks are 1..32" in line
+    assert not list((tmp_path / "r").glob("*-s0")), "no variant work started"
+
+
+def test_missing_model(cli, recipe, tmp_path):
+    line = _one_error_line(*cli("run", recipe(), "--set", f"model.source=hf:{tmp_path}/nomodel", "--out", tmp_path / "r", "--quiet")[::2])
+    assert "model.source" in line and "nomodel" in line
+    line = _one_error_line(*cli("run", recipe(), "--set", "model.source=tiny:llama-999b", "--out", tmp_path / "r2", "--quiet")[::2])
+    assert "tiny:llama-999b" in line and "tiny:llama-1b" in line
+    line = _one_error_line(*cli("run", recipe(), "--set", "model.source=gguf:x", "--out", tmp_path / "r3", "--quiet")[::2])
+    assert "model.source" in line and "embedded" in line
+
+
+def test_empty_dataset(cli, recipe, tmp_path):
+    p = tmp_path / "empty.jsonl"
+    p.write_text("")
+    line = _one_error_line(*cli("run", recipe(), "--set", f"data.train.source=jsonl:{p}", "--out", tmp_path / "r", "--quiet")[::2])
+    assert "empty" in line and "data.train.source" in line
+
+
+def test_non_utf8_data_file(cli, recipe, tmp_path):
+    p = tmp_path / "latin.jsonl"
+    p.write_bytes('{"text": "caf\xe9"}\n'.encode("latin-1"))
+    line = _one_error_line(*cli("run", recipe(), "--set", f"data.train.source=jsonl:{p}", "--out", tmp_path / "r", "--quiet")[::2])
+    assert "not UTF-8" in line and "latin.jsonl" in line
+
+
+def test_malformed_jsonl_names_line(cli, recipe, tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "ok"}\n{"text": \n')
+    line = _one_error_line(*cli("run", recipe(), "--set", f"data.train.source=jsonl:{p}", "--out", tmp_path / "r", "--quiet")[::2])
+    assert "line 2" in line
+
+
+def test_missing_text_field(cli, recipe, tmp_path):
+    p = tmp_path / "f.jsonl"
+    p.write_text('{"body": "ok"}\n')
+    line = _one_error_line(*cli("run", recipe(), "--set", f"data.train.source=jsonl:{p}", "--out", tmp_path / "r", "--quiet")[::2])
+    assert "text_field" in line
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_nonroot(cli, recipe, tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    assert "writable" in _one_error_line(*cli("run", recipe(), "--out", d / "r")[::2])
+
+
+def test_unwritable_output(cli, recipe, tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    line = _one_error_line(*cli("run", recipe(), "--out", f / "r", "--quiet")[::2])
+    assert "--out" in line and "writable directory" in line
+
+
+def test_bad_set_syntax(cli, recipe):
+    assert "key.path=value" in _one_error_line(*cli("run", recipe(), "--set", "train.max_steps")[::2])
+
+
+def test_resume_without_run(cli, recipe, tmp_path):
+    assert "--resume" in _one_error_line(*cli("run", recipe(), "--resume", "--out", tmp_path / "none")[::2])
+
+
+def test_other_experiment_in_out_dir(cli, recipe, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.yaml").write_text("name: other\nmodel: {source: tiny:gpt2}\ndata: {train: {source: bold-wiki}}\n")
+    assert "different config" in _one_error_line(*cli("run", recipe(), "--out", out, "--quiet")[::2])
+
+
+def test_help_lists_commands(cli):
+    import pytest as _p
+
+    with _p.raises(SystemExit):
+        cli("--help")
+
+
+def test_listing_commands(cli):
+    code, out, _ = cli("recipes")
+    assert code == 0 and "demo" in out and "tiny" in out
+    code, out, _ = cli("models")
+    assert code == 0 and "embedded:smollm2-135m-instruct" in out and "tiny:llama-1b" in out
+    code, out, _ = cli("datasets")
+    assert code == 0 and "bold-wiki" in out and "jsonl:PATH" in out
+    code, out, _ = cli("studies")
+    assert code == 0 and "heldout" in out
