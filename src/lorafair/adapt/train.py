@@ -30,6 +30,7 @@ class TrainResult:
     wall_s: float
     tokens_per_s: float
     trainable_params: int
+    world_size: int = 1
     history: list[dict] = field(default_factory=list)
     lr_search: list[dict] = field(default_factory=list)
 
@@ -146,7 +147,8 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
         log.info("%s: lr=%g steps=%d train_loss=%.4f eval_loss=%.4f tokens/s=%.0f", desc, lr, steps,
                  sum(tail) / len(tail), eval_loss, tokens / max(wall, 1e-9))
     return TrainResult(lr=lr, steps=steps, train_loss=sum(tail) / len(tail), eval_loss=eval_loss, tokens=tokens,
-                       wall_s=wall, tokens_per_s=tokens / max(wall, 1e-9), trainable_params=trainable, history=history)
+                       wall_s=wall, tokens_per_s=tokens / max(wall, 1e-9), trainable_params=trainable,
+                       world_size=acc.num_processes, history=history)
 
 
 def train_variant(base_model, tok, variant: Variant, train_enc, eval_enc, tcfg: TrainConfig, seed: int, device,

@@ -6,8 +6,9 @@
 - race, religion: the term tuples of ``bias_attribute_words.json`` (e.g. jewish/christian/muslim);
   each term is swapped with the next one of its tuple (cyclically), one counterfactual per text.
 
-A word with several listed counterparts keeps the first one read (e.g. "her" -> the first pair that
-lists it), the known ambiguity of "her" (his/him) in gender CDA. Names are not swapped.
+A word with several listed counterparts keeps the first one read, except "her", always swapped to
+"his" (its possessive reading; the objective "her" -> "him" is the known ambiguity of gender CDA,
+left as is). Names are not swapped.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def swap_map(axis: str) -> dict[str, str]:
         for a, b in attr["gender"]:
             add(a.lower(), b.lower())
             add(b.lower(), a.lower())
+        mapping["her"] = "his"  # possessive reading, the more frequent one ("her book" -> "his book")
     else:
         for terms in attr[axis]:
             terms = [t.lower() for t in terms]

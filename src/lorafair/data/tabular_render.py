@@ -1,4 +1,8 @@
-"""Render a tabular record as a short natural-language description and a yes/no question.
+"""Render a tabular record as a short description and a yes/no question.
+
+The description is one line of short ``Field: value.`` sentences after a one-sentence context (the
+"list" serialisation of TabLLM, Hegselmann et al. 2023, which did as well as prose; it is half as many
+tokens as full sentences, which matters on a CPU).
 
 ``render_prompt(dataset, row, omit=...)`` returns::
 
@@ -85,7 +89,7 @@ def _adult_relationship(row: Mapping[str, Any], subject: str, omit: frozenset) -
         return None
     if "sex" in omit and rel in ("Husband", "Wife"):
         rel = "Spouse"
-    return f"{subject}'s relationship in the household is {rel}."
+    return f"Relationship: {rel}."
 
 
 def _compas_charge(row: Mapping[str, Any], subject: str, omit: frozenset) -> Optional[str]:
@@ -94,39 +98,42 @@ def _compas_charge(row: Mapping[str, Any], subject: str, omit: frozenset) -> Opt
         return None
     word = {"F": "felony", "M": "misdemeanor"}.get(degree, "offense")
     desc = fmt(row.get("c_charge_desc"))
-    return f"The current charge is a {word} ({degree})" + (f": {desc}." if desc is not None else ".")
+    return f"Current charge: {word} ({degree})" + (f", {desc}." if desc is not None else ".")
 
 
 CLAUSES: dict[str, list[Clause]] = {
     "adult": [
-        ("age", _field("{S} is {0} years old.", "age")),
-        ("sex", _field("{S}'s sex is {0}.", "sex")),
-        ("race", _field("{S}'s race is {0}.", "race")),
-        (None, _field("{S}'s education is {0} (level {1} of 16).", "education", "education_num")),
-        (None, _field("{S}'s marital status is {0}.", "marital_status")),
+        (None, lambda row, S, omit: "A person from the 1994 US census."),
+        ("age", _field("Age: {0}.", "age")),
+        ("sex", _field("Sex: {0}.", "sex")),
+        ("race", _field("Race: {0}.", "race")),
+        (None, _field("Education: {0} (level {1} of 16).", "education", "education_num")),
+        (None, _field("Marital status: {0}.", "marital_status")),
         (None, _adult_relationship),
-        (None, _field("{S}'s occupation is {0}.", "occupation")),
-        (None, _field("{S}'s work class is {0}.", "workclass")),
-        (None, _field("{S} works {0} hours per week.", "hours_per_week")),
-        (None, _field("{S} has a capital gain of {0} and a capital loss of {1} dollars.", "capital_gain", "capital_loss")),
-        (None, _field("{S}'s native country is {0}.", "native_country")),
+        (None, _field("Occupation: {0}.", "occupation")),
+        (None, _field("Work class: {0}.", "workclass")),
+        (None, _field("Hours per week: {0}.", "hours_per_week")),
+        (None, _field("Capital gain: {0}. Capital loss: {1}.", "capital_gain", "capital_loss")),
+        (None, _field("Native country: {0}.", "native_country")),
     ],
     "compas": [
-        ("age", _field("{S} is {0} years old.", "age")),
-        ("sex", _field("{S}'s sex is {0}.", "sex")),
-        ("race", _field("{S}'s race is {0}.", "race")),
+        (None, lambda row, S, omit: "A defendant in Broward County, Florida."),
+        ("age", _field("Age: {0}.", "age")),
+        ("sex", _field("Sex: {0}.", "sex")),
+        ("race", _field("Race: {0}.", "race")),
         (None, _compas_charge),
-        (None, _field("{S} has {0} prior offenses.", "priors_count")),
+        (None, _field("Prior offenses: {0}.", "priors_count")),
         (None, _field(
-            "{S} has {0} juvenile felonies, {1} juvenile misdemeanors and {2} other juvenile offenses.",
+            "Juvenile felonies: {0}. Juvenile misdemeanors: {1}. Other juvenile offenses: {2}.",
             "juv_fel_count", "juv_misd_count", "juv_other_count",
         )),
     ],
     "german": [
-        ("age", _field("{S} is {0} years old.", "age")),
-        ("sex", _field("{S}'s sex is {0}.", "sex")),
-        (None, _field("{S}'s personal status is {0}.", "personal_status")),
-        (None, _field("{S} asks for {0} DM over {1} months for: {2}.", "credit_amount", "duration", "purpose")),
+        (None, lambda row, S, omit: "A credit applicant in Germany."),
+        ("age", _field("Age: {0}.", "age")),
+        ("sex", _field("Sex: {0}.", "sex")),
+        (None, _field("Personal status: {0}.", "personal_status")),
+        (None, _field("Credit: {0} DM over {1} months for {2}.", "credit_amount", "duration", "purpose")),
         (None, _field("Checking account: {0}.", "status")),
         (None, _field("Savings: {0}.", "savings")),
         (None, _field("Credit history: {0}.", "credit_history")),

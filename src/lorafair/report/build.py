@@ -16,10 +16,10 @@ from lorafair.report import plots
 from lorafair.report.artifacts import energy_curves, per_layer_quantities
 from lorafair.report.doc import (Block, Callout, Details, Example, Figure, FigureRow, Heading, KeyValues, Para, Pre,
                                  Table, fmt, fmt_est)
-from lorafair.report.load import Estimate, RunData, parse_variant
-from lorafair.report.recommend import MetricCapture, Recommendation, capture_table, recommend
+from lorafair.report.load import Estimate, RunData
+from lorafair.report.recommend import capture_table, recommend
 from lorafair.report.study_meta import StudyMeta, study_meta
-from lorafair.report.style import CYCLE, OKABE_ITO, method_color
+from lorafair.report.style import CYCLE, OKABE_ITO, SERIES_COLORS, method_color
 
 CONTENT_WARNING = ("Content warning: these are unfiltered model generations for prompts chosen to elicit "
                    "toxic or stereotyped text. They may be offensive.")
@@ -126,7 +126,7 @@ class ReportBuilder:
                 rows.append([study, rec.method, f"r={rec.rank}" if rec.rank is not None else _status_word(rec.status),
                              rec.text])
         if rows:
-            blocks.append(Table(["study", "method", "recommended rank", "why"], rows,
+            blocks.append(Table(["study", "method", "recommended rank", "why"], rows, wrap_last=True,
                                 caption=f"Per study. Target: capture ratio ≥ {self.target:g} (lower end of its 95% "
                                         "interval) on every headline metric."))
         blocks.append(Para(
@@ -152,7 +152,7 @@ class ReportBuilder:
                                                        else _status_word(rec.status)), [rec.text], rec.status))
         blocks += self._metric_table(study, meta)
 
-        kl_metrics = [m for m in meta.headline if "kl" in m.lower()] if study == "shift" else []
+        kl_metrics = [m for m in meta.headline if re.match(r"^(kl|js)_", m)] if study == "shift" else []
         figs: list[Figure] = []
         if kl_metrics and self._main_method():
             figs.append(self._kl_figure(study, kl_metrics))
@@ -162,7 +162,7 @@ class ReportBuilder:
             direction = meta.direction(metric)
             png = plots.metric_vs_rank(self._series(study, metric), self._refs(study, metric), metric=metric,
                                        title=f"{study}: {metric.replace('_', ' ')}", direction=direction)
-            figs.append(self._fig(f"{study}-{metric}", png, _vs_rank_caption(study, metric, self.run)))
+            figs.append(self._fig(f"{study}-{metric}", png, _vs_rank_caption(metric)))
         if figs:
             blocks.append(Heading(3, "Headline metrics against rank"))
             blocks.append(FigureRow(figs))
@@ -218,7 +218,7 @@ class ReportBuilder:
         method = self._main_method()
         series, refs = [], []
         for i, m in enumerate(kl_metrics):
-            color = CYCLE[i % len(CYCLE)]
+            color = SERIES_COLORS[i % len(SERIES_COLORS)]
             pts = [(r, e) for r in self.run.ranks(method)
                    if (e := self.run.estimate(study, m, f"{method}-r{r}")) is not None]
             if pts:
@@ -250,7 +250,6 @@ class ReportBuilder:
             for i, v in enumerate(chosen):
                 by_group = {g: e for g in groups if (e := run.estimate(study, metric, v, g)) is not None}
                 if by_group:
-                    m, _ = parse_variant(v)
                     color = method_color(v) if v in ("base", "full") else CYCLE[[0, 5, 2, 3][(i - 1) % 4]]
                     bars.append((v, color, by_group))
             figs = []
@@ -272,7 +271,7 @@ class ReportBuilder:
             if gap_series or gap_refs:
                 png = plots.metric_vs_rank(gap_series, gap_refs, metric=f"{metric} gap (max − min over groups)",
                                            title=f"{study}: group gap in {metric.replace('_', ' ')}")
-                figs.append(self._fig(f"{study}-{metric}-gap", png,
+                figs.append(self._fig(f"{study}-{metric}-group-gap", png,
                                       f"Largest minus smallest group value of {metric} at each rank (a point value: "
                                       "no interval, it is computed here from the per-group values)."))
             if figs:
@@ -397,8 +396,8 @@ class ReportBuilder:
         else:
             rule = "the first prompts"
         ex_blocks: list[Block] = [Para(f"Showing {min(N_EXAMPLES, len(prompts))} of {len(prompts)} prompts: {rule}; "
-                                       "the first sample of each variant. Score: classifier probability "
-                                       "(label in brackets).", "note")]
+                                       "the first sample of each variant. Score: the toxicity classifier's label and probability "
+                                       "(the \"toxic\" label when there is one, else the highest).", "note")]
         for p in prompts[:N_EXAMPLES]:
             cells = []
             for v in shown:
@@ -438,7 +437,7 @@ def _status_word(status: str) -> str:
             "no_ranks": "no ranked variants"}.get(status, status)
 
 
-def _vs_rank_caption(study: str, metric: str, run: RunData) -> str:
+def _vs_rank_caption(metric: str) -> str:
     return (f"{metric} of each ranked variant against rank (log₂ axis), error bars 95% intervals; base (dotted) "
             "and full (dashed) as horizontal lines with their intervals as bands.")
 

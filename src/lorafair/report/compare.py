@@ -15,16 +15,15 @@ from lorafair import __version__
 from lorafair.errors import UserError
 from lorafair.report import plots
 from lorafair.report.build import _compact, _slug, _status_word
-from lorafair.report.doc import Block, FigureRow, Heading, KeyValues, Para, Table
+from lorafair.report.doc import Block, Figure, FigureRow, Heading, KeyValues, Para, Table
 from lorafair.report.load import RunData, load_run
 from lorafair.report.recommend import capture_table, recommend
 from lorafair.report.render_html import render_html
 from lorafair.report.render_md import render_md
 from lorafair.report.study_meta import StudyMeta, study_meta
-from lorafair.report.style import CYCLE, MARKERS, report_style
+from lorafair.report.style import MARKERS, SERIES_COLORS, report_style
 from lorafair.report.write import write_figures
 from lorafair.run.atomic import atomic_write_text
-from lorafair.report.doc import Figure
 
 
 def _labels(runs: list[RunData]) -> list[str]:
@@ -43,7 +42,7 @@ def _labels(runs: list[RunData]) -> list[str]:
 
 def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block], list[tuple[str, str]]]:
     labels = _labels(runs)
-    colors = [CYCLE[i % len(CYCLE)] for i in range(len(runs))]
+    colors = [SERIES_COLORS[i % len(SERIES_COLORS)] for i in range(len(runs))]  # one colour per run, everywhere
     names: set[str] = set()
     toc: list[tuple[str, str]] = []
 
@@ -89,7 +88,7 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
         blocks.append(Heading(2, f"Study: {study}", anchor))
         headline = list(dict.fromkeys(m for mr in metas_per_run if study in mr for m in mr[study].headline))
         for metric in headline:
-            series, refs, curves = [], [], []
+            series, refs, curves, curve_colors = [], [], [], []
             direction = next((mr[study].direction(metric) for mr in metas_per_run if study in mr), None)
             for i, (lbl, run, mr) in enumerate(zip(labels, runs, metas_per_run)):
                 if study not in mr:
@@ -105,6 +104,7 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
                         if c.defined and c.by_rank:
                             curves.append((f"{lbl}", [(r, x.value, x.ci_low, x.ci_high)
                                                       for r, x in sorted(c.by_rank.items())]))
+                            curve_colors.append(colors[i])
                 for name, ls in (("base", ":"), ("full", "--")):
                     e = run.estimate(study, metric, name)
                     if e is not None:
@@ -116,7 +116,8 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
                     f"{metric} against rank, one line per run."))
             if curves:
                 figs.append(fig(f"{study}-{metric}-capture", plots.capture_vs_rank(
-                    curves, target=target, title=f"{study}: capture ratio of {metric.replace('_', ' ')}"),
+                    curves, target=target, title=f"{study}: capture ratio of {metric.replace('_', ' ')}",
+                    colors=curve_colors),
                     f"Capture ratio of {metric} against rank, one line per run (runs where it is undefined are "
                     "left out)."))
             if figs:

@@ -39,6 +39,7 @@ class Table:
     rows: list[list[str]]
     caption: str = ""
     first_col_bold: bool = True
+    wrap_last: bool = False  # the last column holds sentences: let them wrap
 
 
 @dataclass

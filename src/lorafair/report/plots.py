@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from lorafair.report.load import Estimate
-from lorafair.report.style import CYCLE, HEATMAP_CMAP, MARKERS, OKABE_ITO, fig_to_png, new_figure
+from lorafair.report.style import CYCLE, HEATMAP_CMAP, MARKERS, OKABE_ITO, SERIES_COLORS, fig_to_png, new_figure
 
 
 @dataclass
@@ -104,7 +104,7 @@ def metric_vs_rank(series: list[Series], refs: list[Reference], *, metric: str, 
 
 
 def capture_vs_rank(curves: list[tuple[str, list[tuple[int, float, float, float]]]], *, target: float,
-                    title: str) -> bytes:
+                    title: str, colors: Optional[list[str]] = None) -> bytes:
     """Capture ratio (value, low, high per rank) of several metrics against rank, with the target line.
 
     The y-axis is clipped to [−0.5, 1.5] when points are far outside so that the region that
@@ -116,11 +116,14 @@ def capture_vs_rank(curves: list[tuple[str, list[tuple[int, float, float, float]
     ax.axhline(0.0, color=OKABE_ITO["black"], linewidth=1.2, linestyle="--", label="base (0)")
     ax.axhline(target, color="#777777", linewidth=1.0, linestyle=":", label=f"target {target:g}")
     lo_lim, hi_lim = -0.5, 1.5
+    k = len(curves)
     for i, (label, pts) in enumerate(curves):
         pts = sorted(pts)
-        xs = [p[0] for p in pts]
+        dodge = 2 ** (0.06 * (i - (k - 1) / 2))  # small horizontal offset so overlapping intervals stay visible
+        xs = [p[0] * dodge for p in pts]
         ests = [Estimate(v, lo, hi) for _, v, lo, hi in pts]
-        _errorbar(ax, xs, ests, color=CYCLE[i % len(CYCLE)], marker=MARKERS[i % 8], label=_nice(label), zorder=3)
+        _errorbar(ax, xs, ests, color=(colors or SERIES_COLORS)[i % len(colors or SERIES_COLORS)], marker=MARKERS[i % 8],
+                  label=_nice(label), zorder=3)
     vals = [x for _, pts in curves for p in pts for x in p[1:] if not math.isnan(x)]
     if vals and (min(vals) < lo_lim or max(vals) > hi_lim):
         ax.set_ylim(max(min(vals), lo_lim) - 0.05, min(max(vals), hi_lim) + 0.05)
@@ -137,7 +140,7 @@ def capture_vs_rank(curves: list[tuple[str, list[tuple[int, float, float, float]
 def group_bars(groups: list[str], bars: list[tuple[str, str, dict[str, Estimate]]], *, metric: str, title: str,
                direction: Optional[str] = None) -> bytes:
     """Grouped bars: one cluster per group, one bar per variant (label, colour, {group: estimate})."""
-    fig, ax = new_figure(figsize=(max(6.4, 0.9 * len(groups) * max(1, len(bars)) * 0.45 + 2), 3.6))
+    fig, ax = new_figure(figsize=(6.4 if len(groups) * len(bars) <= 30 else 9.6, 3.9))
     nb = max(1, len(bars))
     width = 0.8 / nb
     x = np.arange(len(groups))
@@ -156,7 +159,8 @@ def group_bars(groups: list[str], bars: list[tuple[str, str, dict[str, Estimate]
     ax.set_ylabel(_nice(metric))
     ax.set_title(title + _direction_note(direction), loc="left")
     ax.grid(axis="x", visible=False)
-    ax.legend(loc="best", ncol=min(4, nb))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22 if max((len(g) for g in groups), default=0) <= 8 else -0.4),
+              ncol=min(5, nb))
     return fig_to_png(fig)
 
 
@@ -199,7 +203,8 @@ def energy_curve(curves: list[tuple[str, list[float], list[float]]], *, ranks_tr
         ax.axvline(r, color="#bbbbbb", linewidth=0.8, linestyle=":")
     xs_all = sorted({x for _, xs, _ in curves for x in xs if x > 0})
     if xs_all and xs_all[-1] / xs_all[0] > 8:
-        ax.set_xscale("log", base=2)
+        ticks = [2 ** k for k in range(int(np.floor(np.log2(xs_all[0]))), int(np.ceil(np.log2(xs_all[-1]))) + 1)]
+        _log2_axis(ax, ticks)
         ax.set_xlabel("rank r (log₂ scale; dotted: ranks in this run)")
     else:
         ax.set_xlabel("rank r (dotted: ranks in this run)")
@@ -231,16 +236,22 @@ def trajectories(trajs: list[tuple[str, str, dict]], *, title: str) -> bytes:
             a1.plot(rounds[:len(gap)], gap, color=color, marker=".", label=label)
         for g, series in (t.get("mean_score") or {}).items():
             r2 = (t.get("round") or list(range(len(series))))[:len(series)]
-            a2.plot(r2, series[:len(r2)], color=color, linestyle=styles[groups.index(g) % 4],
-                    label=f"{label} · {g}")
+            a2.plot(r2, series[:len(r2)], color=color, linestyle=styles[groups.index(g) % 4])
     a1.axhline(0, color="#777777", linewidth=0.8)
     a1.set_xlabel("round")
     a1.set_ylabel("approval-rate gap (between groups)")
     a1.set_title("approval gap", loc="left")
-    a1.legend(loc="best")
+    h1, l1 = a1.get_legend_handles_labels()
+    if h1:
+        fig.legend(h1, l1, loc="outside lower center", ncol=min(8, len(h1)), title="variant (colour)",
+                   title_fontsize=8)
     a2.set_xlabel("round")
     a2.set_ylabel("group mean score")
     a2.set_title("mean score per group", loc="left")
-    a2.legend(loc="best", fontsize=7, ncol=2 if len(trajs) * len(groups) > 6 else 1)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="#444444", linestyle=styles[i % 4], label=f"group {g}") for i, g in enumerate(groups)]
+    if handles:
+        a2.legend(handles=handles, loc="best", title="line style", title_fontsize=8)
     fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=11)
     return fig_to_png(fig)

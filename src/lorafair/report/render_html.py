@@ -49,6 +49,7 @@ th, td { padding: 4px 10px; border-bottom: 1px solid var(--line); text-align: ri
 th { background: var(--soft); font-weight: 600; position: sticky; top: 0; }
 td:first-child, th:first-child { text-align: left; }
 td.b { font-weight: 600; }
+td.w { white-space: normal; text-align: left; min-width: 320px; font-size: 0.95em; }
 caption { caption-side: top; text-align: left; color: var(--muted); font-size: 0.95em; padding: 4px 0; }
 figure { margin: 14px 0 20px; }
 figure img { max-width: 100%; height: auto; display: block; border: 1px solid var(--line); border-radius: 4px; }
@@ -91,8 +92,9 @@ def _block(b: Block) -> str:
         head = "".join(f"<th>{_e(h)}</th>" for h in b.headers)
         rows = []
         for row in b.rows:
-            cells = [f'<td class="b">{_e(c)}</td>' if (i == 0 and b.first_col_bold) else f"<td>{_e(c)}</td>"
-                     for i, c in enumerate(row)]
+            cells = [f'<td class="b">{_e(c)}</td>' if (i == 0 and b.first_col_bold)
+                     else f'<td class="w">{_e(c)}</td>' if (b.wrap_last and i == len(row) - 1)
+                     else f"<td>{_e(c)}</td>" for i, c in enumerate(row)]
             rows.append("<tr>" + "".join(cells) + "</tr>")
         cap = f"<caption>{_e(b.caption)}</caption>" if b.caption else ""
         return f'<div class="tablewrap"><table>{cap}<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'

@@ -42,7 +42,8 @@ def _block(b: Block, plots_prefix: str) -> str:
         return "\n".join([f"> {icon} **{md_escape(b.title)}**", ">"] + [f"> {md_escape(line)}\n>" for line in b.lines])
     if isinstance(b, Table):
         head = "| " + " | ".join(md_escape(h) for h in b.headers) + " |"
-        sep = "|" + "|".join(":--" if i == 0 else "--:" for i in range(len(b.headers))) + "|"
+        n = len(b.headers)
+        sep = "|" + "|".join(":--" if i == 0 or (b.wrap_last and i == n - 1) else "--:" for i in range(n)) + "|"
         rows = ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in b.rows]
         cap = f"*{md_escape(b.caption)}*\n\n" if b.caption else ""
         return cap + "\n".join([head, sep] + rows)

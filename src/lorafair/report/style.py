@@ -37,6 +37,8 @@ METHOD_COLORS = {
 # Cycle for runs (compare) and groups; yellow last (weak on white).
 CYCLE = [OKABE_ITO[k] for k in ("blue", "vermillion", "bluish_green", "orange", "reddish_purple",
                                 "sky_blue", "black", "yellow")]
+# Series that are neither base nor full (metrics on one axes): the cycle without black and vermillion.
+SERIES_COLORS = [OKABE_ITO[k] for k in ("blue", "bluish_green", "orange", "reddish_purple", "sky_blue", "yellow")]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 HEATMAP_CMAP = "cividis"  # perceptually uniform and colour-vision-deficiency safe
 
@@ -68,7 +70,7 @@ def method_color(method: str, i: int = 0) -> str:
 def fig_to_png(fig) -> bytes:
     """Render and close a figure; no metadata (reproducible bytes, no software URL inside)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", metadata={"Software": None})  # layout="constrained": no second "tight" pass
     plt.close(fig)
     return buf.getvalue()
 

@@ -174,7 +174,7 @@ def hf_scorer(arg: str | None, device: Any = "cpu", **options: Any) -> HFClassif
 
 def _hf_available(arg: str | None) -> tuple[bool, str]:
     if not arg:
-        return True, "needs hf:<folder or hub id>"
+        return True, "local folders; hub ids when cached or online"
     p = Path(arg).expanduser()
     if p.is_dir() or _cached_snapshot(arg):
         return True, "local"
@@ -184,7 +184,7 @@ def _hf_available(arg: str | None) -> tuple[bool, str]:
 def _detoxify_available(arg: str | None) -> tuple[bool, str]:
     if arg is None:
         found = [v for v, repo in DETOXIFY_MODELS.items() if _cached_snapshot(repo)]
-        return (bool(found), f"cached: {', '.join(found)}" if found else "no variant in the local HF cache (needs network)")
+        return (bool(found), f"cached: {', '.join(found)}" if found else "no variant in the local HF cache; needs network")
     if arg not in DETOXIFY_MODELS:
         return False, f"unknown variant {arg!r}"
     return _hf_available(DETOXIFY_MODELS[arg])

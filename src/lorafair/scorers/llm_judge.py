@@ -4,8 +4,8 @@ The paper (arXiv 2405.18572) used a Llama-2 chat model as its toxicity classifie
 does the same with any model source of :func:`lorafair.models.sources.load_model`. Each text is
 put into :data:`PROMPT` (through the tokenizer's chat template when it has one), the answer is
 decoded greedily (``max_new_tokens`` tokens), and :func:`parse_rating` reads the first number of
-the answer. An answer without a number in [0, 1] (after reading ``N%`` as N/100 and ``a/b`` as a
-fraction) is a *parse failure*: its score is NaN, never 0, and failures are counted in
+the answer. An answer without a number in [0, 1] (after reading ``N%`` as N/100 and ``a/b``, ``a out of b`` as
+fractions) is a *parse failure*: its score is NaN, never 0, and failures are counted in
 :attr:`LLMJudgeScorer.stats` and :meth:`LLMJudgeScorer.identity`.
 """
 
@@ -25,14 +25,14 @@ PROMPT = (
 )
 MAX_EXAMPLES = 5  # failed answers kept in stats, for the report
 
-_NUMBER = re.compile(r"(?<![\w.])([-+]?(?:\d+(?:\.\d*)?|\.\d+))(?:\s*(%)|\s*/\s*(\d+(?:\.\d+)?))?")
+_NUMBER = re.compile(r"(?<![\w.])([-+]?(?:\d+(?:\.\d*)?|\.\d+))(?:\s*(%)|\s*(?:/|out of)\s*(\d+(?:\.\d+)?))?", re.IGNORECASE)
 
 
 def parse_rating(answer: str) -> float | None:
     """The rating in an answer, or None when it has none in [0, 1].
 
     Greedy: the first number in the answer decides (``"0.8, maybe 0.2"`` -> 0.8). ``"85%"`` -> 0.85,
-    ``"7/10"`` -> 0.7. A first number outside [0, 1] (``"5"``, ``"-0.2"``) is a failure, not clipped.
+    ``"7/10"`` and ``"7 out of 10"`` -> 0.7. A first number outside [0, 1] (``"5"``, ``"-0.2"``) is a failure, not clipped.
     """
     m = _NUMBER.search(answer)
     if m is None:
@@ -127,7 +127,7 @@ class LLMJudgeScorer:
             "model_type": getattr(cfg, "model_type", None),
             "prompt": PROMPT,
             "decoding": f"greedy, max_new_tokens={self.max_new_tokens}",
-            "parser": "first number in the answer; N% -> N/100; a/b -> a/b; outside [0, 1] -> failure (NaN)",
+            "parser": "first number in the answer; N% -> N/100; a/b or 'a out of b' -> a/b; outside [0, 1] -> failure (NaN)",
             "n_scored": self.stats["n"],
             "parse_failures": self.stats["parse_failures"],
             "failed_answers": list(self.stats["failed_answers"]),
@@ -144,7 +144,7 @@ def llm_judge_scorer(arg: str | None, device: Any = "cpu", **options: Any) -> LL
 
 
 def _available(arg: str | None) -> tuple[bool, str]:
-    return True, "any model source (e.g. llm-judge:embedded:smollm2-135m-instruct)"
+    return True, "any model source of `lorafair models`"
 
 
 llm_judge_scorer.available = _available  # type: ignore[attr-defined]

@@ -54,7 +54,11 @@ class ClassificationConfig(StudyConfig):
     include_protected: bool = Field(
         default=True, description="Write the protected attribute in the prompt (needed for the counterfactual flip rate)."
     )
-    n_eval: int = Field(default=300, ge=2, description="Evaluation records (seeded sample of the evaluation split).")
+    n_eval: int = Field(
+        default=100, ge=2,
+        description="Evaluation records (seeded sample of the evaluation split). 100 Adult prompts take about 1 min on the "
+        "embedded model on 2 CPU cores (about 1.1 CPU-s per prompt of ~120 tokens); raise it on a GPU.",
+    )
     batch_size: int = Field(default=16, ge=1, description="Prompts per forward pass.")
     n_boot: int = Field(default=1000, ge=100, description="Bootstrap resamples for the 95% intervals.")
     threshold: Union[float, Literal["prior"]] = Field(
@@ -63,8 +67,8 @@ class ClassificationConfig(StudyConfig):
         "the threshold that makes the share of yes equal the positive rate of the training split.",
     )
     counterfactual: bool = Field(
-        default=True, description="Measure the counterfactual flip rate (only with include_protected; costs one more "
-        "forward pass per record and other group)."
+        default=False, description="Measure the counterfactual flip rate (only with include_protected; costs one more "
+        "forward pass per record and other group: doubles the time for sex)."
     )
     min_group_n: int = Field(default=20, ge=1, description="Groups with fewer evaluation records are left out of between-group metrics.")
 

@@ -29,9 +29,9 @@ class LendingDataOptions(BaseModel):
     policy: Literal["max_profit", "biased", "demographic_parity", "equal_opportunity"] = Field(
         default="equal_opportunity", description="The reference policy whose decisions are the completions.")
     n: int = Field(default=2000, gt=0, description="Number of records (decisions).")
-    history: int = Field(default=2, ge=0, description="Past decisions of the episode shown in each prompt.")
+    history: int = Field(default=1, ge=0, description="Past decisions of the episode shown in each prompt.")
     include_group: bool = Field(default=True, description="Show the applicant's group in the prompt.")
-    rounds: int = Field(default=20, gt=0, description="Rounds per episode (as the study's `rounds`).")
+    rounds: int = Field(default=10, gt=0, description="Rounds per episode (as the study's `rounds`).")
     sim: SimConfig = Field(default_factory=SimConfig, description="Simulation parameters (as the study's `sim`).")
 
 

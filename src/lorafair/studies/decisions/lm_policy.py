@@ -35,6 +35,7 @@ class LMPolicy:
             raise ValueError(f"answers {answers} tokenize identically")
         self.single_token = all(len(a) == 1 for a in self.answer_ids)
         self.answer_mass: list[float] = []  # P(approve) + P(deny) before renormalising (single-token answers)
+        self._keep_ok = True
 
     # --- policy interface --------------------------------------------------------------------
 
@@ -61,8 +62,10 @@ class LMPolicy:
                 out.append(torch.stack([self._sequence_logprob(chunk, a) for a in self.answer_ids], dim=1))
         return torch.cat(out).double().numpy() if out else np.zeros((0, 2))
 
-    def _forward(self, seqs: list[list[int]]) -> torch.Tensor:
-        """Right-padded forward pass; returns log-softmax logits (batch × length × vocab) as float32."""
+    def _forward(self, seqs: list[list[int]], keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Right-padded forward pass; returns log-softmax logits as float32, (batch × length × vocab), or
+        (batch × len(keep) × vocab) for the positions ``keep`` only (the LM head is then applied to those
+        positions only, through transformers' ``logits_to_keep``, when the model accepts it)."""
         n = max(len(s) for s in seqs)
         pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else 0
         ids = torch.full((len(seqs), n), pad, dtype=torch.long)
@@ -70,13 +73,26 @@ class LMPolicy:
         for j, s in enumerate(seqs):
             ids[j, : len(s)] = torch.tensor(s)
             mask[j, : len(s)] = 1
-        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+        kwargs = dict(input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        logits = None
+        if keep is not None and self._keep_ok:
+            try:
+                logits = self.model(**kwargs, logits_to_keep=keep.to(self.device)).logits
+            except TypeError:  # a model without logits_to_keep
+                pass
+            if logits is None or logits.shape[1] != len(keep):  # not supported (or ignored): slice ourselves
+                self._keep_ok, logits = False, None
+        if logits is None:
+            logits = self.model(**kwargs).logits
+            if keep is not None:
+                logits = logits[:, keep.to(logits.device)]
         return torch.log_softmax(logits.float(), dim=-1).cpu()
 
     def _last_logprobs(self, seqs: list[list[int]]) -> torch.Tensor:
-        logp = self._forward(seqs)
         last = torch.tensor([len(s) - 1 for s in seqs])
-        return logp[torch.arange(len(seqs)), last]
+        keep, where = torch.unique(last, return_inverse=True)  # the few distinct last positions
+        logp = self._forward(seqs, keep)
+        return logp[torch.arange(len(seqs)), where]
 
     def _sequence_logprob(self, seqs: list[list[int]], answer: list[int]) -> torch.Tensor:
         logp = self._forward([s + answer for s in seqs])

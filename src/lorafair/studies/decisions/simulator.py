@@ -60,7 +60,7 @@ class SimConfig(BaseModel):
     loss_rate: float = Field(default=1.0, gt=0, description="Lender loss on a defaulted loan, as a fraction of the loan amount.")
     score_gain: int = Field(default=75, ge=0, description="Score increase after a repaid loan (Liu et al. 2018: +75).")
     score_loss: int = Field(default=150, ge=0, description="Score decrease after a default (Liu et al. 2018: −150).")
-    population: int = Field(default=40, ge=2, description="People per episode; one of them, uniformly drawn, applies each round.")
+    population: int = Field(default=20, ge=2, description="People per episode; one of them, uniformly drawn, applies each round.")
     biased_group: str = Field(default="B", description="Group held to a stricter threshold by the historically biased reference policy.")
     bias_offset: int = Field(default=60, ge=0, description="How many score points stricter the biased policy is for `biased_group`.")
 

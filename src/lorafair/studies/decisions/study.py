@@ -38,8 +38,8 @@ class DecisionsStudy:
     class Config(StudyConfig):
         sim: SimConfig = Field(default_factory=SimConfig, description="Simulation parameters (groups, score distributions, repayment curve, score dynamics).")
         episodes: int = Field(default=16, gt=0, description="Parallel episodes per variant (the unit of the bootstrap).")
-        rounds: int = Field(default=20, gt=0, description="Decisions per episode.")
-        history: int = Field(default=2, ge=0, description="Past decisions and outcomes of the episode shown in each prompt.")
+        rounds: int = Field(default=10, gt=0, description="Decisions per episode.")
+        history: int = Field(default=1, ge=0, description="Past decisions and outcomes of the episode shown in each prompt.")
         include_group: bool = Field(default=True, description="Show the applicant's group in the prompt.")
         decision: Literal["threshold", "sample"] = Field(
             default="threshold", description="'threshold': approve iff P(approve) >= 0.5; 'sample': approve with probability P(approve) (seeded).")

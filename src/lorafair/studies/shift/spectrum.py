@@ -83,17 +83,16 @@ def linear_weights(model: nn.Module, *, include_output: bool = False) -> dict[st
     m = _unwrap(model)
     out_emb = m.get_output_embeddings() if hasattr(m, "get_output_embeddings") else None
     weights: dict[str, torch.Tensor] = {}
-    for name, mod in m.named_modules():
-        if name.endswith(".base_layer") or _is_adapter_part(name) or not isinstance(mod, (nn.Linear, Conv1D)):
+    for name, mod in m.named_modules():  # model order
+        if name.endswith(".base_layer") or _is_adapter_part(name):
             continue
-        if mod is out_emb and not include_output:
+        inner = getattr(mod, "base_layer", None)  # PEFT wrappers hold the original layer here
+        layer = inner if isinstance(inner, (nn.Linear, Conv1D)) else mod
+        if not isinstance(layer, (nn.Linear, Conv1D)):
             continue
-        base = getattr(mod, "base_layer", None)  # PEFT wrappers are not Linear, but be safe
-        weights[name] = (base.weight if base is not None else mod.weight).detach()
-    # PEFT LoRA layers wrap a base_layer: pick those up under the wrapper's name.
-    for name, mod in m.named_modules():
-        if name.endswith(".base_layer") and not _is_adapter_part(name) and isinstance(mod, (nn.Linear, Conv1D)):
-            weights[name[: -len(".base_layer")]] = mod.weight.detach()
+        if out_emb is not None and (layer is out_emb or mod is out_emb) and not include_output:
+            continue
+        weights[name] = layer.weight.detach()
     return weights
 
 
@@ -169,7 +168,8 @@ def update_spectrum(base: nn.Module, full: nn.Module, ranks: Sequence[int] = DEF
             delta = wf.to(dtype) - wb.to(dtype)
             if keep_left:
                 u, s, _ = torch.linalg.svd(delta, full_matrices=False)
-                left[name] = u[:, :keep_left].to(torch.float32).clone()
+                if s.numel() and s[0] > 0:  # a zero update has no subspace to compare with
+                    left[name] = u[:, :keep_left].to(torch.float32).clone()
             else:
                 s = torch.linalg.svdvals(delta)
             spectra.append(module_spectrum(name, delta, ranks, base_norm=float(wb.to(dtype).norm()), sv=s))

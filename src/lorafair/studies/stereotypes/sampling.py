@@ -4,9 +4,9 @@
   groups in a seeded order, each group shuffled with the same seed), so a small subset still has
   every bias type / category.
 - :func:`split_items` is the deterministic split by item id shared with the ``antistereotype``
-  dataset builder (:func:`lorafair.data.prompts_common.split_keys`: items ordered by SHA-256 of
-  ``"<benchmark>:<id>"``, the first ``eval_fraction`` of them are "eval"). It does not depend on the
-  seed, so anti-stereotypical training sentences taken from the "train" split never overlap the
+  dataset builder (:func:`lorafair.data.prompts_common.split_keys`: each item goes to "eval" or
+  "train" by a SHA-256 hash of ``"<benchmark>:<id>"``, about ``eval_fraction`` of them to "eval").
+  It does not depend on the seed nor on which other items are present, so anti-stereotypical training sentences taken from the "train" split never overlap the
   items evaluated with the default ``split: eval``.
 """
 

@@ -130,13 +130,14 @@ class StereotypesStudy:
         seed = ctx.seed if cfg.subset_seed is None else cfg.subset_seed
         result = StudyResult(info={"ideal": IDEAL, "split": cfg.split, "split_eval_fraction": SPLIT_EVAL_FRACTION,
                                    "subset_seed": seed, "n_boot": cfg.n_boot, "bbq_normalize": cfg.bbq_normalize,
-                                   "winobias_split": cfg.winobias_split, "n_items": {}, "seconds": {}})
+                                   "winobias_split": cfg.winobias_split, "n_items": {}, "seconds": {}, "cpu_seconds": {}})
         records: list[dict] = []
         runners = {"crows": self._crows, "stereoset": self._stereoset, "winobias": self._winobias, "bbq": self._bbq}
         for name in cfg.benchmarks:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             rows, recs = runners[name](ctx, cfg, seed)
             result.info["seconds"][name] = round(time.perf_counter() - t0, 2)
+            result.info["cpu_seconds"][name] = round(time.process_time() - c0, 2)
             result.info["n_items"][name] = len(recs)
             ctx.log.info("stereotypes: %s on %d items in %.1f s", name, len(recs), result.info["seconds"][name])
             result.metrics += rows

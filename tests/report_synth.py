@@ -1,0 +1,140 @@
+"""Synthetic run directories for the report tests (no model, no training: files only).
+
+The numbers follow a plausible shape: a LoRA variant of rank r captures 1 − exp(−r / 16) of the
+base→full change, so with target 0.9 the first rank whose whole interval clears 0.9 is known.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Iterable, Optional
+
+RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n"]
+
+# study -> metric -> (base value, full value, interval half-width, groups with offsets)
+STUDY_SHAPES = {
+    "toxicity": {
+        "emt": (0.42, 0.12, 0.02, {"gender": 0.0, "race": 0.06, "religion": 0.1}),
+        "toxicity_prob": (0.38, 0.08, 0.03, {"gender": 0.0, "race": 0.05, "religion": 0.09}),
+        "mean_toxicity": (0.20, 0.06, 0.01, {}),
+        "emt_gap": (0.10, 0.02, 0.015, {}),
+    },
+    "stereotypes": {
+        "crows_stereotype_pct": (0.62, 0.53, 0.01, {}),
+        "stereoset_ss": (0.64, 0.55, 0.012, {}),
+    },
+    "decisions": {
+        "approval_gap": (0.30, 0.06, 0.02, {}),
+        "tpr_gap": (0.25, 0.05, 0.02, {}),
+        "flip_rate": (0.2, 0.2, 0.02, {}),  # base == full: capture undefined
+    },
+    "shift": {
+        "kl_v_base": (0.0, 0.80, 0.02, {}),
+        "kl_full_v": (0.80, 0.0, 0.02, {}),
+        "capture_kl": (0.0, 1.0, 0.03, {}),
+    },
+}
+
+
+def captured(rank: Optional[int], variant: str) -> float:
+    if variant == "base":
+        return 0.0
+    if variant == "full":
+        return 1.0
+    return 1 - math.exp(-rank / 16)
+
+
+def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str] = ("toxicity", "stereotypes",
+             "decisions", "shift"), seeds: Iterable[int] = (0,), methods: Iterable[str] = ("lora",),
+             samples: bool = True, artifacts: bool = True, run_info: bool = True,
+             hostile: bool = False, n: int = 200) -> Path:
+    """Write a synthetic run directory at ``root`` and return it."""
+    root.mkdir(parents=True, exist_ok=True)
+    ranks, studies, seeds, methods = list(ranks), list(studies), list(seeds), list(methods)
+    variants = [("base", "base", None)] + [(f"{m}-r{r}", m, r) for m in methods for r in ranks] + [("full", "full", None)]
+    rows = []
+    for seed in seeds:
+        for name, method, rank in variants:
+            c = captured(rank, name)
+            if method == "dora" and rank is not None:
+                c = min(1.0, c * 1.1)
+            for study in studies:
+                for metric, (b, f, hw, groups) in STUDY_SHAPES[study].items():
+                    v = b + c * (f - b) + 0.003 * seed
+                    rows.append([name, method, rank if rank is not None else "", seed, study, metric, "",
+                                 round(v, 6), round(v - hw, 6), round(v + hw, 6), n])
+                    for g, off in groups.items():
+                        gv = v + off * (1 - c)
+                        rows.append([name, method, rank if rank is not None else "", seed, study, metric, g,
+                                     round(gv, 6), round(gv - 2 * hw, 6), round(gv + 2 * hw, 6), n // 3])
+    with open(root / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(COLUMNS)
+        w.writerows(rows)
+    (root / "config.yaml").write_text(
+        "model: embedded:smollm2-135m-instruct\n"
+        "data:\n  source: honest-detox\n  limit: 400\n"
+        "train:\n  epochs: 1\n  lr: 0.0002\n"
+        f"seeds: {seeds}\n"
+        f"ranks: {ranks}\n"
+        f"studies: {studies}\n", encoding="utf-8")
+    if run_info:
+        (root / "run_info.json").write_text(json.dumps({
+            "model": "embedded:smollm2-135m-instruct", "recipe": "detox-quick",
+            "hardware": "cpu (2 cores), 7.6 GiB RAM", "versions": {"torch": "2.13.0", "transformers": "5.1",
+                                                                    "peft": "0.21"},
+            "wall_time_s": 5423.2}), encoding="utf-8")
+    if not artifacts:
+        return root
+    for seed in seeds:
+        for name, method, rank in variants:
+            d = root / f"{name}-s{seed}"
+            (d / "results").mkdir(parents=True, exist_ok=True)
+            c = captured(rank, name)
+            for study in studies:
+                (d / "results" / f"{study}.json").write_text(json.dumps({
+                    "metrics": [], "info": {"n_prompts": n, "k": 4, "scorer": "jigsaw-bilstm"}}), encoding="utf-8")
+            if "toxicity" in studies and samples:
+                lines = []
+                for i in range(8):
+                    prompt = f"The {['woman', 'man', 'muslim', 'jew'][i % 4]} worked as a"
+                    text = f"generation {i} of {name}"
+                    if hostile and i == 0:
+                        text = '<script>alert(1)</script> "><img src=x onerror=alert(2)> | *bold* `code`\n\nline'
+                    tox = max(0.0, min(1.0, 0.2 + 0.08 * i * (1 - c)))
+                    for k in range(2):
+                        lines.append(json.dumps({"prompt": prompt + (" <b>x</b>" if hostile and i == 1 else ""),
+                                                 "group": ["gender", "gender", "religion", "religion"][i % 4],
+                                                 "sample": k, "text": text,
+                                                 "scores": {"toxic": tox, "insult": tox / 2}}))
+                (d / "samples.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            if "shift" in studies:
+                layers = [{"layer": l, "kl_to_final": (6 - l) * (1 + 0.3 * c),
+                           "toxic_mass": 0.01 * (l + 1) * (1 - 0.7 * c)} for l in range(6)]
+                (d / "shift_layers.json").write_text(json.dumps({"layers": layers}), encoding="utf-8")
+            if "decisions" in studies:
+                rounds = list(range(10))
+                gap = [0.3 * (1 - 0.8 * c) * (1 + 0.05 * t) for t in rounds]
+                (d / "decisions_trajectory.json").write_text(json.dumps({
+                    "round": rounds, "approval_gap": gap,
+                    "mean_score": {"A": [620 + 2 * t for t in rounds], "B": [580 + (2 * c - 1) * 3 * t for t in rounds]},
+                }), encoding="utf-8")
+    if "shift" in studies:
+        sranks = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+        mods = []
+        for li in range(2):
+            for mtype, decay in (("self_attn.q_proj", 8), ("self_attn.v_proj", 20), ("mlp.down_proj", 40)):
+                mods.append({"name": f"model.layers.{li}.{mtype}", "module_type": mtype, "layer": li,
+                             "energy": {str(r): 1 - math.exp(-r / decay) for r in sranks}})
+        by_type = {}
+        for mtype in ("self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"):
+            ms = [m for m in mods if m["module_type"] == mtype]
+            by_type[mtype] = {"n_modules": len(ms), "energy": {str(r): sum(m["energy"][str(r)] for m in ms) / len(ms)
+                                                               for r in sranks}}
+        (root / "spectrum.json").write_text(json.dumps({"modules": mods, "summary": {"by_type": by_type}}),
+                                            encoding="utf-8")
+    return root

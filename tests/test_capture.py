@@ -1,0 +1,81 @@
+import math
+
+import numpy as np
+import pytest
+
+from lorafair.stats.capture import CaptureResult, capture_kl, capture_ratio, smallest_rank_reaching
+
+
+def test_scalar_point_value():
+    r = capture_ratio(0.8, 0.5, 0.2)
+    assert r.value == pytest.approx(0.5) and r.defined
+    assert "not tested" in r.reason and math.isnan(r.ci_low)
+    # direction does not matter (higher-is-better metric)
+    assert capture_ratio(0.2, 0.5, 0.8).value == pytest.approx(0.5)
+    assert capture_ratio(0.8, 0.8, 0.2).value == 0.0
+    assert capture_ratio(0.8, 0.2, 0.2).value == 1.0
+
+
+def test_paired_per_item_simulated():
+    rng = np.random.default_rng(1)
+    n = 400
+    base = rng.normal(0.6, 0.1, n)
+    full = base - 0.4 + rng.normal(0, 0.02, n)
+    variant = base - 0.3 + rng.normal(0, 0.02, n)  # true capture 0.75
+    r = capture_ratio(base, variant, full, seed=3)
+    assert r.defined and r.method == "paired-bootstrap" and r.n == n
+    assert r.value == pytest.approx((base.mean() - variant.mean()) / (base.mean() - full.mean()))
+    assert r.ci_low < 0.75 < r.ci_high and r.ci_high - r.ci_low < 0.05
+    # reproducible
+    assert capture_ratio(base, variant, full, seed=3) == r
+
+
+def test_unpaired_when_lengths_differ():
+    rng = np.random.default_rng(2)
+    r = capture_ratio(rng.normal(1, 0.1, 100), rng.normal(0.5, 0.1, 80), rng.normal(0, 0.1, 90))
+    assert r.method == "unpaired-bootstrap" and r.defined and 0.4 < r.value < 0.6
+
+
+def test_undefined_when_base_and_full_do_not_differ():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.5, 0.2, 50)
+    full = base + rng.normal(0, 0.2, 50)  # no systematic change
+    r = capture_ratio(base, base - 0.1, full)
+    assert not r.defined and math.isnan(r.value) and "contains 0" in r.reason
+    r = capture_ratio(0.5, 0.4, 0.5)
+    assert not r.defined and "same value" in r.reason
+    r = capture_ratio(0.5, 0.4, 0.45, base_ci=(0.4, 0.6), full_ci=(0.35, 0.55))
+    assert not r.defined and "overlap" in r.reason
+
+
+def test_scalar_with_intervals():
+    r = capture_ratio(0.8, 0.5, 0.2, base_ci=(0.78, 0.82), variant_ci=(0.48, 0.52), full_ci=(0.18, 0.22))
+    assert r.defined and r.method == "normal-from-ci" and r.reason == ""
+    assert r.value == pytest.approx(0.5) and r.ci_low < 0.5 < r.ci_high
+    assert 0.4 < r.ci_low and r.ci_high < 0.6
+
+
+def test_mixed_inputs_rejected():
+    with pytest.raises(ValueError, match="all be scalars"):
+        capture_ratio([1.0, 2.0], 0.5, 0.1)
+
+
+def test_capture_kl():
+    kl_full_base = np.array([1.0, 2.0, 1.5, 1.2])
+    r = capture_kl(kl_full_base * 0.25, kl_full_base)
+    assert r.value == pytest.approx(0.75) and r.defined
+    assert r.ci_low == pytest.approx(0.75) and r.ci_high == pytest.approx(0.75)
+    assert not capture_kl(np.zeros(4), np.zeros(4)).defined
+    with pytest.raises(ValueError, match="same sequences"):
+        capture_kl([1.0], [1.0, 2.0])
+
+
+def test_smallest_rank_reaching():
+    mk = lambda v, lo, hi, d=True: CaptureResult(v, lo, hi, d)
+    res = {1: mk(0.3, 0.2, 0.4), 4: mk(0.85, 0.8, 0.92), 8: mk(0.95, 0.91, 0.99), 2: mk(float("nan"),) if False else mk(0.99, 0.98, 1.0, False)}
+    assert smallest_rank_reaching(res, 0.9) == 4
+    assert smallest_rank_reaching(res, 0.9, criterion="value") == 8
+    assert smallest_rank_reaching(res, 0.9, criterion="ci_low") == 8
+    assert smallest_rank_reaching(res, 1.5) is None
+    with pytest.raises(ValueError):
+        smallest_rank_reaching(res, criterion="mean")

@@ -1,0 +1,79 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import entropy
+
+from lorafair.studies.shift import divergence as dv
+
+
+
+def logits(p):
+    return torch.tensor(np.log(p), dtype=torch.float64)
+
+
+def test_kl_hand_computed():
+    p, q = torch.tensor([0.5, 0.5]).log(), torch.tensor([0.25, 0.75]).log()
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert dv.kl_from_logits(p, q).item() == pytest.approx(expected, rel=1e-6)
+    rev = 0.25 * math.log(0.25 / 0.5) + 0.75 * math.log(0.75 / 0.5)
+    assert dv.reverse_kl_from_logits(p, q).item() == pytest.approx(rev, rel=1e-6)
+    assert expected != pytest.approx(rev)
+
+
+def test_kl_is_shift_invariant_in_logits_and_matches_scipy():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(4, 7, 50)) * 3, rng.normal(size=(4, 7, 50)) * 3
+    kl = dv.kl_from_logits(torch.tensor(a) + 100.0, torch.tensor(b) - 50.0, dtype=torch.float64)
+    pa = np.exp(a) / np.exp(a).sum(-1, keepdims=True)
+    pb = np.exp(b) / np.exp(b).sum(-1, keepdims=True)
+    ref = entropy(pa, pb, axis=-1)
+    np.testing.assert_allclose(kl.numpy(), ref, rtol=1e-9)
+    kl32 = dv.kl_from_logits(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.float32))
+    assert kl32.dtype == torch.float32
+    np.testing.assert_allclose(kl32.numpy(), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_js_hand_computed_and_bounds():
+    p, q = np.array([0.5, 0.5]), np.array([0.25, 0.75])
+    m = (p + q) / 2
+    expected = 0.5 * (p * np.log(p / m)).sum() + 0.5 * (q * np.log(q / m)).sum()
+    got = dv.js_from_logits(torch.tensor(np.log(p)), torch.tensor(np.log(q)), dtype=torch.float64).item()
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert got == pytest.approx(jensenshannon(p, q) ** 2, rel=1e-9)
+    # disjoint supports -> log 2 (large logit gaps instead of -inf)
+    a = torch.tensor([50.0, -50.0])
+    assert dv.js_from_logits(a, a.flip(0), dtype=torch.float64).item() == pytest.approx(math.log(2), rel=1e-9)
+
+
+def test_zero_for_identical():
+    x = torch.randn(3, 5, 259)
+    assert torch.all(dv.kl_from_logits(x, x) == 0)
+    assert torch.all(dv.js_from_logits(x, x).abs() < 1e-7)
+
+
+def test_zero_probability_terms_count_zero():
+    # P puts no mass on token 2 (log p = -inf): the term is 0, not nan
+    p = torch.tensor([0.0, 0.0, -float("inf")])
+    q = torch.tensor([0.0, 1.0, 2.0])
+    kl = dv.kl_from_logits(p, q, dtype=torch.float64).item()
+    qq = np.exp([0, 1, 2]) / np.exp([0, 1, 2]).sum()
+    assert kl == pytest.approx(0.5 * math.log(0.5 / qq[0]) + 0.5 * math.log(0.5 / qq[1]), rel=1e-9)
+
+
+def test_masked_aggregation():
+    vals = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 0, 0]], dtype=torch.bool)
+    tv = dv.masked_token_values(vals, mask)
+    np.testing.assert_array_equal(tv, [1, 2, 3, 4])
+    sm = dv.per_sequence_means(vals, mask)
+    np.testing.assert_allclose(sm, [2.0, 4.0])
+    s = dv.summarise(tv, sm, quantiles=(0.5,))
+    assert s["mean_token"] == 2.5 and s["mean_sequence"] == 3.0 and s["q50"] == 2.5
+    assert s["n_tokens"] == 4 and s["n_sequences"] == 2
+    empty = dv.per_sequence_means(vals, torch.zeros_like(mask))
+    assert np.isnan(empty).all()
+    with pytest.raises(ValueError, match="differ in shape"):
+        dv.masked_token_values(vals, mask[:, :2])

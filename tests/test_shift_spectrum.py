@@ -1,0 +1,126 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lorafair.errors import UserError
+from lorafair.models.tiny import build_tiny
+from lorafair.studies.shift.spectrum import (
+    effective_rank, energy_at_ranks, lora_deltas, lora_subspace_angles, principal_angles, split_name,
+    summarise_spectra, update_spectrum,
+)
+
+
+def low_rank(m, n, r, sv=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(m, r, generator=g, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(n, r, generator=g, dtype=torch.float64))
+    s = torch.ones(r, dtype=torch.float64) if sv is None else torch.tensor(sv, dtype=torch.float64)
+    return u @ torch.diag(s) @ v.T, u
+
+
+def test_energy_and_effective_rank_of_known_rank():
+    d, _ = low_rank(40, 30, 4)
+    sv = torch.linalg.svdvals(d)
+    e = energy_at_ranks(sv, [1, 2, 4, 8, 100])
+    assert e[1] == pytest.approx(0.25) and e[2] == pytest.approx(0.5)
+    assert e[4] == pytest.approx(1.0) and e[8] == pytest.approx(1.0) and e[100] == 1.0
+    assert effective_rank(sv) == pytest.approx(4.0, rel=1e-6)
+    d2, _ = low_rank(40, 30, 3, sv=[3.0, 1.0, 0.0 + 1e-12])
+    assert energy_at_ranks(torch.linalg.svdvals(d2), [1])[1] == pytest.approx(0.9)
+    p = np.array([0.75, 0.25])
+    assert effective_rank([3.0, 1.0]) == pytest.approx(math.exp(-(p * np.log(p)).sum()))
+    assert effective_rank(torch.zeros(5)) == 0.0
+    assert math.isnan(energy_at_ranks(torch.zeros(3), [1])[1])
+    with pytest.raises(ValueError):
+        energy_at_ranks(sv, [0])
+
+
+def test_principal_angles():
+    a, ua = low_rank(20, 10, 3, seed=1)
+    assert np.allclose(principal_angles(ua, ua), 0, atol=1e-7)
+    # same subspace, different basis
+    rot, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    assert np.allclose(principal_angles(ua, ua @ rot), 0, atol=1e-7)
+    e = torch.eye(6, dtype=torch.float64)
+    assert np.allclose(principal_angles(e[:, :2], e[:, 2:4]), math.pi / 2)
+    # one shared direction, one orthogonal: angles (0, π/2)
+    ang = principal_angles(e[:, [0, 1]], e[:, [0, 2]])
+    assert np.allclose(ang, [0, math.pi / 2])
+    # 45 degrees
+    b = torch.stack([(e[:, 0] + e[:, 1]) / math.sqrt(2)], 1)
+    assert principal_angles(e[:, :1], b)[0] == pytest.approx(math.pi / 4)
+
+
+def test_split_name():
+    assert split_name("model.layers.3.self_attn.q_proj") == ("self_attn.q_proj", 3)
+    assert split_name("transformer.h.11.mlp.c_proj") == ("mlp.c_proj", 11)
+    assert split_name("score") == ("score", None)
+
+
+def _perturbed(arch="llama", rank=2, scale=0.05):
+    base, _ = build_tiny(arch)
+    full, _ = build_tiny(arch)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, mod in full.named_modules():
+            if name.endswith(("q_proj", "c_attn", "fc1")):
+                w = mod.weight
+                w += scale * torch.randn(w.shape[0], rank, generator=g) @ torch.randn(rank, w.shape[1], generator=g)
+    return base, full
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "opt"])
+def test_update_spectrum_tiny(arch):
+    base, full = _perturbed(arch, rank=2)
+    dec = update_spectrum(base, full, [1, 2, 4])
+    by = {s.name: s for s in dec.spectra}
+    assert not any("lm_head" in n for n in by)
+    changed = [s for s in dec.spectra if s.fro_norm > 0]
+    assert changed and all(s.module_type.split(".")[-1] in ("q_proj", "c_attn", "fc1") for s in changed)
+    for s in changed:
+        assert s.energy[2] == pytest.approx(1.0, abs=1e-5) and s.energy[1] < 1.0
+        assert 1.0 < s.effective_rank < 2.0 + 1e-3
+    unchanged = [s for s in dec.spectra if s.fro_norm == 0]
+    assert unchanged and all(s.effective_rank == 0.0 for s in unchanged)
+    summ = summarise_spectra(dec.spectra)
+    assert set(summ["by_layer"]) == {"0", "1"}
+
+
+def test_mismatched_architectures():
+    base, _ = build_tiny("llama")
+    other, _ = build_tiny("gpt2")
+    with pytest.raises(UserError, match="different architectures"):
+        update_spectrum(base, other)
+
+
+def test_lora_angles_with_peft():
+    from peft import LoraConfig, get_peft_model
+
+    base, full = _perturbed("llama", rank=2, scale=0.1)
+    ref, _ = build_tiny("llama")
+    dec = update_spectrum(ref, full, [1, 2], keep_left=2)
+    model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    deltas = lora_deltas(model)
+    assert set(deltas) == {f"model.layers.{i}.self_attn.{p}_proj" for i in range(2) for p in "qv"}
+    # B@A*scaling by hand
+    layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    by_hand = layer.lora_B["default"].weight @ layer.lora_A["default"].weight * layer.scaling["default"]
+    torch.testing.assert_close(deltas["model.layers.0.self_attn.q_proj"][0], by_hand)
+    assert deltas["model.layers.0.self_attn.q_proj"][1] == 2
+    # set q_proj's LoRA update to exactly ΔW_full of that module -> angles 0
+    with torch.no_grad():
+        dw = full.model.layers[0].self_attn.q_proj.weight - ref.model.layers[0].self_attn.q_proj.weight
+        u, s, vh = torch.linalg.svd(dw)
+        layer.lora_B["default"].weight.copy_(u[:, :2] * s[:2])
+        layer.lora_A["default"].weight.copy_(vh[:2] / layer.scaling["default"])
+    rows = {r["name"]: r for r in lora_subspace_angles(lora_deltas(model), dec.left)}
+    assert set(rows) == {"model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"}  # v_proj: ΔW_full = 0, no subspace
+    r0 = rows["model.layers.0.self_attn.q_proj"]
+    assert max(r0["angles_deg"]) < 1e-3 and r0["overlap"] == pytest.approx(1.0)
+    assert rows["model.layers.1.self_attn.q_proj"]["mean_angle_deg"] > 10
+    # base weights of the PEFT model equal the base model's: spectrum against full is the same
+    dec2 = update_spectrum(model, full, [1, 2])
+    for a, b in zip(dec.spectra, dec2.spectra):
+        assert a.name == b.name and a.singular_values == pytest.approx(b.singular_values, abs=1e-5)

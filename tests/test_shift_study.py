@@ -1,0 +1,172 @@
+"""The shift study's evaluate() on tiny llama models: base, a 'full' = base with perturbed weights,
+and a PEFT LoRA variant, with an EvalContext built by hand (as the runner will)."""
+
+import contextlib
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from lorafair.models.tiny import build_tiny
+from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
+from lorafair.studies.shift import ShiftConfig, ShiftStudy
+from lorafair.studies.shift import divergence as dv
+from lorafair.studies.shift.posteriors import REFERENCE_CACHE, make_batches
+
+RECORDS = [{"text": "the cat sat on the mat"}, {"text": "hello world, again"},
+           {"prompt": "Q: why? A:", "completion": " because"}, {"text": "a b c d e f g"}]
+
+
+@pytest.fixture(scope="module")
+def models():
+    base, tok = build_tiny("llama")
+    full, _ = build_tiny("llama")
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, p in full.named_parameters():
+            if name.endswith(("q_proj.weight", "o_proj.weight", "up_proj.weight")):
+                p += 0.2 * torch.randn(p.shape[0], 2, generator=g) @ torch.randn(2, p.shape[1], generator=g)
+    return base, full, tok
+
+
+def make_ctx(tmp_path, model, tok, variant, refs, cfg, base_view=None):
+    out = tmp_path / "run" / f"{variant.name}-s0"
+    out.mkdir(parents=True, exist_ok=True)
+    return EvalContext(
+        model=model, tokenizer=tok, device=torch.device("cpu"), variant=variant, seed=0, out_dir=out,
+        config=SimpleNamespace(data=None), study_config=cfg, log=logging.getLogger("test"), progress=False,
+        reference=lambda name: refs[name], base_view=base_view,
+    )
+
+
+def metrics(res):
+    return {r.metric: r for r in res.metrics}
+
+
+def test_registered():
+    assert STUDIES.get("shift") is ShiftStudy
+    assert ShiftStudy.needs_references == ("base", "full")
+
+
+def test_batches_mask_padding_and_prompt():
+    _, tok = build_tiny("llama")
+    b = make_batches(tok, RECORDS[1:3], max_length=64, batch_size=8)[0]
+    n1 = len("hello world, again")
+    assert b.attention_mask[0].sum() == n1 + 1  # bos + bytes
+    assert b.score_mask[0].sum() == n1  # every real byte is predicted
+    assert not b.score_mask[0, n1:].any()
+    assert b.score_mask[1].sum() == len(" because")  # only the completion
+    b2 = make_batches(tok, RECORDS[:1], max_length=5, batch_size=8)[0]
+    assert b2.input_ids.shape[1] == 5 and b2.score_mask.sum() == 4
+
+
+def test_evaluate_base_full_lora(tmp_path, models):
+    from peft import LoraConfig, get_peft_model
+
+    base, full, tok = models
+    cfg = ShiftConfig(data=None, batch_size=2, max_length=32, logit_lens=True, lens_max_sequences=3,
+                      toxic_vocab=None, ranks=[1, 2, 4], n_boot=200)
+    refs = {"base": base, "full": full}
+    study = ShiftStudy()
+    REFERENCE_CACHE.resize(0)
+
+    def run(model, variant, base_view=None):
+        ctx = make_ctx(tmp_path, model, tok, variant, refs, cfg, base_view)
+        ctx.heldout_records = RECORDS
+        return study.evaluate(ctx), ctx
+
+    res_b, _ = run(base, VariantInfo("base", "base", None))
+    mb = metrics(res_b)
+    assert mb["kl_v_base"].value == 0 and mb["js_v_base"].value == 0
+    assert mb["kl_full_v"].value == pytest.approx(mb["kl_full_base"].value)
+    assert mb["capture_kl"].value == pytest.approx(0.0, abs=1e-9)
+
+    res_f, ctx_f = run(full, VariantInfo("full", "full", None))
+    mf = metrics(res_f)
+    assert mf["kl_full_v"].value == 0 and mf["kl_v_base"].value > 0
+    assert mf["capture_kl"].value == pytest.approx(1.0)
+    assert mf["kl_v_base"].ci_low <= mf["kl_v_base"].value <= mf["kl_v_base"].ci_high
+    assert mf["kl_v_base"].n == 4
+
+    # kl_v_base equals a manual computation: Σ token KL / Σ tokens
+    batches = make_batches(tok, RECORDS, max_length=32, batch_size=2)
+    tot, n = 0.0, 0
+    with torch.no_grad():
+        for b in batches:
+            kl = dv.kl_from_logits(full(b.input_ids, attention_mask=b.attention_mask).logits,
+                                   base(b.input_ids, attention_mask=b.attention_mask).logits)
+            tot += float(kl[b.score_mask].sum())
+            n += int(b.score_mask.sum())
+    assert mf["kl_v_base"].value == pytest.approx(tot / n, rel=1e-5)
+    assert mf["kl_base_v"].value != pytest.approx(mf["kl_v_base"].value)
+    assert mf["kl_v_base_q50"].value <= mf["kl_v_base_q90"].value <= mf["kl_v_base_q99"].value
+
+    spec = json.loads((tmp_path / "run" / "spectrum.json").read_text())
+    q = spec["summary"]["by_type"]["self_attn.q_proj"]
+    assert q["energy"]["2"] == pytest.approx(1.0, abs=1e-4) and q["energy"]["1"] < 1
+    layers = json.loads((ctx_f.out_dir / "shift_layers.json").read_text())
+    L = base.config.num_hidden_layers
+    assert layers["layers"] == list(range(L + 1))
+    assert layers["kl_to_final"][-1] == pytest.approx(0.0, abs=1e-6)
+    assert layers["kl_to_base"][0] == pytest.approx(0.0, abs=1e-6)  # embeddings unchanged by the perturbation
+    assert layers["kl_to_base"][-1] > 0
+
+    # LoRA variant (random non-zero init) evaluated with adapters disabled for base posteriors
+    lora_base, _ = build_tiny("llama")
+    peft_model = get_peft_model(lora_base, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.eval()
+    calls = []
+
+    @contextlib.contextmanager
+    def base_view():
+        calls.append(1)
+        with peft_model.disable_adapter():
+            yield peft_model
+
+    res_l, ctx_l = run(peft_model, VariantInfo("lora-r2", "lora", 2), base_view)
+    ml = metrics(res_l)
+    assert calls and res_l.info["base_posteriors"] == "adapters disabled"
+    assert ml["kl_v_base"].value > 0
+    cap = ml["capture_kl"]
+    assert cap.value == pytest.approx(1 - ml["kl_full_v_seq"].value / ml["kl_full_base_seq"].value, rel=1e-6)
+    assert 0 <= ml["subspace_overlap"].value <= 1
+    angles = json.loads((ctx_l.out_dir / "shift_layers.json").read_text())["principal_angles"]
+    assert {a["name"] for a in angles} == {"model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"}
+
+
+def test_reference_cache_shares_base_posteriors(tmp_path, models):
+    base, full, tok = models
+    cfg = ShiftConfig(batch_size=4, max_length=16, logit_lens=False, spectrum=False, n_boot=50)
+    REFERENCE_CACHE.resize(0)
+    REFERENCE_CACHE.resize(64 * 2**20)
+    hits0 = REFERENCE_CACHE.hits
+    for name in ("lora-r1", "lora-r2"):
+        ctx = make_ctx(tmp_path, base, tok, VariantInfo(name, "lora", 1), {"base": base, "full": full}, cfg)
+        ctx.heldout_records = RECORDS
+        res = ShiftStudy().evaluate(ctx)
+    assert REFERENCE_CACHE.hits - hits0 == 2  # second variant: base and full from cache
+    assert metrics(res)["kl_v_base"].value == pytest.approx(0.0, abs=1e-7)
+
+
+def test_toxic_vocab_option(tmp_path, models):
+    base, full, tok = models
+    words = tmp_path / "w.txt"
+    words.write_text("the\nhello\n")
+    cfg = ShiftConfig(batch_size=4, max_length=16, lens_max_sequences=2, toxic_vocab=str(words), spectrum=False, n_boot=50)
+    ctx = make_ctx(tmp_path, full, tok, VariantInfo("full", "full", None), {"base": base, "full": full}, cfg)
+    ctx.heldout_records = RECORDS
+    # byte tokenizer: single-byte first tokens are filtered out -> no toxic ids, a warning, no mass
+    ShiftStudy().evaluate(ctx)
+    layers = json.loads((ctx.out_dir / "shift_layers.json").read_text())
+    assert "toxic_mass" not in layers
+
+
+def test_config_rejects_unknown_fields():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        ShiftConfig(windows=3)
+    with pytest.raises(ValidationError):
+        ShiftConfig(dtype="float16")
