@@ -279,7 +279,8 @@ class Runner:
                     continue
                 model = self.load_variant(base_model, v, seed)
                 base_view = None
-                if hasattr(model, "disable_adapter"):
+                if hasattr(model, "disable_adapter") and v.method != "pissa":
+                    # PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
                     base_view = model.disable_adapter
                 for name, scfg, fp, res_path in todo:
                     t0 = time.perf_counter()

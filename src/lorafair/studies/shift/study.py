@@ -117,7 +117,7 @@ class ShiftStudy:
         if cfg.data is not None:
             rows, origin = load_records(cfg.data, dctx("studies.shift.data")), "studies.shift.data"
         elif ctx.heldout_data:
-            rows, origin = list(ctx.heldout_records), "runner held-out records"
+            rows, origin = list(ctx.heldout_data), "runner held-out records"
         else:
             data = getattr(ctx.config, "data", None)
             if data is None:
