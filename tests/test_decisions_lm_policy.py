@@ -103,3 +103,24 @@ def test_identical_answers_rejected(tiny):
     model, tok = tiny
     with pytest.raises(ValueError, match="identically"):
         LMPolicy(model, tok, CFG.groups, answers=("a", "a"))
+
+
+def test_sampled_decisions_follow_the_model_probability(tiny):
+    model, tok = tiny
+    log = run_episodes(LMPolicy(model, tok, CFG.groups, answers=("a", "d")), CFG, episodes=6, rounds=2, seed=0, decision="sample")
+    u = LendingEnv(CFG, 6, 2, seed=0).u_decide
+    assert np.array_equal(log.approved, u < log.approve_prob)
+    assert 0 < log.approved.sum() < log.approved.size  # P ≈ 0.46: some approved, some denied
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_are_single_tokens_and_batching_holds():
+    from lorafair.models.sources import load_model
+
+    model, tok = load_model("embedded:smollm2-135m-instruct")
+    pol = LMPolicy(model, tok, CFG.groups, batch_size=6)
+    assert pol.single_token and pol.answer_ids == [[25312], [16310]]
+    a, hist = _prompts(6)
+    prompts = render_prompts(a, hist, CFG.groups)
+    np.testing.assert_allclose(pol.answer_logprobs(prompts),
+                               LMPolicy(model, tok, CFG.groups, batch_size=1).answer_logprobs(prompts), atol=1e-4)

@@ -17,9 +17,9 @@ from lorafair.studies.decisions.policies import build_policy
 from lorafair.studies.decisions.simulator import SimConfig
 
 
-def _ctx(tmp_path, cfg, seed=0):
+def _ctx(tmp_path, cfg, seed=0, folder="base-s0"):
     model, tok = build_tiny("llama")
-    out = tmp_path / "base-s0"
+    out = tmp_path / folder
     out.mkdir()
     return EvalContext(model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None),
                        seed=seed, out_dir=out, config=None, study_config=cfg, log=logging.getLogger("t"), progress=False)
@@ -42,9 +42,8 @@ def test_evaluate_on_tiny_model(tmp_path):
     tr = read_json(tmp_path / "base-s0" / "decisions_trajectory.json")
     assert tr["round"] == [1, 2] and set(tr["mean_score"]) == {"A", "B"} and len(tr["approval_gap"]) == 2
     assert res.info["episodes"] == 3 and res.info["reference_thresholds"] == {"A": 691, "B": 646}
-    again = DecisionsStudy().evaluate(_ctx(tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, cfg))
-    assert [r.value for r in again.metrics] == [r.value for r in res.metrics] or np.allclose(
-        [r.value for r in again.metrics], [r.value for r in res.metrics], equal_nan=True)
+    again = DecisionsStudy().evaluate(_ctx(tmp_path, cfg, folder="again"))  # a pure function of (config, seed, model)
+    np.testing.assert_allclose([r.value for r in again.metrics], [r.value for r in res.metrics], equal_nan=True)
 
 
 def test_finalize_writes_reference_rows(tmp_path):

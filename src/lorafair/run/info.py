@@ -31,12 +31,13 @@ def hardware(device) -> dict:
 def run_info(cfg, device, wall_s: float, train_info: dict) -> dict:
     return {
         "name": cfg.name,
+        "recipe": cfg.name,
         "model": cfg.model.source,
         "data": cfg.data.train.source,
         "seeds": cfg.seeds,
         "studies": list(cfg.studies),
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "wall_s": round(wall_s, 2),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_time_s": round(wall_s, 2),
         "hardware": hardware(device),
         "versions": library_versions(),
         "training": {k: {kk: v.get(kk) for kk in ("lr", "steps", "eval_loss", "tokens_per_s", "wall_s", "trainable_params")}

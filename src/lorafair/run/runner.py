@@ -344,8 +344,13 @@ class Runner:
             from lorafair.report import write_report
         except ImportError:
             return
-        paths = write_report(self.out)
-        self.log.info("report: %s", paths.get("html") if isinstance(paths, dict) else paths)
+        try:
+            paths = write_report(self.out)
+        except Exception as e:  # a plotting failure must not fail a finished run: the numbers are written
+            self.log.warning("report failed (%s: %s); the metrics are in %s; retry with `lorafair report %s`",
+                             type(e).__name__, e, self.out / "metrics.csv", self.out)
+            return
+        self.log.info("report: %s (%.1fs)", paths.get("html"), paths.get("seconds", 0))
 
 
 def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> Path:
