@@ -45,3 +45,5 @@ def quiet_libraries(no_bars: bool) -> None:
     except Exception:  # pragma: no cover
         pass
     warnings.filterwarnings("ignore", message=".*torch.utils._pytree.*")
+    # peft calls a transformers method that transformers 5 renamed; harmless, and noise for users
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

@@ -30,7 +30,7 @@ Benchmark = Literal["crows", "stereoset", "winobias", "bbq"]
 
 # Sized for ≲1 min per variant for all four on the embedded SmolLM2-135M on 2 CPU cores
 # (measured figures in docs/stereotypes.md).
-DEFAULT_LIMITS: dict[str, int] = {"crows": 120, "stereoset": 60, "winobias": 120, "bbq": 88}
+DEFAULT_LIMITS: dict[str, int] = {"crows": 32, "stereoset": 12, "winobias": 24, "bbq": 22}
 
 IDEAL = {
     "crows_stereotype_pct": 50.0, "crows_stereotype_pct_shared": 50.0,
