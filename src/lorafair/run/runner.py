@@ -305,6 +305,21 @@ class Runner:
                 if model is not base_model and v.name not in ("full",):
                     del model
 
+    def finalize_studies(self) -> None:
+        """Cross-variant rows of studies with ``finalize`` (e.g. the decisions study's reference policies),
+        stored in ``RUN/extra_metrics/<study>.json`` (cached like evaluations) and merged into metrics.csv."""
+        for name, scfg in self.cfg.studies.items():
+            cls = study_class(name)
+            if not hasattr(cls, "finalize"):
+                continue
+            path = self.out / "extra_metrics" / f"{name}.json"
+            fp = _fingerprint([name, scfg.model_dump(mode="json"), self.cfg.seeds])
+            if path.exists() and read_json(path).get("fingerprint") == fp:
+                continue
+            self.log.info("study %s: cross-variant rows", name)
+            rows = cls.finalize(self.out, self.cfg, collect_rows(self.out))
+            atomic_write_json(path, {"study": name, "fingerprint": fp, "rows": rows})
+
     def headline(self) -> dict[str, tuple[str, ...]]:
         return {n: tuple(getattr(study_class(n), "headline", ())) for n in self.cfg.studies}
 
@@ -329,6 +344,7 @@ class Runner:
         base_model.requires_grad_(False)
         train_info = self.train_all(base_model, tok)
         self.evaluate_all(base_model, tok)
+        self.finalize_studies()
         md = self.write_tables()
         if not self.cfg.output.save_full_weights:
             pass  # full weights stay until the run is complete; they are small next to a run's value for resume

@@ -25,8 +25,11 @@ def collect_rows(run_dir: Path) -> list[dict]:
                 "study": data["study"], "metric": m["metric"], "group": m.get("group", ""), "value": m["value"],
                 "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
             })
+    for extra in sorted(run_dir.glob("extra_metrics/*.json")):
+        rows += json.loads(extra.read_text(encoding="utf-8"))["rows"]
     order = {"base": 0, "full": 1}
-    rows.sort(key=lambda r: (order.get(r["method"], 2), r["method"], r["rank"] or 0, r["seed"], r["study"], r["metric"], r["group"]))
+    rows.sort(key=lambda r: (order.get(r["method"], 3 if r["method"] == "policy" else 2), r["method"], r["rank"] or 0,
+                             r["variant"], r["seed"], r["study"], r["metric"], r["group"] or ""))
     return rows
 
 
