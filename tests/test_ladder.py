@@ -23,6 +23,9 @@ def test_completion_only_labels():
     t = encode_record({"text": "abc"}, tok, 64)
     assert t["labels"] == t["input_ids"]
     assert len(encode_record({"text": "x" * 500}, tok, 16)["input_ids"]) == 16
+    long = encode_record({"prompt": "p" * 100, "completion": " yes"}, tok, 16)
+    assert len(long["input_ids"]) == 16 and tok.decode(long["input_ids"][-5:-1]) == " yes"
+    assert long["labels"][-5:] == long["input_ids"][-5:] and long["labels"][0] == IGNORE
 
 
 def test_ladder_all_methods(tmp_path):

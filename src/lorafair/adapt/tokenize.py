@@ -13,11 +13,14 @@ IGNORE = -100
 
 def encode_record(rec: dict, tok, max_length: int) -> dict:
     """Token ids and labels of one record. ``prompt``+``completion``: labels only on the completion (and
-    the EOS after it); ``text``: labels on every token. Truncated to ``max_length`` (from the right)."""
+    the EOS after it); ``text``: labels on every token. Truncated to ``max_length``: texts from the right;
+    prompt/completion records lose the start of the prompt, so the completion is always learned."""
     eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
     if "completion" in rec and "prompt" in rec:
         p = tok(rec["prompt"], add_special_tokens=True)["input_ids"]
-        c = tok(rec["completion"], add_special_tokens=False)["input_ids"] + eos
+        c = (tok(rec["completion"], add_special_tokens=False)["input_ids"] + eos)[:max_length - 1]
+        if len(p) + len(c) > max_length:  # keep the completion whole: cut the prompt from the left
+            p = p[len(p) + len(c) - max_length:]
         ids = p + c
         labels = [IGNORE] * len(p) + c
     else:
