@@ -200,3 +200,17 @@ def test_nontoxic_corpus_filters_by_scorer():
                                      "corpus": {"source": "bold-wiki", "options": {"split": "train"}, "limit": 50}})
     assert recs and all("th" not in r["text"].lower() and r["score"] < 0.5 for r in recs)
     assert len(recs) < 50
+
+
+def test_prompts_mix_concatenates_parts():
+    import lorafair.data.prompts_mix  # noqa: F401
+
+    recs = build("prompts-mix", {"parts": [
+        {"source": "honest", "options": {"split": "eval"}, "limit": 5},
+        {"source": "redditbias", "options": {"split": "eval"}, "limit": 3},
+    ]})
+    assert len(recs) == 8 and sorted(r["source"] for r in recs) == ["honest"] * 5 + ["redditbias"] * 3
+    with pytest.raises(UserError, match=r"data.options.parts=\[\]"):
+        build("prompts-mix", {"parts": []})
+    with pytest.raises(UserError, match=r"data.options.parts\[1\].options.axis='x'"):
+        build("prompts-mix", {"parts": [{"source": "honest"}, {"source": "redditbias", "options": {"axis": "x"}}]})

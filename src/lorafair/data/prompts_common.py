@@ -161,7 +161,7 @@ def ensure_builtin_datasets() -> None:
     """Import the dataset modules of the toxicity study so their builders are registered."""
     import importlib
 
-    for mod in ("prompts_honest", "prompts_redditbias", "prompts_bold", "toxicity_detox"):
+    for mod in ("prompts_honest", "prompts_redditbias", "prompts_bold", "prompts_mix", "toxicity_detox"):
         importlib.import_module(f"lorafair.data.{mod}")
 
 
