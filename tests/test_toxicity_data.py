@@ -1,6 +1,5 @@
 """Prompt datasets (HONEST, RedditBias, BOLD), their splits, and the detox data builders."""
 
-import hashlib
 import logging
 
 import pytest

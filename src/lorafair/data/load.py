@@ -11,11 +11,11 @@ from lorafair.errors import UserError
 
 # modules that register datasets (imported on demand, tolerant of ones not written yet)
 DATASET_MODULES = (
-    "lorafair.data.bold",
-    "lorafair.data.builtin_text",
-    "lorafair.data.toxicity_prompts",
-    "lorafair.data.toxicity_detox",
     "lorafair.data.prompts_honest",
+    "lorafair.data.prompts_redditbias",
+    "lorafair.data.prompts_bold",
+    "lorafair.data.prompts_mix",
+    "lorafair.data.toxicity_detox",
     "lorafair.data.debias_data",
     "lorafair.data.tabular_datasets",
     "lorafair.studies.decisions",

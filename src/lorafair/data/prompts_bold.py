@@ -32,7 +32,7 @@ from lorafair.data.prompts_common import (
     positive_int,
     shuffle_limit,
 )
-from lorafair.data.registry import DATASETS, DataContext, DataSpec, register_dataset
+from lorafair.data.registry import DataContext, DataSpec, register_dataset
 from lorafair.errors import UserError
 
 DOMAINS = ("gender", "race", "religious_ideology", "political_ideology", "profession")
@@ -120,6 +120,4 @@ def build_bold_wiki(spec: DataSpec, ctx: DataContext) -> list[dict]:
     return shuffle_limit(out, ctx.seed, spec.limit)
 
 
-# The lead may register ``bold-wiki`` elsewhere; this one is used only when it is not.
-if "bold-wiki" not in DATASETS:
-    register_dataset("bold-wiki", help="BOLD Wikipedia sentences as text (non-toxic corpus)")(build_bold_wiki)
+register_dataset("bold-wiki", help="BOLD Wikipedia sentences as text (options: domain, groups, min_words, split)")(build_bold_wiki)

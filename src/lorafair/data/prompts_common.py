@@ -168,15 +168,13 @@ def ensure_builtin_datasets() -> None:
 def load_spec(spec: Any, ctx: Any, field: str) -> list[dict]:
     """Records of a DataSpec (or a dict that validates as one), with ``ctx.field_name`` = ``field``.
 
-    Uses ``lorafair.data.load_dataset(spec, ctx)`` when the package provides it (file and hub
-    sources); otherwise calls the registered builder directly.
+    Goes through :func:`lorafair.data.load.load_records`, so file and hub sources work too.
     """
     import dataclasses
-    import importlib
 
     from pydantic import ValidationError
 
-    from lorafair.data.registry import DATASETS, DataSpec
+    from lorafair.data.registry import DataSpec
 
     if not isinstance(spec, DataSpec):
         if not isinstance(spec, dict):
@@ -188,8 +186,6 @@ def load_spec(spec: Any, ctx: Any, field: str) -> list[dict]:
             loc = ".".join(str(x) for x in err["loc"])
             raise UserError(f"{field}.{loc}", err.get("input"), err["msg"]) from None
     ensure_builtin_datasets()
-    sub = dataclasses.replace(ctx, field_name=field)
-    loader = getattr(importlib.import_module("lorafair.data"), "load_dataset", None)
-    if loader is not None:
-        return loader(spec, sub)
-    return DATASETS.get(spec.source)(spec, sub)
+    from lorafair.data.load import load_records
+
+    return load_records(spec, dataclasses.replace(ctx, field_name=field))
