@@ -53,7 +53,7 @@ def test_log_odds_and_decisions_independent_of_batch_size(tiny):
     b = yes_no_log_odds(model, tok, PROMPTS, batch_size=1)
     np.testing.assert_allclose(a, b, atol=1e-4)
     lp = answer_log_probs(model, tok, PROMPTS, batch_size=2)
-    np.testing.assert_allclose(a, lp[:, 0] - lp[:, 1], atol=1e-9)
+    np.testing.assert_allclose(a, lp[:, 0] - lp[:, 1], atol=1e-5)  # batch 16 vs batch 2: float32 reduction order differs
     assert (decide(a, 0.0) == decide(b, 0.0)).all()
 
 

@@ -74,7 +74,7 @@ def test_evaluate_base_full_lora(tmp_path, models):
 
     def run(model, variant, base_view=None):
         ctx = make_ctx(tmp_path, model, tok, variant, refs, cfg, base_view)
-        ctx.heldout_records = RECORDS
+        ctx.heldout_data = RECORDS
         return study.evaluate(ctx), ctx
 
     res_b, _ = run(base, VariantInfo("base", "base", None))
@@ -144,7 +144,7 @@ def test_reference_cache_shares_base_posteriors(tmp_path, models):
     hits0 = REFERENCE_CACHE.hits
     for name in ("lora-r1", "lora-r2"):
         ctx = make_ctx(tmp_path, base, tok, VariantInfo(name, "lora", 1), {"base": base, "full": full}, cfg)
-        ctx.heldout_records = RECORDS
+        ctx.heldout_data = RECORDS
         res = ShiftStudy().evaluate(ctx)
     assert REFERENCE_CACHE.hits - hits0 == 2  # second variant: base and full from cache
     assert metrics(res)["kl_v_base"].value == pytest.approx(0.0, abs=1e-7)
@@ -156,7 +156,7 @@ def test_toxic_vocab_option(tmp_path, models):
     words.write_text("the\nhello\n")
     cfg = ShiftConfig(batch_size=4, max_length=16, lens_max_sequences=2, toxic_vocab=str(words), spectrum=False, n_boot=50)
     ctx = make_ctx(tmp_path, full, tok, VariantInfo("full", "full", None), {"base": base, "full": full}, cfg)
-    ctx.heldout_records = RECORDS
+    ctx.heldout_data = RECORDS
     # byte tokenizer: single-byte first tokens are filtered out -> no toxic ids, a warning, no mass
     ShiftStudy().evaluate(ctx)
     layers = json.loads((ctx.out_dir / "shift_layers.json").read_text())
