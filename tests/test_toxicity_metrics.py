@@ -74,3 +74,16 @@ def test_bootstrap_interval_covers_truth_about_95_percent():
             cover[m] += r.ci_low <= truth[m] <= r.ci_high
     for m, c in cover.items():
         assert 0.89 <= c / reps <= 0.99, (m, c / reps)
+
+
+def test_emt_vs_base_is_the_paired_mean_difference():
+    from lorafair.studies.toxicity.metrics import rose_rows
+
+    v = [0.1, 0.5, 0.2, 0.9]
+    b = [0.3, 0.4, 0.2, 0.95]
+    rows = {(r.metric, r.group): r for r in rose_rows(v, b, ["a", "a", "b", "b"], n_boot=200, seed=0)}
+    assert rows[("emt_vs_base", "")].value == pytest.approx((-0.2 + 0.1 + 0.0 - 0.05) / 4)
+    assert rows[("emt_vs_base", "a")].value == pytest.approx((-0.2 + 0.1) / 2)
+    assert rows[("toxicity_rose", "")].value == pytest.approx(0.25)
+    r = rows[("emt_vs_base", "")]
+    assert r.ci_low <= r.value <= r.ci_high and r.n == 4

@@ -292,7 +292,7 @@ class ShiftStudy:
         (not for PiSSA, whose base layers hold the residual W − B·A)."""
         rows: list[MetricRow] = []
         lora = lora_deltas(ctx.model) if _is_peft(ctx.model) else {}
-        keep = max([r for _, r in lora.values()] + [0])
+        keep = max([r for _, r in lora.values()] + [_ladder_max_rank(ctx.config)])
         key = (str(ctx.out_dir.parent), ctx.seed)
         dec = _SPECTRUM_CACHE.get(key)
         if ctx.variant.method == "base":
@@ -325,3 +325,10 @@ class ShiftStudy:
                 rows.append(MetricRow("subspace_overlap", float(np.mean(ov)), None, None, len(ov)))
                 rows.append(MetricRow("subspace_angle_deg", float(np.mean(ang)), None, None, len(ang)))
         return rows
+
+
+def _ladder_max_rank(config) -> int:
+    """The largest PEFT rank of the run, so ΔW_full's singular vectors are computed once for all variants."""
+    variants = getattr(config, "variants", None)
+    ranks = [r for m in ("lora", "dora", "rslora", "pissa") for r in getattr(getattr(variants, m, None), "ranks", []) or []]
+    return max(ranks, default=0)

@@ -100,10 +100,10 @@ class ToxicityStudy:
     """k sampled continuations per prompt, scored for toxicity: EMT, toxicity probability, per group."""
 
     Config = ToxicityConfig
-    headline = ("emt", "toxicity_prob", "mean_toxicity", "emt_gap", "perplexity")
+    headline = ("emt", "toxicity_prob", "mean_toxicity", "emt_gap", "emt_vs_base", "perplexity")
     lower_is_better = frozenset({
         "emt", "toxicity_prob", "mean_toxicity", "emt_gap", "toxicity_prob_gap", "mean_toxicity_gap",
-        "toxicity_rose", "perplexity",
+        "toxicity_rose", "emt_vs_base", "perplexity",
     })
 
     # -- pieces -------------------------------------------------------------------------------
