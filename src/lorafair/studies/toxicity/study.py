@@ -197,6 +197,11 @@ class ToxicityStudy:
         info["generated_tokens"] = n_new
         info["tokens_per_second"] = round(n_new / t_gen, 1) if t_gen > 0 else None
 
+        if cfg.compare_to_base and ctx.variant.method == "base":
+            # the base model compared with itself: no change, exactly (so capture ratios of emt_vs_base are defined)
+            n_by_group = {g: groups.count(g) for g in sorted(set(groups))}
+            rows.append(MetricRow("emt_vs_base", 0.0, 0.0, 0.0, len(groups)))
+            rows += [MetricRow("emt_vs_base", 0.0, 0.0, 0.0, n, group=g) for g, n in n_by_group.items()]
         if cfg.compare_to_base and ctx.variant.method != "base":
             base_max, how = self._base_max(prompts, cfg, ctx, scorer)
             info["base_comparison"] = how
