@@ -78,7 +78,8 @@ def test_scorers_lists_every_scorer(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["scorer", "available"]
     names = [line.split()[0] for line in out[1:]]
-    assert names == ["detoxify:<variant>", "hf:<folder|hub", "jigsaw-bilstm", "llm-judge:<model", "profanity"]
+    # other tests may register fake scorers (named test-*) in the same process: list the real ones
+    assert [n for n in names if not n.startswith("test-")] == ["detoxify:<variant>", "hf:<folder|hub", "jigsaw-bilstm", "llm-judge:<model", "profanity"]
     jig = next(line for line in out if line.startswith("jigsaw-bilstm"))
     assert "[default]" in jig and " yes " in jig
 
