@@ -31,6 +31,7 @@ def test_completion_only_labels():
 def test_ladder_all_methods(tmp_path):
     cfg = validate_config(deep_update(TINY, {
         "variants": {"lora": {"ranks": [1, 2]}, "dora": {"ranks": [2]}, "rslora": {"ranks": [2]}, "pissa": {"ranks": [2]}},
+        "output": {"save_full_weights": True},
     }))
     out = Runner(cfg, tmp_path / "run", quiet=True).run()
     names = sorted(p.name for p in out.glob("*-s0"))
@@ -44,6 +45,10 @@ def test_ladder_all_methods(tmp_path):
             assert (ac["init_lora_weights"] == "pissa") == (m == "pissa")
             assert ac["lora_alpha"] == 2 * ac["r"]
     assert (out / "full-s0" / "model.safetensors").is_file()
+    from lorafair.models.sources import load_model
+
+    exported, _ = load_model(f"hf:{out / 'full-s0' / 'model'}")  # save_full_weights: a folder loadable as hf:
+    assert exported.config.num_hidden_layers == 2
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert set(rows[0]) >= {"variant", "method", "rank", "seed", "study", "metric", "value", "ci_low", "ci_high", "n"}
     loss = {r["variant"]: float(r["value"]) for r in rows if r["metric"] == "loss"}

@@ -36,8 +36,6 @@ def add_common(p):
 def out_dir(args, cfg) -> Path:
     from lorafair.errors import UserError
 
-    if args.resume and not args.out and not cfg.output.dir:
-        pass
     out = Path(args.out or cfg.output.dir or Path("runs") / cfg.name)
     if args.resume and not (out / "config.yaml").exists():
         raise UserError("--resume", str(out), "a run directory with a config.yaml to resume")

@@ -142,7 +142,11 @@ class StartConfig(Strict):
 
 class OutputConfig(Strict):
     dir: Optional[str] = Field(default=None, description="Run directory (default runs/<recipe name>); --out overrides.")
-    save_full_weights: bool = Field(default=False, description="Save full fine-tuned weights (safetensors); adapters are always saved.")
+    save_full_weights: bool = Field(
+        default=False,
+        description="Also export the full fine-tuned model as a save_pretrained folder (RUN/full-s<seed>/model, loadable "
+        "as hf:<folder>, e.g. for `lorafair spectrum`). Adapters are always saved; the full variant's raw weights "
+        "(model.safetensors) are always kept, as resume and the shift study need them.")
     report: bool = Field(default=True, description="Write report.html/report.md at the end of the run.")
 
 

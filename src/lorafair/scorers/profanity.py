@@ -22,11 +22,11 @@ DISTRIBUTION = "alt-profanity-check"
 
 
 def _data_dir() -> Path | None:
-    spec = importlib.util.find_spec("profanity_check")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    d = Path(list(spec.submodule_search_locations)[0]) / "data"
-    return d if (d / "model.joblib").is_file() else None
+    from lorafair.data.packages import package_dir
+
+    root = package_dir("profanity_check")
+    d = root / "data" if root else None
+    return d if d is not None and (d / "model.joblib").is_file() else None
 
 
 @SCORERS.register("profanity", help="alt-profanity-check linear model (label: profanity); fast")

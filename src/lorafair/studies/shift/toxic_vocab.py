@@ -12,7 +12,6 @@ byte- or character-level tokenizer would count every word starting with "f" as t
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from lorafair.errors import UserError
@@ -22,10 +21,12 @@ BUILTIN = {"better-profanity": ("better_profanity", "profanity_wordlist.txt")}
 
 def _builtin_path(name: str) -> Path:
     pkg, fname = BUILTIN[name]
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or not spec.origin:
+    from lorafair.data.packages import package_dir
+
+    root = package_dir(pkg)
+    if root is None:
         raise UserError("toxic_vocab", name, f"the PyPI package {name!r} to be installed (pip install {name})")
-    return Path(spec.origin).parent / fname
+    return root / fname
 
 
 def load_words(source: str) -> list[str]:
