@@ -88,7 +88,7 @@ def main() -> None:
                           config=SimpleNamespace(data=None), study_config=cfg, log=logging.getLogger("bench"), progress=False,
                           reference={"base": base, "full": full}.__getitem__, base_view=base_view)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        ctx.heldout_records = records
+        ctx.heldout_data = records
         sync()
         t = time.perf_counter()
         ShiftStudy().evaluate(ctx)
