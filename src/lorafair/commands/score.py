@@ -46,20 +46,10 @@ def add_arguments(p) -> None:
 
 def read_texts(data: bytes, field: str, where: str) -> list[str]:
     """The ``field`` of every non-blank jsonl line, with a UserError naming the line on bad input."""
+    from lorafair.data.files import parse_jsonl
+
     texts: list[str] = []
-    for lineno, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-        except UnicodeDecodeError as e:
-            raise UserError.plain(f"{where} line {lineno}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError.plain(f"{where} line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(obj, dict):
-            raise UserError.plain(f"{where} line {lineno}: expected a JSON object, got {type(obj).__name__}")
+    for lineno, obj in parse_jsonl(data, where):
         if field not in obj:
             raise UserError.plain(f"{where} line {lineno}: missing field {field!r} (set --field to choose another)")
         value = obj[field]

@@ -17,24 +17,30 @@ def _check_file(path: str, field: str) -> Path:
     return p
 
 
+def parse_jsonl(data: bytes, where: str) -> list[tuple[int, dict]]:
+    """(line number, object) of every non-blank line of jsonl bytes; a UserError naming ``where`` and the
+    line for non-UTF-8 bytes, invalid JSON or a non-object line. Shared by data files and `lorafair score`."""
+    rows: list[tuple[int, dict]] = []
+    for lineno, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError.plain(f"{where} line {lineno}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError.plain(f"{where} line {lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise UserError.plain(f"{where} line {lineno}: expected a JSON object, got {type(obj).__name__}")
+        rows.append((lineno, obj))
+    return rows
+
+
 def read_jsonl(path: str, field: str = "data.source") -> list[dict]:
     p = _check_file(path, field)
-    rows = []
-    try:
-        with p.open(encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise UserError.plain(f"{field}: {path} line {i}: invalid JSON ({e.msg})") from None
-                if not isinstance(obj, dict):
-                    raise UserError.plain(f"{field}: {path} line {i}: expected a JSON object")
-                rows.append(obj)
-    except UnicodeDecodeError as e:
-        raise UserError.plain(f"{field}: {path} is not UTF-8 text (byte {e.start})") from None
-    return rows
+    return [obj for _, obj in parse_jsonl(p.read_bytes(), f"{field}: {path}")]
 
 
 def read_csv(path: str, field: str = "data.source") -> list[dict]:

@@ -9,7 +9,6 @@ gives the same numbers as an uninterrupted one: training and evaluation are pure
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -30,12 +29,12 @@ from lorafair.adapt.train import seed_everything, train_model, train_variant
 from lorafair.adapt.variants import Variant, plan_variants
 from lorafair.config.load import dump_config
 from lorafair.config.schema import PEFT_METHODS, RunConfig
+from lorafair.data.files import read_jsonl
 from lorafair.data.load import load_records, split_holdout
 from lorafair.data.registry import DataContext
 from lorafair.errors import UserError
 from lorafair.models.sources import load_model, resolve_device
 from lorafair.run.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
-from lorafair.run.files import read_records
 from lorafair.run.info import run_info
 from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
@@ -95,7 +94,7 @@ class Runner:
         d = self.out / "data"
         tr, ho = d / f"train-s{seed}.jsonl", d / f"heldout-s{seed}.jsonl"
         if tr.exists() and ho.exists():
-            return read_records(tr), read_records(ho)
+            return read_jsonl(str(tr)), read_jsonl(str(ho))
         dc = self.cfg.data
         ctx = DataContext(seed=seed, log=self.log, progress=self.progress, cache_dir=self.out / "data",
                           base_model=base_model_fn, field_name="data.train")
@@ -288,7 +287,8 @@ class Runner:
                 if not todo:
                     self.log.info("[%d/%d] %s seed %d: evaluated already, skipping", i, len(self.variants), v.name, seed)
                     continue
-                model = self.load_variant(base_model, v, seed)
+                # the full variant is also a reference of other variants: load it once per seed
+                model = self.reference(base_model, seed, "full") if v.method == "full" else self.load_variant(base_model, v, seed)
                 base_view = None
                 if hasattr(model, "disable_adapter") and v.method != "pissa":
                     # PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
@@ -304,7 +304,7 @@ class Runner:
                         heldout_data=heldout,
                     )
                     folder.mkdir(parents=True, exist_ok=True)
-                    with torch.no_grad() if not getattr(study_class(name), "needs_grad", False) else contextlib.nullcontext():
+                    with torch.no_grad():
                         result = study_class(name)().evaluate(ctx)
                     wall = time.perf_counter() - t0
                     atomic_write_json(res_path, {
@@ -313,8 +313,6 @@ class Runner:
                         "metrics": [asdict(m) for m in result.metrics], "info": result.info,
                     })
                     self.log.info("    %s done in %.1fs", name, wall)
-                if model is not base_model and v.name not in ("full",):
-                    del model
 
     def finalize_studies(self) -> None:
         """Cross-variant rows of studies with ``finalize`` (e.g. the decisions study's reference policies),
