@@ -77,3 +77,46 @@ def test_masked_aggregation():
     assert np.isnan(empty).all()
     with pytest.raises(ValueError, match="differ in shape"):
         dv.masked_token_values(vals, mask[:, :2])
+
+
+def _near_pair(n=40, v=4000, seed=0, scale=0.3):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, v, generator=g) * 3
+    return torch.log_softmax(x + scale * torch.randn(n, v, generator=g), -1), torch.log_softmax(x, -1)
+
+
+def test_pair_divergences_match_float64_definitions_in_float32():
+    lp, lq = _near_pair()
+    got = dv.pair_divergences(lp, lq)
+    p64, q64 = lp.double(), lq.double()
+    P, Q = p64.exp(), q64.exp()
+    M = 0.5 * (P + Q)
+    ref = {"kl": (P * (p64 - q64)).sum(-1), "reverse_kl": (Q * (q64 - p64)).sum(-1),
+           "js": 0.5 * (P * (p64 - M.log())).sum(-1) + 0.5 * (Q * (q64 - M.log())).sum(-1)}
+    assert set(got) == set(ref)
+    for k in ref:
+        assert got[k].dtype == torch.float32
+        # small divergences (~0.04 KL, ~0.01 JS) are accurate to 1e-6 absolute in float32
+        np.testing.assert_allclose(got[k].double().numpy(), ref[k].numpy(), atol=1e-6, rtol=0)
+    # the single-purpose functions are the same computation
+    np.testing.assert_array_equal(dv.kl_from_logp(lp, lq).numpy(), got["kl"].numpy())
+    np.testing.assert_array_equal(dv.js_from_logp(lp, lq).numpy(), got["js"].numpy())
+    assert set(dv.pair_divergences(lp, lq, ("reverse_kl",))) == {"reverse_kl"}
+
+
+def test_pair_divergences_zero_mass_and_infinite_kl():
+    inf = float("inf")
+    lp = torch.tensor([[math.log(0.5), math.log(0.5), -inf]])
+    lq = torch.tensor([[math.log(0.25), math.log(0.25), math.log(0.5)]])
+    out = dv.pair_divergences(lp, lq)
+    assert out["kl"].item() == pytest.approx(math.log(2), rel=1e-6)  # P(2)=0 counts 0
+    assert out["reverse_kl"].item() == inf  # Q(2)>0 where P(2)=0
+    m = np.array([0.375, 0.375, 0.25])
+    js = 0.5 * (0.5 * np.log(0.5 / m[:2])).sum() + 0.5 * ((np.array([0.25, 0.25, 0.5]) * np.log(np.array([0.25, 0.25, 0.5]) / m)).sum())
+    assert out["js"].item() == pytest.approx(js, rel=1e-6)
+
+
+def test_chunk_rows():
+    assert dv.chunk_rows(49152, torch.device("cpu")) == (1 << 19) // 49152
+    assert dv.chunk_rows(10**8, torch.device("cpu")) == 1
+    assert dv.chunk_rows(49152, torch.device("meta")) >= 1 << 20

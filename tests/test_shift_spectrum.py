@@ -95,6 +95,20 @@ def test_mismatched_architectures():
         update_spectrum(base, other)
 
 
+def test_principal_angles_orthonormal_fast_path_equals_scipy():
+    g = torch.Generator().manual_seed(5)
+    qa, _ = torch.linalg.qr(torch.randn(300, 16, generator=g, dtype=torch.float64))
+    # a subspace sharing some directions exactly, some nearly, some not at all
+    mix = torch.cat([qa[:, :4], qa[:, 4:8] + 1e-4 * torch.randn(300, 4, generator=g, dtype=torch.float64),
+                     torch.randn(300, 8, generator=g, dtype=torch.float64)], 1)
+    qb, _ = torch.linalg.qr(mix)
+    ref = principal_angles(qa, qb)
+    fast = principal_angles(qa, qb, orthonormal=True)
+    np.testing.assert_allclose(fast, ref, atol=1e-7)  # scipy resolves exact zeros only to ~1e-8
+    assert fast[:4].max() < 1e-7 and 1e-5 < fast[4] < 1e-2  # small angles are resolved (sine formula)
+    np.testing.assert_allclose(principal_angles(qa[:, :5], qb, orthonormal=True), principal_angles(qa[:, :5], qb), atol=1e-7)
+
+
 def test_lora_angles_with_peft():
     from peft import LoraConfig, get_peft_model
 
@@ -107,7 +121,12 @@ def test_lora_angles_with_peft():
     # B@A*scaling by hand
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
     by_hand = layer.lora_B["default"].weight @ layer.lora_A["default"].weight * layer.scaling["default"]
-    torch.testing.assert_close(deltas["model.layers.0.self_attn.q_proj"][0], by_hand)
+    delta = deltas["model.layers.0.self_attn.q_proj"][0]
+    torch.testing.assert_close(delta.dense(), by_hand)
+    torch.testing.assert_close(delta.dense(), layer.get_delta_weight("default"))
+    # the exact basis from the factors spans the same space as the dense SVD's top-2
+    u = torch.linalg.svd(by_hand.detach().double())[0][:, :2].numpy()
+    assert max(principal_angles(delta.left_basis(2), u)) < 1e-6
     assert deltas["model.layers.0.self_attn.q_proj"][1] == 2
     # set q_proj's LoRA update to exactly ΔW_full of that module -> angles 0
     with torch.no_grad():

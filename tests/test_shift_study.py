@@ -125,9 +125,16 @@ def test_evaluate_base_full_lora(tmp_path, models):
         with peft_model.disable_adapter():
             yield peft_model
 
+    # base posteriors and the base's logit lens come from the run's cache (filled by the variants above) ...
+    res_cached, _ = run(peft_model, VariantInfo("lora-r2", "lora", 2), base_view)
+    assert not calls
+    # ... and without it from the PEFT model with adapters disabled: the same numbers
+    REFERENCE_CACHE.resize(0)
     res_l, ctx_l = run(peft_model, VariantInfo("lora-r2", "lora", 2), base_view)
     ml = metrics(res_l)
     assert calls and res_l.info["base_posteriors"] == "adapters disabled"
+    for name, row in metrics(res_cached).items():
+        assert row.value == pytest.approx(ml[name].value, rel=1e-5, abs=1e-7), name
     assert ml["kl_v_base"].value > 0
     cap = ml["capture_kl"]
     assert cap.value == pytest.approx(1 - ml["kl_full_v_seq"].value / ml["kl_full_base_seq"].value, rel=1e-6)
@@ -146,7 +153,7 @@ def test_reference_cache_shares_base_posteriors(tmp_path, models):
         ctx = make_ctx(tmp_path, base, tok, VariantInfo(name, "lora", 1), {"base": base, "full": full}, cfg)
         ctx.heldout_data = RECORDS
         res = ShiftStudy().evaluate(ctx)
-    assert REFERENCE_CACHE.hits - hits0 == 2  # second variant: base and full from cache
+    assert REFERENCE_CACHE.hits - hits0 == 3  # second variant: base, full and KL(full‖base) from cache
     assert metrics(res)["kl_v_base"].value == pytest.approx(0.0, abs=1e-7)
 
 
@@ -170,3 +177,81 @@ def test_config_rejects_unknown_fields():
         ShiftConfig(windows=3)
     with pytest.raises(ValidationError):
         ShiftConfig(dtype="float16")
+
+
+def test_divergences_chunked_equal_whole_and_shared_probabilities():
+    from lorafair.studies.shift.study import _divergences
+
+    g = torch.Generator().manual_seed(0)
+    lp = {r: torch.log_softmax(torch.randn(13, 300, generator=g), -1) for r in ("v", "base", "full")}
+    whole = _divergences(lp, ("kl", "reverse_kl", "js"), with_full_base=True, rows=10**6)
+    chunked = _divergences(lp, ("kl", "reverse_kl", "js"), with_full_base=True, rows=4)
+    assert set(whole) == {"kl_v_base", "kl_base_v", "js_v_base", "kl_full_v", "kl_v_full", "js_full_v", "kl_full_base"}
+    for k in whole:
+        torch.testing.assert_close(chunked[k], whole[k], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(whole["kl_full_v"], dv.kl_from_logp(lp["full"], lp["v"]))
+    torch.testing.assert_close(whole["kl_base_v"], dv.kl_from_logp(lp["base"], lp["v"]))
+    torch.testing.assert_close(whole["js_full_v"], dv.js_from_logp(lp["full"], lp["v"]))
+    only = _divergences(lp, ("kl",), with_full_base=False, rows=5)
+    assert set(only) == {"kl_v_base", "kl_full_v"}
+    same = _divergences({"v": lp["v"], "base": lp["v"], "full": lp["full"]}, ("kl", "js"), with_full_base=False, rows=5)
+    assert torch.all(same["kl_v_base"] == 0) and torch.all(same["js_v_base"] == 0)
+
+
+def test_divergences_option_drops_reverse_and_js(tmp_path, models):
+    base, full, tok = models
+    cfg = ShiftConfig(batch_size=4, max_length=16, logit_lens=False, spectrum=False, n_boot=50, divergences=[])
+    ctx = make_ctx(tmp_path, full, tok, VariantInfo("full", "full", None), {"base": base, "full": full}, cfg)
+    ctx.heldout_data = RECORDS
+    m = metrics(ShiftStudy().evaluate(ctx))
+    assert "kl_v_base" in m and "kl_full_base" in m and "capture_kl" in m
+    assert not any(k.startswith(("kl_base_v", "kl_v_full", "js_")) for k in m)
+    with pytest.raises(Exception, match="reverse_kl"):
+        ShiftConfig(divergences=["kl_reverse"])
+
+
+def test_reference_cache_keeps_a_group_and_never_thrashes():
+    from lorafair.studies.shift.posteriors import ReferenceCache
+
+    c = ReferenceCache(3 * 400)  # room for three 100-float tensors
+    t = lambda: torch.zeros(100)  # noqa: E731
+    for i in range(5):
+        c.put(("run1", i), t(), group="run1")
+    assert c.skipped == 2 and c.used == 1200
+    assert all(c.get(("run1", i)) is not None for i in range(3))  # the first three stay: a second pass hits
+    assert c.get(("run1", 4)) is None
+    c.put(("run2", 0), t(), group="run2")  # a new run evicts the old run's entries
+    assert c.get(("run2", 0)) is not None and c.used == 1200
+    c.resize(0)
+    assert c.used == 0 and c.get(("run2", 0)) is None
+
+
+@pytest.mark.parametrize("positions", ["first", "all"])
+def test_lens_equals_manual_computation(tmp_path, models, positions):
+    from lorafair.studies.shift.logit_lens import lens_head
+
+    base, full, tok = models
+    REFERENCE_CACHE.resize(0)
+    cfg = ShiftConfig(batch_size=3, max_length=16, lens_max_sequences=3, lens_positions=positions, spectrum=False, n_boot=20)
+    ctx = make_ctx(tmp_path, full, tok, VariantInfo("full", "full", None), {"base": base, "full": full}, cfg)
+    ctx.heldout_data = RECORDS
+    ShiftStudy().evaluate(ctx)
+    got = json.loads((ctx.out_dir / "shift_layers.json").read_text())
+    # by hand: the first 3 records, all their scored positions or the first of each
+    b = make_batches(tok, RECORDS[:3], max_length=16, batch_size=3)[0]
+    mask = b.score_mask.clone()
+    if positions == "first":
+        first = mask.float().argmax(1)
+        mask = torch.zeros_like(mask)
+        mask[torch.arange(3), first] = True
+    with torch.no_grad():
+        ov = full(b.input_ids, attention_mask=b.attention_mask, output_hidden_states=True)
+        ob = base(b.input_ids, attention_mask=b.attention_mask, output_hidden_states=True)
+        layer = 1
+        lv = torch.log_softmax(lens_head(full)(ov.hidden_states[layer]), -1)[mask]
+        lb = torch.log_softmax(lens_head(base)(ob.hidden_states[layer]), -1)[mask]
+        fv = torch.log_softmax(ov.logits, -1)[mask]
+    assert got["n_lens_positions"] == int(mask.sum()) and got["n_lens_sequences"] == 3
+    assert got["lens_positions"] == positions
+    assert got["kl_to_base"][layer] == pytest.approx(float(dv.kl_from_logp(lv, lb).mean()), rel=1e-5)
+    assert got["kl_to_final"][layer] == pytest.approx(float(dv.kl_from_logp(lv, fv).mean()), rel=1e-5)

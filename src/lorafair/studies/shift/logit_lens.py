@@ -121,5 +121,9 @@ def lens_logits(model: nn.Module, hidden_states, final_logits: torch.Tensor, lay
 
 def toxic_mass(logits: torch.Tensor, token_ids: torch.Tensor, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Probability mass softmax(logits) puts on ``token_ids`` (1-D, unique), per position."""
-    logp = torch.log_softmax(logits.to(dtype), dim=-1)
-    return torch.logsumexp(logp.index_select(-1, token_ids.to(logits.device)), dim=-1).exp()
+    return toxic_mass_logp(torch.log_softmax(logits.to(dtype), dim=-1), token_ids)
+
+
+def toxic_mass_logp(logp: torch.Tensor, token_ids: torch.Tensor) -> torch.Tensor:
+    """Probability mass on ``token_ids`` (1-D, unique) per position, from log-probabilities."""
+    return torch.logsumexp(logp.index_select(-1, token_ids.to(logp.device)), dim=-1).exp()

@@ -71,6 +71,25 @@ def make_batches(tokenizer, records: list[dict], *, max_length: int, batch_size:
     return batches
 
 
+def forward_batch(model, batch: Batch, device, hidden: bool = False):
+    """The model's output on a batch (no gradients, no KV cache), with hidden states on request."""
+    with torch.no_grad():
+        return model(
+            input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
+            output_hidden_states=hidden, use_cache=False,
+        )
+
+
+def rows_of(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The given flat (batch·position) rows of a batch × positions × features tensor."""
+    return x.reshape(-1, x.shape[-1]).index_select(0, rows.to(x.device))
+
+
+def rows_logp(logits: torch.Tensor, rows: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Log-posteriors at the given flat positions: (len(rows) × vocabulary), in ``dtype``."""
+    return torch.log_softmax(rows_of(logits, rows).to(dtype), dim=-1)
+
+
 def fingerprint(records: list[dict], max_length: int, batch_size: int) -> str:
     h = hashlib.sha256(json.dumps([records, max_length, batch_size], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
@@ -78,40 +97,51 @@ def fingerprint(records: list[dict], max_length: int, batch_size: int) -> str:
 
 class ReferenceCache:
     """Log-posteriors of reference models (base, full) per batch, kept across variants of one run
-    under a byte budget (least recently used out). Keys include the run dir, seed and data
-    fingerprint, so a different model or data never hits."""
+    under a byte budget. Keys include the run dir, seed and data fingerprint, so a different model or
+    data never hits. Entries belong to a *group* (one run, seed and data): a new group evicts older
+    groups (least recently used first), but within a group nothing is evicted — a ladder reads the
+    batches in the same order for every variant, and LRU eviction under a too-small budget would turn
+    every read into a miss. What does not fit is not kept (``skipped`` counts it)."""
 
     def __init__(self, budget_bytes: int):
         self.budget = budget_bytes
         self.used = 0
-        self._d: "OrderedDict[Any, torch.Tensor]" = OrderedDict()
+        self._d: "OrderedDict[Any, tuple[Any, torch.Tensor]]" = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.skipped = 0
 
     def get(self, key) -> Optional[torch.Tensor]:
-        t = self._d.get(key)
-        if t is None:
+        item = self._d.get(key)
+        if item is None:
             self.misses += 1
             return None
         self._d.move_to_end(key)
         self.hits += 1
-        return t
+        return item[1]
 
-    def put(self, key, value: torch.Tensor) -> None:
-        size = value.element_size() * value.nelement()
-        if size > self.budget:
+    def put(self, key, value: torch.Tensor, group: Any = None, reserve: int = 0) -> None:
+        """Keep ``value`` if it fits, leaving ``reserve`` bytes free for entries worth more."""
+        size = value.element_size() * value.nelement() + max(0, reserve)
+        if self.used + size > self.budget:
+            for k in [k for k, (g, _) in self._d.items() if g != group]:
+                if self.used + size <= self.budget:
+                    break
+                self._drop(k)
+        if self.used + size > self.budget:
+            self.skipped += 1
             return
-        while self.used + size > self.budget and self._d:
-            _, old = self._d.popitem(last=False)
-            self.used -= old.element_size() * old.nelement()
-        self._d[key] = value
-        self.used += size
+        self._d[key] = (group, value)
+        self.used += size - max(0, reserve)
+
+    def _drop(self, key) -> None:
+        _, old = self._d.pop(key)
+        self.used -= old.element_size() * old.nelement()
 
     def resize(self, budget_bytes: int) -> None:
         self.budget = budget_bytes
         while self.used > self.budget and self._d:
-            _, old = self._d.popitem(last=False)
-            self.used -= old.element_size() * old.nelement()
+            self._drop(next(iter(self._d)))
 
 
 REFERENCE_CACHE = ReferenceCache(0)

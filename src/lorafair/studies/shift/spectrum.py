@@ -218,31 +218,83 @@ def orthonormal_basis(m: torch.Tensor | np.ndarray, r: int) -> np.ndarray:
     return u[:, :r]
 
 
-def principal_angles(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
+def principal_angles(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, orthonormal: bool = False) -> np.ndarray:
     """Principal angles (radians, ascending) between the column spaces of ``a`` and ``b``
-    (``scipy.linalg.subspace_angles``, accurate for small angles too)."""
-    a = np.asarray(torch.as_tensor(a, dtype=torch.float64).cpu())
-    b = np.asarray(torch.as_tensor(b, dtype=torch.float64).cpu())
-    return np.sort(scipy.linalg.subspace_angles(a, b))
+    (``scipy.linalg.subspace_angles``, accurate for small angles too).
+
+    ``orthonormal=True`` promises orthonormal columns (singular vectors, a QR's Q) and skips scipy's two
+    re-orthonormalising SVDs: the same algorithm (Björck & Golub 1973: cosines from σ(AᵀB), sines from
+    σ(B − A·AᵀB) where cos² ≥ ½) on the given bases, in float64 — 4–5× faster for 64-dim subspaces."""
+    if not orthonormal:
+        a = np.asarray(torch.as_tensor(a, dtype=torch.float64).cpu())
+        b = np.asarray(torch.as_tensor(b, dtype=torch.float64).cpu())
+        return np.sort(scipy.linalg.subspace_angles(a, b))
+    qa = torch.as_tensor(a, dtype=torch.float64).cpu()
+    qb = torch.as_tensor(b, dtype=torch.float64).cpu()
+    if qa.shape[1] < qb.shape[1]:
+        qa, qb = qb, qa
+    m = qa.T @ qb
+    cos = torch.linalg.svdvals(m).flip(0).clamp(-1.0, 1.0)  # ascending: the smallest cosine is the largest angle
+    theta = torch.arccos(cos)
+    small = cos**2 >= 0.5
+    if bool(small.any()):
+        sin = torch.linalg.svdvals(qb - qa @ m).clamp(-1.0, 1.0)  # descending, pairs with ascending cosines
+        theta = torch.where(small, torch.arcsin(sin), theta)
+    return np.sort(theta.numpy())
 
 
-def lora_deltas(model: nn.Module) -> dict[str, tuple[torch.Tensor, int]]:
-    """ΔW = B·A·scaling of each LoRA module of a PEFT model (active adapter), by base-model module
-    name, with its LoRA rank r. Uses PEFT's ``get_delta_weight`` (handles fan_in_fan_out)."""
+@dataclass
+class LowRankDelta:
+    """A LoRA update ΔW = L · R (out × in) kept as its factors: L = B·scaling (out × r), R = A (r × in),
+    or the transposes for ``fan_in_fan_out`` layers (GPT-2's Conv1D)."""
+
+    left: torch.Tensor
+    right: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.left.shape[0], self.right.shape[1])
+
+    def dense(self) -> torch.Tensor:
+        return self.left @ self.right
+
+    def left_basis(self, k: int) -> np.ndarray:
+        """Top-k left singular vectors (float64, columns), exactly, from the factors: with L = Q_L R_L and
+        Rᵀ = Q_R R_R, ΔW = Q_L (R_L R_Rᵀ) Q_Rᵀ, so ΔW's left singular vectors are Q_L times those of the
+        r × r core — an SVD of r × r instead of out × in."""
+        left, right = self.left.detach().to(torch.float64).cpu(), self.right.detach().to(torch.float64).cpu()
+        q_l, r_l = torch.linalg.qr(left)
+        _, r_r = torch.linalg.qr(right.T)
+        u, _, _ = torch.linalg.svd(r_l @ r_r.T)
+        return (q_l @ u[:, :k]).numpy()
+
+
+def lora_deltas(model: nn.Module) -> dict[str, tuple[LowRankDelta | torch.Tensor, int]]:
+    """ΔW of each LoRA module of a PEFT model (active adapter), by base-model module name, with its
+    LoRA rank r: a :class:`LowRankDelta` (B·scaling, A) for linear LoRA layers, else the dense
+    ``get_delta_weight`` (PEFT's, which handles every layer type)."""
     try:
         from peft.tuners.lora import LoraLayer
     except ImportError:  # pragma: no cover
         return {}
     inner = _unwrap(model)
-    out = {}
+    out: dict[str, tuple[LowRankDelta | torch.Tensor, int]] = {}
     for name, mod in inner.named_modules():
         if not isinstance(mod, LoraLayer):
             continue
         for adapter in mod.active_adapters:
-            if adapter in getattr(mod, "lora_A", {}):
-                with torch.no_grad():
-                    out[name] = (mod.get_delta_weight(adapter).detach().float(), int(mod.r[adapter]))
-                break
+            if adapter not in getattr(mod, "lora_A", {}):
+                continue
+            a, b = mod.lora_A[adapter], mod.lora_B[adapter]
+            with torch.no_grad():
+                if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
+                    left, right = b.weight.detach().float() * mod.scaling[adapter], a.weight.detach().float()
+                    delta: LowRankDelta | torch.Tensor = (
+                        LowRankDelta(right.T, left.T) if getattr(mod, "fan_in_fan_out", False) else LowRankDelta(left, right))
+                else:
+                    delta = mod.get_delta_weight(adapter).detach().float()
+            out[name] = (delta, int(mod.r[adapter]))
+            break
     return out
 
 
@@ -255,8 +307,8 @@ def lora_subspace_angles(lora: dict[str, tuple[torch.Tensor, int]], full_left: d
             continue
         uf = full_left[name]
         k = min(r, uf.shape[1], min(delta.shape))
-        ul = orthonormal_basis(delta, k)
-        ang = principal_angles(ul, uf[:, :k])
+        ul = delta.left_basis(k) if isinstance(delta, LowRankDelta) else orthonormal_basis(delta, k)
+        ang = principal_angles(ul, uf[:, :k], orthonormal=True)
         mtype, layer = split_name(name)
         rows.append({
             "name": name, "module_type": mtype, "layer": layer, "r": k,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Optional
+from typing import Literal, Optional
 
 import numpy as np
 import torch
@@ -37,19 +37,20 @@ from lorafair.stats.bootstrap import bootstrap_mean_ci
 from lorafair.stats.capture import capture_kl
 from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
 from lorafair.studies.shift import divergence as dv
-from lorafair.studies.shift.logit_lens import lens_head, toxic_mass
-from lorafair.studies.shift.posteriors import REFERENCE_CACHE, Batch, fingerprint, make_batches
+from lorafair.studies.shift.lens_collect import LensCollector
+from lorafair.studies.shift.posteriors import REFERENCE_CACHE, fingerprint, forward_batch, make_batches, rows_logp
 from lorafair.studies.shift.spectrum import (
     DEFAULT_RANKS, lora_deltas, lora_subspace_angles, summarise_spectra, update_spectrum,
 )
 from lorafair.studies.shift.toxic_vocab import load_words, token_ids_for_words
 
-PAIRS = {  # metric -> (P, Q) roles for KL(P‖Q) / JS
-    "kl_v_base": ("v", "base"), "kl_base_v": ("base", "v"),
-    "kl_full_v": ("full", "v"), "kl_v_full": ("v", "full"),
-    "js_v_base": ("v", "base"), "js_full_v": ("full", "v"),
-    "kl_full_base": ("full", "base"),
+# (P role, Q role) -> {divergence kind: metric}; KL(P‖Q) is "kl", KL(Q‖P) "reverse_kl", JS(P, Q) "js".
+ROLE_PAIRS = {
+    ("v", "base"): {"kl": "kl_v_base", "reverse_kl": "kl_base_v", "js": "js_v_base"},
+    ("full", "v"): {"kl": "kl_full_v", "reverse_kl": "kl_v_full", "js": "js_full_v"},
+    ("full", "base"): {"kl": "kl_full_base"},
 }
+OPTIONAL_KINDS = ("reverse_kl", "js")
 _SPECTRUM_CACHE: dict = {}
 
 
@@ -62,24 +63,88 @@ class ShiftConfig(StudyConfig):
     max_sequences: int = Field(default=64, gt=0, description="Use at most this many records.")
     max_length: int = Field(default=128, gt=1, description="Truncate each sequence to this many tokens.")
     batch_size: int = Field(default=8, gt=0, description="Sequences per forward pass.")
+    divergences: list[Literal["reverse_kl", "js"]] = Field(
+        default_factory=lambda: list(OPTIONAL_KINDS),
+        description="Besides KL(P_v‖P_base), KL(P_full‖P_v) and KL(P_full‖P_base) (always): the reverse "
+        "directions (`reverse_kl`: kl_base_v, kl_v_full) and Jensen–Shannon (`js`: js_v_base, js_full_v).",
+    )
     dtype: str = Field(default="float32", pattern="^(float32|float64)$", description="Accumulation dtype of log-softmax and KL.")
     logit_lens: bool = Field(default=True, description="Per-layer logit lens (KL to the final layer and to base).")
-    lens_max_sequences: int = Field(default=16, gt=0, description="Logit lens on the first this many sequences only (it costs one unembedding per layer).")
+    lens_max_sequences: int = Field(default=64, gt=0, description="Logit lens on the first this many sequences.")
+    lens_positions: Literal["first", "all"] = Field(
+        default="first",
+        description="Positions read through the lens: `first` = the first scored position of each sequence (for "
+        "prompt/completion records the next-token posterior right after the prompt, where the paper read the mass on "
+        "toxic tokens); `all` = every scored position (each costs one unembedding per layer, ~L/5 forward passes "
+        "for a 135M model with a 49k vocabulary).",
+    )
     toxic_vocab: Optional[str] = Field(default=None, description="'better-profanity' or a word-list file: report probability mass on those tokens per layer.")
     spectrum: bool = Field(default=True, description="Spectrum of ΔW_full (RUN/spectrum.json) and LoRA principal angles.")
     ranks: list[int] = Field(default_factory=lambda: list(DEFAULT_RANKS), description="Ranks at which to report the energy of ΔW_full.")
     quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.9, 0.99], description="Token quantiles reported per divergence.")
     n_boot: int = Field(default=1000, gt=0, description="Bootstrap resamples for intervals.")
-    reference_cache_mb: int = Field(default=2048, ge=0, description="Memory for reference posteriors shared across variants.")
+    reference_cache_mb: int = Field(
+        default=4096, ge=0,
+        description="Memory for reference (base, full) log-posteriors kept across the variants of a run: about "
+        "2 × sequences × tokens × vocabulary × 4 bytes (64 × 128 tokens × 49k vocabulary: 3.2 GB). What does not "
+        "fit is recomputed for every variant (one more forward pass of base and of full).",
+    )
 
 
-def _forward(model, batch: Batch, device, hidden: bool = False):
-    with torch.no_grad():
-        out = model(
-            input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
-            output_hidden_states=hidden, use_cache=False,
-        )
-    return out
+class _Clock:
+    """Wall seconds per part of the study (synchronising an accelerator first), for ``info``."""
+
+    def __init__(self, device) -> None:
+        self.device = torch.device(device)
+        self.parts: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        self._sync()
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.parts[name] = self.parts.get(name, 0.0) + time.perf_counter() - t
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def rounded(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.parts.items()}
+
+
+def _divergences(lp: dict, kinds, *, with_full_base: bool, rows: int) -> dict[str, torch.Tensor]:
+    """Every divergence of :data:`ROLE_PAIRS` per scored position, from the roles' log-posteriors
+    (``v``, ``base``, ``full``: positions × vocabulary), ``rows`` positions at a time in reused
+    buffers. Each role's probabilities are computed once per chunk and shared by the pairs; a pair of the same tensor
+    (the base variant against base) is 0 without work."""
+    n = lp["v"].shape[0]
+    parts: dict[str, list] = {}
+    work = dv.Workspace()
+    for s in range(0, n, rows):
+        sub = {role: t[s : s + rows] for role, t in lp.items()}
+        probs: dict[str, torch.Tensor] = {}
+
+        def prob(role):
+            if role not in probs:
+                probs[role] = torch.exp(sub[role], out=work.get(f"p_{role}", sub[role]))
+            return probs[role]
+
+        for (a, b), metrics in ROLE_PAIRS.items():
+            if (a, b) == ("full", "base") and not with_full_base:
+                continue
+            want = tuple(k for k in kinds if k in metrics)
+            if lp[a] is lp[b]:
+                res = {k: torch.zeros(sub[a].shape[0], dtype=sub[a].dtype, device=sub[a].device) for k in want}
+            else:
+                need_q = "reverse_kl" in want or "js" in want
+                res = dv.pair_divergences(sub[a], sub[b], want, p=prob(a), q=prob(b) if need_q else None, work=work)
+            for k, v in res.items():
+                parts.setdefault(metrics[k], []).append(v)
+    return {name: torch.cat(v) for name, v in parts.items()}
 
 
 def _ratio_bootstrap(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: int, level: float = 0.95):
@@ -162,47 +227,62 @@ class ShiftStudy:
 
         tox_ids = None
         if cfg.toxic_vocab:
-            ids = token_ids_for_words(ctx.tokenizer, load_words(cfg.toxic_vocab))
+            ids = _toxic_ids(ctx.tokenizer, cfg.toxic_vocab)
             tox_ids = torch.tensor(ids, dtype=torch.long) if ids else None
             if tox_ids is None:
                 ctx.log.warning("shift: toxic_vocab %s maps to no token of this tokenizer", cfg.toxic_vocab)
 
-        sums = {k: [] for k in PAIRS}  # per-sequence sums
+        clock = _Clock(ctx.device)
+        kinds = ("kl",) + tuple(k for k in OPTIONAL_KINDS if k in cfg.divergences)
+        names = [m for pair in ROLE_PAIRS.values() for k, m in pair.items() if k in kinds]
+        sums: dict[str, list] = {k: [] for k in names}  # per-sequence sums
         counts: list[np.ndarray] = []
-        tokens = {k: [] for k in PAIRS}
-        lens_acc: dict = {}
-        lens_left = cfg.lens_max_sequences if cfg.logit_lens else 0
+        tokens: dict[str, list] = {k: [] for k in names}
+        lens = LensCollector(max_sequences=cfg.lens_max_sequences, positions=cfg.lens_positions) if cfg.logit_lens else None
+        refs = {"base": (base_cm, base_model), "full": (contextlib.nullcontext, full_model)}
 
         from tqdm import tqdm
 
         for bi, batch in enumerate(tqdm(batches, desc=f"shift {ctx.variant.name}", disable=not ctx.progress)):
-            do_lens = lens_left > 0
-            out_v = _forward(ctx.model, batch, ctx.device, hidden=do_lens)
-            logp = {"v": torch.log_softmax(out_v.logits.to(dtype), -1)}
-            for role, get in (("base", lambda: self._ref_logp(("base",) + run_key + (bi,), base_cm, base_model, batch, ctx, dtype)),
-                              ("full", lambda: self._ref_logp(("full",) + run_key + (bi,), contextlib.nullcontext, full_model, batch, ctx, dtype))):
-                if (role == "base" and ctx.variant.method == "base") or (role == "full" and ctx.variant.method == "full"):
-                    logp[role] = logp["v"]
-                else:
-                    logp[role] = get()
-            mask = batch.score_mask.to(logp["v"].device)
-            for name, (p, q) in PAIRS.items():
-                f = dv.js_from_logp if name.startswith("js") else dv.kl_from_logp
-                vals = f(logp[p], logp[q])
-                m = mask.to(vals.dtype)
-                sums[name].append((vals * m).sum(-1).double().cpu().numpy())
-                tokens[name].append(dv.masked_token_values(vals, mask))
-            counts.append(mask.sum(-1).cpu().numpy().astype(np.float64))
+            do_lens = lens is not None and lens.wants
+            with clock("variant_forward"):
+                out_v = forward_batch(ctx.model, batch, ctx.device, hidden=do_lens)
+            T = batch.input_ids.shape[1]
+            idx = batch.score_mask.flatten().nonzero().squeeze(1).to(out_v.logits.device)  # scored positions, row-major
+            seq = (idx // T).cpu()
+            with clock("divergences"):
+                lp = {"v": rows_logp(out_v.logits, idx, dtype)}
+            with clock("references"):
+                for role, (cm, model) in refs.items():
+                    if ctx.variant.method == role:
+                        lp[role] = lp["v"]
+                    else:
+                        lp[role] = self._ref_logp((role,) + run_key + (bi,), run_key, cm, model, batch, idx, ctx, dtype)
+            fb_key = ("kl_full_base",) + run_key + (bi,)
+            fb = REFERENCE_CACHE.get(fb_key)
+            with clock("divergences"):
+                vals = _divergences(lp, kinds, with_full_base=fb is None, rows=dv.chunk_rows(lp["v"].shape[-1], lp["v"].device))
+            if fb is None:
+                REFERENCE_CACHE.put(fb_key, vals["kl_full_base"], group=run_key)
+            else:
+                vals["kl_full_base"] = fb
+            for name, v in vals.items():
+                v64 = v.detach().to(torch.float64).cpu()
+                sums[name].append(torch.zeros(len(batch.index), dtype=torch.float64).index_add_(0, seq, v64).numpy())
+                tokens[name].append(v64.numpy())
+            counts.append(batch.score_mask.sum(-1).numpy().astype(np.float64))
             if do_lens:
-                take = min(lens_left, batch.input_ids.shape[0])
-                self._lens_batch(ctx, batch, take, out_v, logp["v"], base_cm, base_model, tox_ids, dtype, lens_acc)
-                lens_left -= take
-            del out_v, logp
+                lens.add(batch, out_v, lp["v"], idx, seq)
+            del out_v, lp, vals
+        if REFERENCE_CACHE.skipped and not getattr(REFERENCE_CACHE, "_warned", False):
+            REFERENCE_CACHE._warned = True
+            ctx.log.warning("shift: reference posteriors do not all fit in reference_cache_mb=%d; the rest is recomputed "
+                            "for every variant (raise it, or lower max_sequences/max_length)", cfg.reference_cache_mb)
 
         n_tok = np.concatenate(counts)
         rows: list[MetricRow] = []
         seq_means = {}
-        for name in PAIRS:
+        for name in names:
             s = np.concatenate(sums[name])
             seq_means[name] = s / n_tok
             tv = np.concatenate(tokens[name])
@@ -215,75 +295,38 @@ class ShiftStudy:
         cap = capture_kl(seq_means["kl_full_v"], seq_means["kl_full_base"], n_boot=cfg.n_boot, seed=ctx.seed)
         rows.append(MetricRow("capture_kl", cap.value, cap.ci_low, cap.ci_high, int(len(n_tok))))
 
-        layers = self._lens_summary(lens_acc)
+        layers = {"layers": []}
+        if lens is not None:
+            with clock("logit_lens"):
+                layers = lens.compute(ctx.model, base_cm, base_model, ctx.device, dtype=dtype, tox_ids=tox_ids,
+                                      cache_key=("lens_base",) + run_key + (cfg.lens_max_sequences, cfg.lens_positions), cache_group=run_key)
         info = {
             "data": origin, "n_sequences": int(len(n_tok)), "n_tokens": int(n_tok.sum()),
             "max_length": cfg.max_length, "base_posteriors": base_how, "dtype": cfg.dtype,
             "capture_kl": cap.as_dict(), "ci": f"95% percentile bootstrap over sequences, {cfg.n_boot} resamples, seed {ctx.seed}",
             "reference_cache": {"hits": REFERENCE_CACHE.hits, "misses": REFERENCE_CACHE.misses, "bytes": REFERENCE_CACHE.used},
         }
-        shift_layers = {"variant": ctx.variant.name, "n_lens_sequences": min(cfg.lens_max_sequences, len(n_tok)) if cfg.logit_lens else 0, **layers}
+        shift_layers = {"variant": ctx.variant.name, **layers}
         if tox_ids is not None:
             shift_layers["toxic_vocab"] = {"source": cfg.toxic_vocab, "n_token_ids": int(tox_ids.numel())}
         if cfg.spectrum:
-            rows += self._spectrum(ctx, cfg, full_model, shift_layers, info)
+            with clock("spectrum"):
+                rows += self._spectrum(ctx, cfg, full_model, shift_layers, info)
         atomic_write_json(ctx.out_dir / "shift_layers.json", shift_layers)
         info["seconds"] = round(time.perf_counter() - t0, 3)
+        info["seconds_by_part"] = clock.rounded()
         return StudyResult(rows, info)
 
-    def _ref_logp(self, key, cm, model, batch, ctx, dtype) -> torch.Tensor:
+    def _ref_logp(self, key, group, cm, model, batch, idx, ctx, dtype) -> torch.Tensor:
+        """Log-posteriors (scored positions × vocabulary) of a reference model, from the cache or computed."""
         hit = REFERENCE_CACHE.get(key)
         if hit is not None and hit.dtype == dtype:
             return hit
         with cm():
-            out = _forward(model, batch, ctx.device)
-        logp = torch.log_softmax(out.logits.to(dtype), -1)
-        REFERENCE_CACHE.put(key, logp)
+            out = forward_batch(model, batch, ctx.device)
+        logp = rows_logp(out.logits, idx, dtype)
+        REFERENCE_CACHE.put(key, logp, group=group)
         return logp
-
-    # ---- logit lens -------------------------------------------------------------------------
-    def _lens_batch(self, ctx, batch, take, out_v, logp_v, base_cm, base_model, tox_ids, dtype, acc) -> None:
-        sub = Batch(batch.input_ids[:take], batch.attention_mask[:take], batch.score_mask[:take], batch.index[:take])
-        mask = sub.score_mask.to(logp_v.device)
-        m = mask.to(dtype)
-        n = float(m.sum())
-        with base_cm():
-            out_b = _forward(base_model, sub, ctx.device, hidden=True)
-            head_b = lens_head(base_model)
-            hs_b = out_b.hidden_states
-            head_v = lens_head(ctx.model)
-            hs_v = out_v.hidden_states
-            L = len(hs_v) - 1
-            final_b = torch.log_softmax(out_b.logits.to(dtype), -1)
-            with torch.no_grad():
-                for layer in range(L + 1):
-                    lv = out_v.logits[:take] if layer == L else head_v(hs_v[layer][:take])
-                    lb = out_b.logits if layer == L else head_b(hs_b[layer])
-                    lp_v = torch.log_softmax(lv.to(dtype), -1)
-                    lp_b = torch.log_softmax(lb.to(dtype), -1)
-                    stats = {
-                        "kl_to_final": dv.kl_from_logp(lp_v, logp_v[:take]),
-                        "kl_to_base": dv.kl_from_logp(lp_v, lp_b),
-                        "base_kl_to_final": dv.kl_from_logp(lp_b, final_b),
-                    }
-                    if tox_ids is not None:
-                        stats["toxic_mass"] = toxic_mass(lv, tox_ids, dtype=dtype)
-                        stats["base_toxic_mass"] = toxic_mass(lb, tox_ids, dtype=dtype)
-                    for k, vals in stats.items():
-                        a = acc.setdefault(k, np.zeros(L + 1))
-                        a[layer] += float((vals * m).sum())
-                    acc.setdefault("_n", np.zeros(L + 1))[layer] += n
-
-    @staticmethod
-    def _lens_summary(acc: dict) -> dict:
-        if not acc:
-            return {"layers": []}
-        n = acc["_n"]
-        out = {"layers": list(range(len(n))), "layer_note": "0 = embeddings; last = model output (logits)"}
-        for k, v in acc.items():
-            if k != "_n":
-                out[k] = [float(x) for x in (v / np.where(n > 0, n, 1))]
-        return out
 
     # ---- spectrum ---------------------------------------------------------------------------
     def _spectrum(self, ctx, cfg, full_model, shift_layers, info) -> list[MetricRow]:
@@ -325,6 +368,20 @@ class ShiftStudy:
                 rows.append(MetricRow("subspace_overlap", float(np.mean(ov)), None, None, len(ov)))
                 rows.append(MetricRow("subspace_angle_deg", float(np.mean(ang)), None, None, len(ang)))
         return rows
+
+
+_TOXIC_IDS: dict = {}
+
+
+def _toxic_ids(tokenizer, source: str) -> list[int]:
+    """Token ids of a toxic word list for a tokenizer, computed once per run (every variant shares the tokenizer)."""
+    hit = _TOXIC_IDS.get(source)
+    if hit is not None and hit[0] is tokenizer:
+        return hit[1]
+    ids = token_ids_for_words(tokenizer, load_words(source))
+    _TOXIC_IDS.clear()
+    _TOXIC_IDS[source] = (tokenizer, ids)
+    return ids
 
 
 def _ladder_max_rank(config) -> int:
