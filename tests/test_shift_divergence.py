@@ -63,22 +63,6 @@ def test_zero_probability_terms_count_zero():
     assert kl == pytest.approx(0.5 * math.log(0.5 / qq[0]) + 0.5 * math.log(0.5 / qq[1]), rel=1e-9)
 
 
-def test_masked_aggregation():
-    vals = torch.tensor([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0]])
-    mask = torch.tensor([[1, 1, 1], [1, 0, 0]], dtype=torch.bool)
-    tv = dv.masked_token_values(vals, mask)
-    np.testing.assert_array_equal(tv, [1, 2, 3, 4])
-    sm = dv.per_sequence_means(vals, mask)
-    np.testing.assert_allclose(sm, [2.0, 4.0])
-    s = dv.summarise(tv, sm, quantiles=(0.5,))
-    assert s["mean_token"] == 2.5 and s["mean_sequence"] == 3.0 and s["q50"] == 2.5
-    assert s["n_tokens"] == 4 and s["n_sequences"] == 2
-    empty = dv.per_sequence_means(vals, torch.zeros_like(mask))
-    assert np.isnan(empty).all()
-    with pytest.raises(ValueError, match="differ in shape"):
-        dv.masked_token_values(vals, mask[:, :2])
-
-
 def _near_pair(n=40, v=4000, seed=0, scale=0.3):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, v, generator=g) * 3

@@ -180,7 +180,11 @@ def test_config_rejects_unknown_fields():
 
 
 def test_divergences_chunked_equal_whole_and_shared_probabilities():
-    from lorafair.studies.shift.study import _divergences
+    from lorafair.studies.shift.study import ROLE_PAIRS
+
+    def _divergences(lp, kinds, *, with_full_base, rows):  # as the study calls it
+        pairs = ROLE_PAIRS if with_full_base else {k: v for k, v in ROLE_PAIRS.items() if k != ("full", "base")}
+        return dv.role_divergences(lp, pairs, kinds, rows=rows)
 
     g = torch.Generator().manual_seed(0)
     lp = {r: torch.log_softmax(torch.randn(13, 300, generator=g), -1) for r in ("v", "base", "full")}

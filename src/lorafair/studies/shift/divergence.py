@@ -8,8 +8,7 @@ Definitions (natural log, nats), for distributions P and Q over the vocabulary:
 
 Logits are turned into log-probabilities with ``log_softmax`` in the accumulation dtype
 (float32 by default, float64 on request), so nothing under- or overflows. Each function returns one
-value per token position; :func:`masked_token_values`, :func:`per_sequence_means` and
-:func:`summarise` aggregate them with a padding mask.
+value per token position.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import numpy as np
 import torch
 
 LOG2 = math.log(2.0)
@@ -82,6 +80,41 @@ def pair_divergences(logp: torch.Tensor, logq: torch.Tensor, kinds=("kl", "rever
     return out
 
 
+def role_divergences(logps: dict[str, torch.Tensor], pairs: dict[tuple[str, str], dict[str, str]], kinds, *,
+                     rows: int, work: Optional[Workspace] = None) -> dict[str, torch.Tensor]:
+    """Divergences between several models' log-posteriors over the same positions, ``rows`` positions
+    at a time in one reused :class:`Workspace`.
+
+    ``logps``: role → positions × vocabulary; ``pairs``: (P role, Q role) → {kind: output name} with
+    kinds ``kl`` = KL(P‖Q), ``reverse_kl`` = KL(Q‖P), ``js``; only ``kinds`` are computed. Each role's
+    probabilities are exponentiated once per chunk and shared by the pairs; a pair of one and the same
+    tensor is 0 without work. Returns output name → one value per position."""
+    n = next(iter(logps.values())).shape[0]
+    w = work if work is not None else Workspace()
+    parts: dict[str, list] = {name: [] for pair in pairs.values() for k, name in pair.items() if k in kinds}
+    for s in range(0, n, rows):
+        sub = {role: t[s : s + rows] for role, t in logps.items()}
+        probs: dict[str, torch.Tensor] = {}
+
+        def prob(role):
+            if role not in probs:
+                probs[role] = torch.exp(sub[role], out=w.get(f"p_{role}", sub[role]))
+            return probs[role]
+
+        for (a, b), names in pairs.items():
+            want = tuple(k for k in kinds if k in names)
+            if not want:
+                continue
+            if logps[a] is logps[b]:
+                res = {k: sub[a].new_zeros(sub[a].shape[0]) for k in want}
+            else:
+                need_q = "reverse_kl" in want or "js" in want
+                res = pair_divergences(sub[a], sub[b], want, p=prob(a), q=prob(b) if need_q else None, work=w)
+            for k, v in res.items():
+                parts[names[k]].append(v)
+    return {name: torch.cat(v) if v else next(iter(logps.values())).new_zeros(0) for name, v in parts.items()}
+
+
 def chunked_divergences(logp: torch.Tensor, logq: torch.Tensor, kinds=("kl",), *, work: Optional[Workspace] = None,
                         rows: Optional[int] = None) -> dict[str, torch.Tensor]:
     """:func:`pair_divergences` over any leading shape (… × vocabulary), ``rows`` positions at a time
@@ -89,14 +122,9 @@ def chunked_divergences(logp: torch.Tensor, logq: torch.Tensor, kinds=("kl",), *
     if logp.shape != logq.shape:
         raise ValueError(f"log-probabilities of shapes {tuple(logp.shape)} and {tuple(logq.shape)} differ")
     lead, vocab = logp.shape[:-1], logp.shape[-1]
-    a, b = logp.reshape(-1, vocab), logq.reshape(-1, vocab)
-    step = rows or chunk_rows(vocab, logp.device)
-    w = work if work is not None else Workspace()
-    parts: dict[str, list] = {k: [] for k in kinds}
-    for s in range(0, a.shape[0], step):
-        for k, v in pair_divergences(a[s : s + step], b[s : s + step], kinds, work=w).items():
-            parts[k].append(v)
-    return {k: (torch.cat(v) if v else a.new_zeros(0)).reshape(lead) for k, v in parts.items()}
+    out = role_divergences({"p": logp.reshape(-1, vocab), "q": logq.reshape(-1, vocab)}, {("p", "q"): {k: k for k in kinds}},
+                           kinds, rows=rows or chunk_rows(vocab, logp.device), work=work)
+    return {k: v.reshape(lead) for k, v in out.items()}
 
 
 def kl_from_logp(logp: torch.Tensor, logq: torch.Tensor, *, work: Optional[Workspace] = None) -> torch.Tensor:
@@ -131,41 +159,3 @@ def chunk_rows(vocab_size: int, device: torch.device, target_elements: int = 1 <
     if device.type != "cpu":
         return 1 << 30
     return max(1, target_elements // max(1, vocab_size))
-
-
-def masked_token_values(values: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    """The per-token values where ``mask`` is true, flattened (float64 numpy)."""
-    if values.shape != mask.shape:
-        raise ValueError(f"values {tuple(values.shape)} and mask {tuple(mask.shape)} differ in shape")
-    return values[mask.bool()].detach().to(torch.float64).cpu().numpy()
-
-
-def per_sequence_means(values: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
-    """Mean over the masked positions of each sequence (rows of ``values``); NaN for an empty row."""
-    if values.shape != mask.shape:
-        raise ValueError(f"values {tuple(values.shape)} and mask {tuple(mask.shape)} differ in shape")
-    m = mask.to(torch.float64)
-    s = (values.to(torch.float64) * m).sum(-1)
-    n = m.sum(-1)
-    out = torch.where(n > 0, s / n.clamp_min(1), torch.full_like(s, float("nan")))
-    return out.cpu().numpy()
-
-
-DEFAULT_QUANTILES = (0.5, 0.9, 0.99)
-
-
-def summarise(token_values: np.ndarray, seq_means: np.ndarray, quantiles=DEFAULT_QUANTILES) -> dict[str, float]:
-    """Aggregates of one divergence: mean per token (all tokens pooled), mean per sequence (mean of
-    per-sequence means) and token quantiles (``q50``, ``q90``, ``q99`` …)."""
-    tv = np.asarray(token_values, dtype=np.float64)
-    sm = np.asarray(seq_means, dtype=np.float64)
-    sm = sm[~np.isnan(sm)]
-    out = {
-        "mean_token": float(tv.mean()) if tv.size else float("nan"),
-        "mean_sequence": float(sm.mean()) if sm.size else float("nan"),
-        "n_tokens": int(tv.size),
-        "n_sequences": int(sm.size),
-    }
-    for q in quantiles:
-        out[f"q{round(q * 100):d}"] = float(np.quantile(tv, q)) if tv.size else float("nan")
-    return out

@@ -120,9 +120,8 @@ class ReferenceCache:
         self.hits += 1
         return item[1]
 
-    def put(self, key, value: torch.Tensor, group: Any = None, reserve: int = 0) -> None:
-        """Keep ``value`` if it fits, leaving ``reserve`` bytes free for entries worth more."""
-        size = value.element_size() * value.nelement() + max(0, reserve)
+    def put(self, key, value: torch.Tensor, group: Any = None) -> None:
+        size = value.element_size() * value.nelement()
         if self.used + size > self.budget:
             for k in [k for k, (g, _) in self._d.items() if g != group]:
                 if self.used + size <= self.budget:
@@ -132,7 +131,7 @@ class ReferenceCache:
             self.skipped += 1
             return
         self._d[key] = (group, value)
-        self.used += size - max(0, reserve)
+        self.used += size
 
     def _drop(self, key) -> None:
         _, old = self._d.pop(key)

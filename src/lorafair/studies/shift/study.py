@@ -86,8 +86,9 @@ class ShiftConfig(StudyConfig):
     reference_cache_mb: int = Field(
         default=4096, ge=0,
         description="Memory for reference (base, full) log-posteriors kept across the variants of a run: about "
-        "2 × sequences × tokens × vocabulary × 4 bytes (64 × 128 tokens × 49k vocabulary: 3.2 GB). What does not "
-        "fit is recomputed for every variant (one more forward pass of base and of full).",
+        "2 × sequences × tokens × vocabulary × 4 bytes (64 × 128 tokens × 49k vocabulary: 3.2 GB), then the base's "
+        "logit-lens log-posteriors. What does not fit is recomputed for every variant (one more forward pass of base "
+        "and of full).",
     )
 
 
@@ -114,37 +115,6 @@ class _Clock:
 
     def rounded(self) -> dict[str, float]:
         return {k: round(v, 3) for k, v in self.parts.items()}
-
-
-def _divergences(lp: dict, kinds, *, with_full_base: bool, rows: int) -> dict[str, torch.Tensor]:
-    """Every divergence of :data:`ROLE_PAIRS` per scored position, from the roles' log-posteriors
-    (``v``, ``base``, ``full``: positions × vocabulary), ``rows`` positions at a time in reused
-    buffers. Each role's probabilities are computed once per chunk and shared by the pairs; a pair of the same tensor
-    (the base variant against base) is 0 without work."""
-    n = lp["v"].shape[0]
-    parts: dict[str, list] = {}
-    work = dv.Workspace()
-    for s in range(0, n, rows):
-        sub = {role: t[s : s + rows] for role, t in lp.items()}
-        probs: dict[str, torch.Tensor] = {}
-
-        def prob(role):
-            if role not in probs:
-                probs[role] = torch.exp(sub[role], out=work.get(f"p_{role}", sub[role]))
-            return probs[role]
-
-        for (a, b), metrics in ROLE_PAIRS.items():
-            if (a, b) == ("full", "base") and not with_full_base:
-                continue
-            want = tuple(k for k in kinds if k in metrics)
-            if lp[a] is lp[b]:
-                res = {k: torch.zeros(sub[a].shape[0], dtype=sub[a].dtype, device=sub[a].device) for k in want}
-            else:
-                need_q = "reverse_kl" in want or "js" in want
-                res = dv.pair_divergences(sub[a], sub[b], want, p=prob(a), q=prob(b) if need_q else None, work=work)
-            for k, v in res.items():
-                parts.setdefault(metrics[k], []).append(v)
-    return {name: torch.cat(v) for name, v in parts.items()}
 
 
 def _ratio_bootstrap(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: int, level: float = 0.95):
@@ -233,6 +203,7 @@ class ShiftStudy:
                 ctx.log.warning("shift: toxic_vocab %s maps to no token of this tokenizer", cfg.toxic_vocab)
 
         clock = _Clock(ctx.device)
+        skipped_before = REFERENCE_CACHE.skipped
         kinds = ("kl",) + tuple(k for k in OPTIONAL_KINDS if k in cfg.divergences)
         names = [m for pair in ROLE_PAIRS.values() for k, m in pair.items() if k in kinds]
         sums: dict[str, list] = {k: [] for k in names}  # per-sequence sums
@@ -261,7 +232,8 @@ class ShiftStudy:
             fb_key = ("kl_full_base",) + run_key + (bi,)
             fb = REFERENCE_CACHE.get(fb_key)
             with clock("divergences"):
-                vals = _divergences(lp, kinds, with_full_base=fb is None, rows=dv.chunk_rows(lp["v"].shape[-1], lp["v"].device))
+                pairs = ROLE_PAIRS if fb is None else {k: v for k, v in ROLE_PAIRS.items() if k != ("full", "base")}
+                vals = dv.role_divergences(lp, pairs, kinds, rows=dv.chunk_rows(lp["v"].shape[-1], lp["v"].device))
             if fb is None:
                 REFERENCE_CACHE.put(fb_key, vals["kl_full_base"], group=run_key)
             else:
@@ -274,8 +246,7 @@ class ShiftStudy:
             if do_lens:
                 lens.add(batch, out_v, lp["v"], idx, seq)
             del out_v, lp, vals
-        if REFERENCE_CACHE.skipped and not getattr(REFERENCE_CACHE, "_warned", False):
-            REFERENCE_CACHE._warned = True
+        if REFERENCE_CACHE.skipped > skipped_before:
             ctx.log.warning("shift: reference posteriors do not all fit in reference_cache_mb=%d; the rest is recomputed "
                             "for every variant (raise it, or lower max_sequences/max_length)", cfg.reference_cache_mb)
 
