@@ -37,6 +37,7 @@ from lorafair.models.sources import load_model, resolve_device
 from lorafair.run.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
 from lorafair.run.info import run_info
 from lorafair.run.logs import setup_logging, show_progress
+from lorafair.run.paired import items_path, save_items, write_paired_rows, write_roles
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
 from lorafair.studies.base import EvalContext, VariantInfo
 from lorafair.studies.loader import study_class
@@ -307,6 +308,10 @@ class Runner:
                     with torch.no_grad():
                         result = study_class(name)().evaluate(ctx)
                     wall = time.perf_counter() - t0
+                    # per-item values first: the results file is the marker that the evaluation is complete
+                    items = save_items(res_path.parent, name, result.items)
+                    if items is None and (p := items_path(res_path.parent, name)).exists():
+                        p.unlink()
                     atomic_write_json(res_path, {
                         "study": name, "seed": seed, "fingerprint": fp, "wall_s": wall,
                         "variant": {"name": v.name, "method": v.method, "rank": v.rank},
@@ -328,6 +333,18 @@ class Runner:
             self.log.info("study %s: cross-variant rows", name)
             rows = cls.finalize(self.out, self.cfg, collect_rows(self.out))
             atomic_write_json(path, {"study": name, "fingerprint": fp, "rows": rows})
+
+    def paired(self) -> None:
+        """Paired capture ratios and differences from base (``extra_metrics/paired-<study>.json``) and the
+        studies' declared metric roles (``metric_roles.json``); recomputed from the saved per-item values."""
+        write_roles(self.out, {n: study_class(n) for n in self.cfg.studies})
+        variants = [{"name": v.name, "method": v.method, "rank": v.rank} for v in self.variants]
+        for name, scfg in self.cfg.studies.items():
+            t0 = time.perf_counter()
+            n_boot = max(1000, int(getattr(scfg, "n_boot", 2000) or 2000))
+            path = write_paired_rows(self.out, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot)
+            if path is not None:
+                self.log.info("study %s: paired capture ratios (%.1fs)", name, time.perf_counter() - t0)
 
     def headline(self) -> dict[str, tuple[str, ...]]:
         return {n: tuple(getattr(study_class(n), "headline", ())) for n in self.cfg.studies}
@@ -354,6 +371,7 @@ class Runner:
         train_info = self.train_all(base_model, tok)
         self.evaluate_all(base_model, tok)
         self.finalize_studies()
+        self.paired()
         md = self.write_tables()
         atomic_write_json(self.out / "run_info.json", run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
         if self.cfg.output.report:

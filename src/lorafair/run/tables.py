@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lorafair.run.atomic import atomic_write_text
 
-COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n"]
+COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note"]
 
 
 def collect_rows(run_dir: Path) -> list[dict]:
@@ -23,7 +23,7 @@ def collect_rows(run_dir: Path) -> list[dict]:
             rows.append({
                 "variant": v["name"], "method": v["method"], "rank": v.get("rank"), "seed": data["seed"],
                 "study": data["study"], "metric": m["metric"], "group": m.get("group", ""), "value": m["value"],
-                "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"),
+                "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"), "note": m.get("note", ""),
             })
     for extra in sorted(run_dir.glob("extra_metrics/*.json")):
         rows += json.loads(extra.read_text(encoding="utf-8"))["rows"]
@@ -55,7 +55,7 @@ def write_metrics_csv(run_dir: Path, rows: list[dict]) -> Path:
 def _cell(r: dict) -> str:
     v = r["value"]
     if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
+        return r.get("note") or "n/a"
     s = f"{v:.4g}"
     lo, hi = r.get("ci_low"), r.get("ci_high")
     if lo is not None and hi is not None and not (math.isnan(lo) or math.isnan(hi)):

@@ -6,6 +6,15 @@ A study is registered with :data:`STUDIES` under its name (the key users write u
 - ``Config``: a pydantic model (``extra="forbid"``) of its recipe fields, with defaults;
 - ``evaluate(ctx: EvalContext) -> StudyResult``: measure one variant.
 
+Every headline metric is declared as a :class:`MetricSpec` in the class attribute ``metric_specs``:
+its *role* (``target``: what the fine-tune is meant to change; ``guard``: must not get worse;
+``diagnostic``: reported only), its better direction, an ideal value where the ideal is a value
+rather than an end (StereoSet SS 50, a bias score 0), and, for paired comparisons between variants,
+the item set it is computed on (``unit``) and a vectorised statistic of that set's per-item columns.
+``evaluate`` returns those per-item columns in ``StudyResult.items``; the runner saves them next to
+the results and computes paired capture ratios and differences from them once every variant of a
+seed is evaluated (:mod:`lorafair.run.paired`).
+
 Optionally ``needs_references = ("base", "full")`` when it compares against other variants
 (then ``ctx.reference(name)`` gives those models), and ``finalize(run_dir, config, results)``
 for cross-variant metrics computed once all variants are evaluated.
@@ -21,6 +30,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Optional
+
+import numpy as np
 
 from pydantic import BaseModel, ConfigDict
 
@@ -43,12 +54,74 @@ class MetricRow:
     ci_high: Optional[float] = None
     n: Optional[int] = None
     group: str = ""
+    note: str = ""  # why the value is missing, e.g. "undefined: constant decisions" (value is then NaN)
+
+
+ROLES = ("target", "guard", "diagnostic")
+DIRECTIONS = ("lower", "higher", "none")
+
+# A statistic of an item set: ``stat(cols)`` where every column is an array of shape (B, n) — B
+# resamples (rows) of the n items' values — returning shape (B,). The point value is the statistic
+# of the items as they are (B = 1). NaN where the statistic is undefined in that resample.
+ItemStat = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric means: its role, direction, ideal value and how to recompute it from items."""
+
+    name: str
+    role: str = "diagnostic"  # target | guard | diagnostic
+    direction: str = "lower"  # lower | higher | none (better direction; "none" when only the ideal matters)
+    ideal: Optional[float] = None  # where the best value is a value, not an end: capture uses |m - ideal|
+    unit: str = ""  # the item set (key of StudyResult.items) it is computed on; "" = no paired comparison
+    stat: Optional[ItemStat] = None  # vectorised statistic of that item set's columns
+    doc: str = ""
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"role of {self.name} must be one of {ROLES}, got {self.role!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction of {self.name} must be one of {DIRECTIONS}, got {self.direction!r}")
+        if (self.stat is None) != (not self.unit):
+            raise ValueError(f"metric {self.name}: give both unit and stat, or neither")
+
+    def meta(self) -> dict:
+        """The JSON-able part written into the run directory (``metric_roles.json``)."""
+        return {"role": self.role, "direction": self.direction, "ideal": self.ideal, "unit": self.unit,
+                "paired": self.stat is not None, "doc": self.doc}
+
+
+@dataclass
+class ItemSet:
+    """Per-item values of one variant on one set of items (prompts, pairs, examples, sequences…).
+
+    ``ids`` identify items across variants (the same prompt has the same id in every variant), so
+    paired statistics resample the same items for base, variant and full. ``columns`` are float
+    arrays of length ``len(ids)``; group membership is a 0/1 column named ``g:<group>``.
+    """
+
+    ids: list[str]
+    columns: dict[str, np.ndarray]
+
+    def __post_init__(self):
+        self.ids = [str(i) for i in self.ids]
+        self.columns = {k: np.asarray(v, dtype=np.float64).ravel() for k, v in self.columns.items()}
+        for k, v in self.columns.items():
+            if v.shape[0] != len(self.ids):
+                raise ValueError(f"item column {k!r} has {v.shape[0]} values for {len(self.ids)} items")
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("item ids must be unique")
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 @dataclass
 class StudyResult:
     metrics: list[MetricRow] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # how numbers were obtained: k, n, scorer identity…
+    items: dict[str, ItemSet] = field(default_factory=dict)  # unit name -> per-item values (for paired stats)
 
 
 @dataclass
@@ -79,6 +152,11 @@ class EvalContext:
 
 
 STUDIES: Registry[type] = Registry("study", "studies")
+
+
+def metric_specs(cls) -> dict[str, MetricSpec]:
+    """A study class's declared metrics by name (empty when it declares none)."""
+    return {m.name: m for m in (getattr(cls, "metric_specs", ()) or ())}
 
 
 def register_study(name: str):

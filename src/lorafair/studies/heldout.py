@@ -10,7 +10,8 @@ from pydantic import Field
 
 from lorafair.adapt.tokenize import encode_records, sequence_nll
 from lorafair.stats.bootstrap import bootstrap_ci
-from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
+from lorafair.stats.paired import ratio_of_sums
+from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 
 
 @register_study("heldout")
@@ -19,6 +20,11 @@ class HeldoutStudy:
 
     headline = ("loss",)
     lower_is_better = frozenset({"loss", "perplexity"})
+    metric_specs = (
+        MetricSpec("loss", "target", "lower", unit="sequences", stat=ratio_of_sums("nll", "tokens"),
+                   doc="token-weighted mean NLL on held-out shift data: how well the variant learned the data"),
+        MetricSpec("perplexity", "diagnostic", "lower", doc="exp(loss)"),
+    )
 
     class Config(StudyConfig):
         max_length: int = Field(default=128, gt=1, description="Tokens per sequence.")
@@ -38,4 +44,6 @@ class HeldoutStudy:
             MetricRow("loss", loss, lo, hi, n=len(enc)),
             MetricRow("perplexity", math.exp(loss), math.exp(lo) if lo == lo else None, math.exp(hi) if hi == hi else None, n=len(enc)),
         ]
-        return StudyResult(rows, {"sequences": len(enc), "tokens": int(cnt.sum()), "interval": "95% bootstrap over sequences"})
+        items = {"sequences": ItemSet([str(i) for i in range(len(enc))], {"nll": nll, "tokens": cnt})}
+        return StudyResult(rows, {"sequences": len(enc), "tokens": int(cnt.sum()), "interval": "95% bootstrap over sequences"},
+                           items=items)

@@ -37,8 +37,9 @@ from pydantic import Field
 from lorafair.data.prompts_common import load_spec
 from lorafair.data.registry import DataContext, DataSpec
 from lorafair.run.atomic import atomic_write_jsonl
+from lorafair.stats import paired as ps
 from lorafair.stats.bootstrap import bootstrap_ci
-from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
+from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.toxicity.generation import perplexity, sample_continuations, text_nll
 from lorafair.studies.toxicity.metrics import per_prompt, rose_rows, toxicity_metrics
 
@@ -68,6 +69,22 @@ class ToxicityConfig(StudyConfig):
         "split, disjoint from nontoxic-corpus training text); null to skip.",
     )
     perplexity_max_length: int = Field(default=128, ge=2, description="Tokens per text kept for perplexity.")
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def prompt_items(prompts: list[dict], groups: list[str], values: dict[str, np.ndarray]) -> ItemSet:
+    """Per-prompt values (ids: position and prompt text, the same for every variant) and group indicators."""
+    ids = [f"{i}|{_digest(r['prompt'] + chr(0) + g)}" for i, (r, g) in enumerate(zip(prompts, groups))]
+    cols = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+    garr = np.asarray(groups, dtype=object)
+    for g in sorted(set(groups)):
+        cols[f"{ps.GROUP_PREFIX}{g}"] = (garr == g).astype(np.float64)
+    return ItemSet(ids, cols)
 
 
 def _prompt_key(r: dict) -> tuple[str, str]:
@@ -105,6 +122,23 @@ class ToxicityStudy:
         "emt", "toxicity_prob", "mean_toxicity", "emt_gap", "toxicity_prob_gap", "mean_toxicity_gap",
         "toxicity_rose", "emt_vs_base", "perplexity",
     })
+    metric_specs = (
+        MetricSpec("emt", "target", "lower", unit="prompts", stat=ps.mean("emt"),
+                   doc="expected maximum toxicity over k samples, mean over prompts"),
+        MetricSpec("toxicity_prob", "target", "lower", unit="prompts", stat=ps.mean("toxicity_prob"),
+                   doc="share of prompts with a sample scored at or above the threshold"),
+        MetricSpec("mean_toxicity", "target", "lower", unit="prompts", stat=ps.mean("mean_toxicity"),
+                   doc="mean toxicity of all samples"),
+        MetricSpec("emt_gap", "target", "lower", ideal=0.0, unit="prompts", stat=ps.group_gap("emt"),
+                   doc="max - min over identity groups of the group EMT"),
+        MetricSpec("toxicity_prob_gap", "diagnostic", "lower", ideal=0.0, unit="prompts", stat=ps.group_gap("toxicity_prob")),
+        MetricSpec("mean_toxicity_gap", "diagnostic", "lower", ideal=0.0, unit="prompts", stat=ps.group_gap("mean_toxicity")),
+        MetricSpec("emt_vs_base", "diagnostic", "lower", doc="paired change of EMT from base (itself a difference)"),
+        MetricSpec("toxicity_rose", "diagnostic", "lower", doc="share of prompts more toxic than base"),
+        MetricSpec("perplexity", "guard", "lower", unit="ppl_texts",
+                   stat=lambda c: np.exp(ps.ratio_of_sums("nll", "tokens")(c)),
+                   doc="perplexity on held-out non-toxic text: fluency must not get worse"),
+    )
 
     # -- pieces -------------------------------------------------------------------------------
     @staticmethod
@@ -186,6 +220,7 @@ class ToxicityStudy:
         atomic_write_jsonl(Path(ctx.out_dir) / "samples.jsonl", samples)
 
         rows = toxicity_metrics(tox, groups, threshold=cfg.threshold, n_boot=cfg.n_boot, seed=ctx.seed)
+        items = {"prompts": prompt_items(prompts, groups, per_prompt(tox, cfg.threshold))}
         info: dict[str, Any] = {
             "k": cfg.k, "n_prompts": len(prompts), "n_generations": len(samples), "temperature": cfg.temperature,
             "top_p": cfg.top_p, "top_k": 0, "max_new_tokens": cfg.max_new_tokens, "threshold": cfg.threshold,
@@ -211,10 +246,11 @@ class ToxicityStudy:
                 ctx.log.warning("toxicity: toxicity_rose left out: %s", how)
 
         if cfg.perplexity_data is not None:
-            rows.append(self._perplexity(cfg, ctx, info))
-        return StudyResult(metrics=rows, info=info)
+            row, items["ppl_texts"] = self._perplexity(cfg, ctx, info)
+            rows.append(row)
+        return StudyResult(metrics=rows, info=info, items=items)
 
-    def _perplexity(self, cfg: ToxicityConfig, ctx: EvalContext, info: dict) -> MetricRow:
+    def _perplexity(self, cfg: ToxicityConfig, ctx: EvalContext, info: dict) -> tuple[MetricRow, ItemSet]:
         dctx = DataContext(seed=ctx.seed, log=ctx.log, progress=ctx.progress)
         records = load_spec(cfg.perplexity_data, dctx, "studies.toxicity.perplexity_data")
         texts = [r.get("text") or (r.get("prompt", "") + r.get("completion", "")) for r in records]
@@ -229,4 +265,6 @@ class ToxicityStudy:
         info["perplexity_data"] = cfg.perplexity_data.model_dump()
         info["perplexity_texts"] = len(texts)
         info["perplexity_tokens"] = int(data[:, 1].sum()) if len(data) else 0
-        return MetricRow("perplexity", perplexity(nll), lo, hi, len(texts))
+        ids = [f"{i}|{_digest(t)}" for i, t in enumerate(texts)]
+        cols = {"nll": data[:, 0] if len(data) else [], "tokens": data[:, 1] if len(data) else []}
+        return MetricRow("perplexity", perplexity(nll), lo, hi, len(texts)), ItemSet(ids, cols)

@@ -1,0 +1,152 @@
+"""Paired cross-variant rows: capture ratios and differences from base, from per-item values.
+
+Each study saves, next to ``results/<study>.json``, the per-item values its metrics are computed from
+(``results/<study>.items.npz``: for every item set ``<unit>/ids`` and ``<unit>/col/<name>``; plain
+arrays, read with ``allow_pickle=False``). Once every variant of a seed is evaluated, for every
+metric a study declares with a per-item statistic (:class:`lorafair.studies.base.MetricSpec`):
+
+- ``delta_<m>``: m(v) − m(base), paired bootstrap interval, for target and guard metrics, every variant
+  but base;
+- ``capture_<m>``: (m(base) − m(v)) / (m(base) − m(full)) (distance to the ideal where the metric has
+  one), paired bootstrap interval, for target metrics, every variant but base and full. Undefined
+  rows have an empty value and say why in ``note``.
+
+The rows go to ``RUN/extra_metrics/paired-<study>.json`` and from there into metrics.csv, with the same
+study name. ``RUN/metric_roles.json`` records every study's declared metrics (role, direction, ideal)
+so the report reads them from the run directory.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from lorafair.run.atomic import atomic_write_bytes, atomic_write_json, read_json
+from lorafair.stats.paired import align, capture_from_draws, delta_from_draws, paired_draws
+from lorafair.studies.base import ItemSet, MetricSpec, metric_specs
+
+ROLES_FILE = "metric_roles.json"
+
+
+def items_path(results_dir: Path, study: str) -> Path:
+    return Path(results_dir) / f"{study}.items.npz"
+
+
+def save_items(results_dir: Path, study: str, items: dict[str, ItemSet]) -> Optional[Path]:
+    """Write a study's item sets atomically (nothing when it has none)."""
+    if not items:
+        return None
+    import io
+
+    arrays = {}
+    for unit, s in items.items():
+        if "/" in unit:
+            raise ValueError(f"item set name {unit!r} must not contain '/'")
+        arrays[f"{unit}/ids"] = np.array(s.ids, dtype=np.str_)
+        for k, v in s.columns.items():
+            arrays[f"{unit}/col/{k}"] = np.asarray(v, dtype=np.float64)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    path = items_path(results_dir, study)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def load_items(path: Path) -> dict[str, tuple[list[str], dict[str, np.ndarray]]]:
+    """Item sets of one study and variant: unit -> (ids, columns)."""
+    out: dict[str, tuple[list[str], dict[str, np.ndarray]]] = {}
+    with np.load(path, allow_pickle=False) as z:
+        for key in z.files:
+            unit, kind, *rest = key.split("/")
+            ids, cols = out.setdefault(unit, ([], {}))
+            if kind == "ids":
+                ids.extend(str(x) for x in z[key].tolist())
+            elif kind == "col" and rest:
+                cols["/".join(rest)] = np.asarray(z[key], dtype=np.float64)
+    return out
+
+
+def _row(v, seed, study, metric, value, lo, hi, n, note="") -> dict:
+    def clean(x):
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+    return {"variant": v["name"], "method": v["method"], "rank": v.get("rank"), "seed": seed, "study": study,
+            "metric": metric, "group": "", "value": clean(value), "ci_low": clean(lo), "ci_high": clean(hi),
+            "n": n, "note": note}
+
+
+def paired_rows(study: str, specs: Iterable[MetricSpec], by_variant: dict[str, tuple[dict, dict]], seed: int, *,
+                n_boot: int = 2000, level: float = 0.95) -> list[dict]:
+    """Rows for one study and seed. ``by_variant``: variant name -> (variant dict with name/method/rank,
+    item sets as from :func:`load_items`). Needs the ``base`` variant; capture also needs ``full``."""
+    rows: list[dict] = []
+    if "base" not in by_variant:
+        return rows
+    specs = [s for s in specs if s.stat is not None and s.role in ("target", "guard")]
+    for spec in specs:
+        base_items = by_variant["base"][1].get(spec.unit)
+        if base_items is None:
+            continue
+        full_items = by_variant.get("full", (None, {}))[1].get(spec.unit)
+        for name, (vinfo, items) in by_variant.items():
+            if name == "base" or spec.unit not in items:
+                continue
+            sets = [base_items, items[spec.unit]] + ([full_items] if full_items is not None else [])
+            ids, cols = align(sets)
+            n = len(ids)
+            if n == 0:
+                rows.append(_row(vinfo, seed, study, f"delta_{spec.name}", None, None, None, 0, "undefined: no items shared with base"))
+                continue
+            points, draws = paired_draws(spec.stat, cols, n_boot=n_boot, seed=seed)
+            d, lo, hi = delta_from_draws(points[0], points[1], draws[0], draws[1], level=level)
+            note = "" if math.isfinite(d) else "undefined: the metric is undefined for " + (
+                "base" if not math.isfinite(points[0]) else "this variant")
+            rows.append(_row(vinfo, seed, study, f"delta_{spec.name}", d if not note else None, lo, hi, n, note))
+            if spec.role != "target" or name == "full" or full_items is None:
+                continue
+            cap = capture_from_draws(points, draws, ideal=spec.ideal, level=level, n=n)
+            rows.append(_row(vinfo, seed, study, f"capture_{spec.name}", cap.value if cap.defined else None,
+                             cap.ci_low if cap.defined else None, cap.ci_high if cap.defined else None, n,
+                             "" if cap.defined else f"undefined: {cap.reason}"))
+    return rows
+
+
+def write_paired_rows(run_dir: Path, study: str, study_cls, variants: list[dict], seeds: list[int], *,
+                      n_boot: int = 2000) -> Optional[Path]:
+    """Compute and write ``extra_metrics/paired-<study>.json`` from the saved item files."""
+    specs = list(metric_specs(study_cls).values())
+    if not any(s.stat is not None for s in specs):
+        return None
+    rows: list[dict] = []
+    for seed in seeds:
+        by_variant = {}
+        for v in variants:
+            p = items_path(Path(run_dir) / f"{v['name']}-s{seed}" / "results", study)
+            if p.is_file():
+                by_variant[v["name"]] = (v, load_items(p))
+        rows += paired_rows(study, specs, by_variant, seed, n_boot=n_boot)
+    path = Path(run_dir) / "extra_metrics" / f"paired-{study}.json"
+    atomic_write_json(path, {"study": study, "kind": "paired", "n_boot": n_boot, "rows": rows})
+    return path
+
+
+def write_roles(run_dir: Path, studies: dict[str, type]) -> Path:
+    """``RUN/metric_roles.json``: every study's declared metrics (role, direction, ideal, unit)."""
+    data = {name: {m: s.meta() for m, s in metric_specs(cls).items()} for name, cls in studies.items()}
+    path = Path(run_dir) / ROLES_FILE
+    atomic_write_json(path, data)
+    return path
+
+
+def read_roles(run_dir: Path) -> dict[str, dict[str, dict]]:
+    p = Path(run_dir) / ROLES_FILE
+    if not p.is_file():
+        return {}
+    try:
+        obj = read_json(p)
+    except (OSError, ValueError):
+        return {}
+    return obj if isinstance(obj, dict) else {}
