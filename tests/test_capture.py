@@ -25,7 +25,14 @@ def test_paired_per_item_simulated():
     r = capture_ratio(base, variant, full, seed=3)
     assert r.defined and r.method == "paired-bootstrap" and r.n == n
     assert r.value == pytest.approx((base.mean() - variant.mean()) / (base.mean() - full.mean()))
-    assert r.ci_low < 0.75 < r.ci_high and r.ci_high - r.ci_low < 0.05
+    assert r.ci_low < 0.75 < r.ci_high
+    # delta method on the paired per-item differences: capture = 1 − mean(v − f)/mean(b − f)
+    d_bf, d_vf = base - full, variant - full
+    mb, mv = d_bf.mean(), d_vf.mean()
+    g = np.stack([d_vf / mb ** 2 * 1.0, -np.ones(n) / mb])  # d/d mean(b−f), d/d mean(v−f) of 1 − mv/mb
+    cov = np.cov(np.stack([d_bf, d_vf])) / n
+    se = math.sqrt(np.array([mv / mb ** 2, -1 / mb]) @ cov @ np.array([mv / mb ** 2, -1 / mb]))
+    assert (r.ci_high - r.ci_low) / 2 == pytest.approx(1.959963984540054 * se, rel=0.15)
     # reproducible
     assert capture_ratio(base, variant, full, seed=3) == r
 
@@ -52,7 +59,10 @@ def test_scalar_with_intervals():
     r = capture_ratio(0.8, 0.5, 0.2, base_ci=(0.78, 0.82), variant_ci=(0.48, 0.52), full_ci=(0.18, 0.22))
     assert r.defined and r.method == "normal-from-ci" and r.reason == ""
     assert r.value == pytest.approx(0.5) and r.ci_low < 0.5 < r.ci_high
-    assert 0.4 < r.ci_low and r.ci_high < 0.6
+    # delta method: se of each = 0.04 / (2·1.96); gradient of (b − v)/(b − f) = (0.833, −1.667, 0.833)
+    se = 0.04 / (2 * 1.959963984540054)
+    half = 1.959963984540054 * se * math.sqrt(0.3 ** 2 / 0.6 ** 4 + 1 / 0.6 ** 2 + 0.3 ** 2 / 0.6 ** 4)
+    assert (r.ci_high - r.ci_low) / 2 == pytest.approx(half, rel=0.1)
 
 
 def test_mixed_inputs_rejected():

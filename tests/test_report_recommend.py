@@ -10,27 +10,35 @@ import pytest
 
 from lorafair.errors import UserError
 from lorafair.report.artifacts import energy_curves, per_layer_quantities
-from lorafair.report.capture import capture_from_estimates
+import numpy as np
+
 from lorafair.report.load import Estimate, load_run, parse_variant, pool_seeds, sort_variants
-from lorafair.report.recommend import recommend
+from lorafair.report.recommend import capture_table, recommend
 from lorafair.report.study_meta import StudyMeta, study_meta
 
-COLS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n"]
+COLS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note"]
 
 
 def write_metrics(root: Path, rows: list[tuple]) -> Path:
-    """rows: (variant, metric, value, lo, hi) for study "s", seed 0, n 100."""
+    """rows: (variant, metric, value, lo, hi[, note]) for study "s", seed 0, n 100."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(COLS)
-        for variant, metric, v, lo, hi in rows:
+        for variant, metric, v, lo, hi, *note in rows:
             method, rank = parse_variant(variant)
-            w.writerow([variant, method, rank if rank is not None else "", 0, "s", metric, "", v, lo, hi, 100])
+            w.writerow([variant, method, rank if rank is not None else "", 0, "s", metric, "", v, lo, hi, 100,
+                        note[0] if note else ""])
     return root
 
 
-META = {"s": StudyMeta("s", ("m",), frozenset({"m"}), True)}
+ROLES = {"m": {"role": "target", "direction": "lower"}, "g": {"role": "guard", "direction": "lower"},
+         "d": {"role": "diagnostic", "direction": "lower"}, "flat": {"role": "target", "direction": "lower"}}
+META = {"s": StudyMeta("s", ("m",), frozenset({"m"}), True, roles=ROLES)}
+
+
+def cap(variant, v, lo, hi, metric="m"):
+    return (variant, f"capture_{metric}", v, lo, hi)
 
 
 def test_parse_and_sort_variants():
@@ -42,87 +50,111 @@ def test_parse_and_sort_variants():
 
 
 def test_pool_seeds_by_hand():
-    # se = 0.4 / (2·1.95996) = 0.102042 each; within = 2·se²/4 = 0.0052063; between = s²/k = 0.5/2 = 0.25
+    # values 1 and 2: s² = 0.5, s²/k = 0.25 (the within-seed 2·se²/4 is not added); t_{0.975, 1} = 12.7062
     e = pool_seeds([Estimate(1.0, 0.8, 1.2, 100), Estimate(2.0, 1.8, 2.2, 100)])
-    half = 1.959963984540054 * math.sqrt(2 * (0.4 / (2 * 1.959963984540054)) ** 2 / 4 + 0.25)
+    half = 12.706204736174707 * math.sqrt(0.25)
     assert e.value == pytest.approx(1.5)
     assert e.ci_low == pytest.approx(1.5 - half) and e.ci_high == pytest.approx(1.5 + half)
-    assert half == pytest.approx(0.99014, abs=1e-4)
     assert e.n == 200 and e.seeds == 2
+    # identical values: the between-seed variance is 0 and the within-seed part is used
+    e = pool_seeds([Estimate(1.0, 0.8, 1.2)] * 3)
+    se = 0.4 / (2 * 1.959963984540054)
+    assert e.ci_high - 1.0 == pytest.approx(4.302652729911275 * math.sqrt(3 * se**2 / 9))
     one = Estimate(0.3, 0.2, 0.4, 10)
     assert pool_seeds([one]) is one
 
 
-def test_capture_value_and_undefined():
-    c = capture_from_estimates(Estimate(1.0, 0.99, 1.01), Estimate(0.05, 0.04, 0.06), Estimate(0.0, -0.01, 0.01))
-    assert c.defined and c.value == pytest.approx(0.95)
-    assert 0.9 < c.ci_low < 0.95 < c.ci_high < 1.0
-    u = capture_from_estimates(Estimate(0.5, 0.4, 0.6), Estimate(0.5, 0.4, 0.6), Estimate(0.52, 0.42, 0.62))
-    assert not u.defined and math.isnan(u.value) and "do not differ" in u.reason
+@pytest.mark.parametrize("seed_sd", [0.0, 0.1])
+def test_pool_seeds_covers_the_mean_95_percent(seed_sd):
+    """Coverage of the pooled interval over simulated runs: k = 5 seeds, each seed's value = true + seed
+    effect + within-seed noise (se 0.05, its 95% interval given). Counting the within-seed variance twice
+    (the old formula) covers ~99% when there is no seed effect."""
+    rng = np.random.default_rng(0)
+    se, k, hits, sims = 0.05, 5, 0, 3000
+    for _ in range(sims):
+        vals = rng.normal(0, seed_sd, k) + rng.normal(0, se, k)
+        e = pool_seeds([Estimate(v, v - 1.96 * se, v + 1.96 * se) for v in vals])
+        hits += e.ci_low <= 0 <= e.ci_high
+    assert 0.93 <= hits / sims <= 0.975
 
 
-def test_recommends_smallest_rank_whose_lower_bound_reaches_target(tmp_path):
+def test_capture_rows_read_and_smallest_rank_within_band(tmp_path):
     run = load_run(write_metrics(tmp_path, [
-        ("base", "m", 1.0, 0.99, 1.01), ("full", "m", 0.0, -0.01, 0.01),
-        ("lora-r4", "m", 0.5, 0.49, 0.51),   # capture 0.50
-        ("lora-r8", "m", 0.05, 0.04, 0.06),  # capture 0.95, lower bound ≈ 0.93
-        ("lora-r16", "m", 0.0, -0.01, 0.01),  # capture 1.00
+        cap("lora-r4", 0.5, 0.45, 0.55), cap("lora-r8", 0.95, 0.92, 0.98), cap("lora-r16", 1.0, 0.98, 1.02),
     ]))
     recs = recommend(run, META, target=0.9)
     (rec,) = recs["s"]
     assert rec.status == "reached" and rec.rank == 8
-    assert "r=8" in rec.text and "0.95" in rec.text
+    assert "r=8" in rec.text and "0.95 [0.92, 0.98]" in rec.text and "[0.9, 1.1]" in rec.text
     assert recs["overall"][0].rank == 8
-    # a stricter target moves the recommendation up
-    assert recommend(run, META, target=0.97)["s"][0].rank == 16  # r16: 1.00, lower bound ≈ 0.99
+    assert recommend(run, META, target=0.97)["s"][0].rank == 16  # r8's interval starts below 0.97
 
 
-def test_not_reached_is_said_plainly(tmp_path):
-    run = load_run(write_metrics(tmp_path, [
-        ("base", "m", 1.0, 0.99, 1.01), ("full", "m", 0.0, -0.01, 0.01),
-        ("lora-r4", "m", 0.5, 0.49, 0.51), ("lora-r8", "m", 0.2, 0.19, 0.21),  # capture 0.80 at best
-    ]))
+def test_overshoot_is_not_reached(tmp_path):
+    # r8 moved 4x as far as full: not "learned the same"
+    run = load_run(write_metrics(tmp_path, [cap("lora-r4", 0.5, 0.4, 0.6), cap("lora-r8", 4.0, 3.5, 4.5)]))
+    (c,) = capture_table(run, META["s"], "lora")
+    assert c.state(8, 0.9) == "overshoots" and c.state(4, 0.9) == "short"
     rec = recommend(run, META, target=0.9)["s"][0]
     assert rec.status == "not_reached" and rec.rank is None
-    assert rec.text.startswith("No lora rank tried (r=4–8) reaches")
-    assert "at r=8" in rec.text
+    assert "overshoots at r=8" in rec.text
+    # an interval spanning the whole band is uncertain, not reached
+    run = load_run(write_metrics(tmp_path / "u", [cap("lora-r4", 1.0, 0.5, 1.5)]))
+    assert capture_table(run, META["s"], "lora")[0].state(4, 0.9) == "uncertain"
 
 
-def test_undefined_when_base_equals_full(tmp_path):
-    run = load_run(write_metrics(tmp_path, [
-        ("base", "m", 0.5, 0.4, 0.6), ("full", "m", 0.52, 0.42, 0.62), ("lora-r4", "m", 0.3, 0.2, 0.4),
-    ]))
+def test_undefined_capture_is_named(tmp_path):
+    why = "undefined: base and full do not differ significantly: paired 95% interval ... contains 0"
+    run = load_run(write_metrics(tmp_path, [("lora-r4", "capture_m", "", "", "", why)]))
     rec = recommend(run, META, target=0.9)["s"][0]
     assert rec.status == "undefined" and rec.rank is None
     assert "base and full do not differ" in rec.text
 
 
 def test_undefined_metric_is_left_out_and_named(tmp_path):
-    meta = {"s": StudyMeta("s", ("m", "flat"), frozenset(), True)}
+    meta = {"s": StudyMeta("s", ("m", "flat"), frozenset(), True, roles=ROLES)}
     run = load_run(write_metrics(tmp_path, [
-        ("base", "m", 1.0, 0.99, 1.01), ("full", "m", 0.0, -0.01, 0.01), ("lora-r2", "m", 0.0, -0.01, 0.01),
-        ("base", "flat", 0.5, 0.4, 0.6), ("full", "flat", 0.5, 0.4, 0.6), ("lora-r2", "flat", 0.1, 0.0, 0.2),
+        cap("lora-r2", 1.0, 0.97, 1.03),
+        ("lora-r2", "capture_flat", "", "", "", "undefined: base and full have the same value"),
     ]))
     rec = recommend(run, meta, target=0.9)["s"][0]
-    assert rec.rank == 2 and "Left out" in rec.text and "flat" in rec.text
+    assert rec.rank == 2 and "Left out" in rec.text and "flat: base and full have the same value" in rec.text
+
+
+def test_only_targets_decide_and_guards_are_checked(tmp_path):
+    rows = [cap("lora-r4", 1.0, 0.95, 1.05),
+            cap("lora-r4", -3.0, -4.0, -2.0, metric="d"),      # a diagnostic: never a capture target
+            cap("lora-r4", -3.0, -4.0, -2.0, metric="g"),      # a guard: never a capture target
+            ("lora-r4", "delta_g", 2.0, 1.0, 3.0), ("full", "delta_g", 1.5, 0.5, 2.5)]
+    run = load_run(write_metrics(tmp_path, rows))
+    rec = recommend(run, META, target=0.9)["s"][0]
+    assert rec.status == "reached" and rec.rank == 4
+    assert [g.metric for g in rec.guards_broken] == ["g"]
+    assert "breaks guard(s): g changes by +2 [+1, +3] from base" in rec.text
+    # a guard that got better (lower) is not broken
+    run = load_run(write_metrics(tmp_path / "ok", rows[:3] + [("lora-r4", "delta_g", -2.0, -3.0, -1.0)]))
+    rec = recommend(run, META, target=0.9)["s"][0]
+    assert rec.guards_broken == [] and "Guards hold" in rec.text
 
 
 def test_non_monotone_ladder_gets_a_caveat(tmp_path):
-    run = load_run(write_metrics(tmp_path, [
-        ("base", "m", 1.0, 0.99, 1.01), ("full", "m", 0.0, -0.01, 0.01),
-        ("lora-r4", "m", 0.0, -0.01, 0.01), ("lora-r8", "m", 0.5, 0.49, 0.51),
-    ]))
+    run = load_run(write_metrics(tmp_path, [cap("lora-r4", 1.0, 0.95, 1.05), cap("lora-r8", 0.5, 0.45, 0.55)]))
     rec = recommend(run, META, target=0.9)["s"][0]
-    assert rec.rank == 4 and "r=8 fall below the target again" in rec.text
+    assert rec.rank == 4 and "r=8: m short" in rec.text
 
 
 def test_point_values_without_intervals(tmp_path):
-    run = load_run(write_metrics(tmp_path, [
-        ("base", "m", 1.0, "", ""), ("full", "m", 0.0, "", ""),
-        ("lora-r4", "m", 0.2, "", ""), ("lora-r8", "m", 0.08, "", ""),
-    ]))
+    run = load_run(write_metrics(tmp_path, [cap("lora-r4", 0.8, "", ""), cap("lora-r8", 0.92, "", "")]))
     rec = recommend(run, META, target=0.9)["s"][0]
     assert rec.rank == 8 and "point values only" in rec.text
+
+
+def test_no_capture_rows_says_why(tmp_path):
+    run = load_run(write_metrics(tmp_path, [("base", "m", 1.0, 0.9, 1.1), ("lora-r4", "m", 0.5, 0.4, 0.6),
+                                            ("full", "m", 0.0, -0.1, 0.1)]))
+    rec = recommend(run, META, target=0.9)["s"][0]
+    assert rec.status == "no_ranks" and "no paired capture rows" in rec.text.replace("has paired", "has no paired") \
+        or "paired capture rows" in rec.text
 
 
 def test_study_meta_falls_back_when_module_missing_or_broken(monkeypatch):

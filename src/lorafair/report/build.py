@@ -17,7 +17,7 @@ from lorafair.report.artifacts import energy_curves, per_layer_quantities
 from lorafair.report.doc import (Block, Callout, Details, Example, Figure, FigureRow, Heading, KeyValues, Para, Pre,
                                  Table, fmt, fmt_est)
 from lorafair.report.load import Estimate, RunData
-from lorafair.report.recommend import capture_table, recommend
+from lorafair.report.recommend import capture_table, recommend, study_is_flat
 from lorafair.report.study_meta import StudyMeta, study_meta
 from lorafair.report.style import CYCLE, OKABE_ITO, SERIES_COLORS, method_color
 
@@ -36,7 +36,7 @@ class ReportBuilder:
     def __init__(self, run: RunData, target: float = 0.9):
         self.run = run
         self.target = target
-        self.metas: dict[str, StudyMeta] = {s: study_meta(s, run.metrics(s)) for s in run.studies()}
+        self.metas: dict[str, StudyMeta] = {s: study_meta(s, run.metrics(s), run.roles.get(s)) for s in run.studies()}
         self.recs = recommend(run, self.metas, target) if run.ranked_methods() else {}
         self._names: set[str] = set()
         self.toc: list[tuple[str, str]] = []
@@ -127,13 +127,18 @@ class ReportBuilder:
                              rec.text])
         if rows:
             blocks.append(Table(["study", "method", "recommended rank", "why"], rows, wrap_last=True,
-                                caption=f"Per study. Target: capture ratio ≥ {self.target:g} (lower end of its 95% "
-                                        "interval) on every headline metric."))
+                                caption=f"Per study. A rank reaches a target metric when its paired capture interval "
+                                        f"lies within [{self.target:g}, {2 - self.target:g}]; the recommendation is the "
+                                        "smallest rank that reaches every defined target metric."))
         blocks.append(Para(
-            "Capture ratio of a variant v for metric m: (m(base) − m(v)) / (m(base) − m(full)); 1 = moved as far as "
-            "full fine-tuning, 0 = not at all. Its interval is a parametric bootstrap from the metrics' own 95% "
-            "intervals (lorafair.stats.capture). It is undefined when base and full do not differ (their intervals "
-            "overlap).", "note"))
+            "Capture ratio of a variant v for a target metric m: (m(base) − m(v)) / (m(base) − m(full)), with the "
+            "distance to the ideal in place of m where the metric has an ideal value (SS 50, a bias score 0); 1 = "
+            "moved as far as full fine-tuning, 0 = not at all, above 1 = further than full (overshoot). Every "
+            "variant is evaluated on the same items with common random numbers, so the 95% interval is a paired "
+            "bootstrap over those items (computed by the runner from the per-item values, capture_<m> rows of "
+            "metrics.csv). It is undefined when the paired interval of m(base) − m(full) contains 0. Guard metrics "
+            "(fluency, task accuracy) are not capture targets: a guard is broken when the paired interval of "
+            "m(v) − m(base) lies on its worse side.", "note"))
         return blocks
 
     # -- one study ----------------------------------------------------------------------------
@@ -147,6 +152,12 @@ class ReportBuilder:
         if not meta.from_registry:
             blocks.append(Para(f"The study module lorafair.studies.{study} could not be imported here, so every "
                                "metric is shown and better directions are unknown.", "note"))
+        method0 = self._main_method()
+        if method0 and study_is_flat(capture_table(run, meta, method0)):
+            blocks.append(Callout("Base and full fine-tuning do not differ here", [
+                "On no target metric of this study does full fine-tuning differ significantly from the base model "
+                "(paired intervals), so there is no shift to capture: its numbers say nothing about which rank is "
+                "enough."], "undefined"))
         for rec in self.recs.get(study, []):
             blocks.append(Callout(f"{rec.method}: " + (f"r={rec.rank}" if rec.rank is not None
                                                        else _status_word(rec.status)), [rec.text], rec.status))
@@ -170,15 +181,17 @@ class ReportBuilder:
         method = self._main_method()
         if method:
             caps = capture_table(run, meta, method)
-            curves = [(c.metric, [(r, cr.value, cr.ci_low, cr.ci_high) for r, cr in sorted(c.by_rank.items())])
+            curves = [(c.metric, [(r, cr.value, cr.ci_low, cr.ci_high) for r, cr in sorted(c.by_rank.items())
+                                  if cr.defined])
                       for c in caps if c.defined and c.by_rank]
             undefined = [c for c in caps if not c.defined]
             if curves:
                 png = plots.capture_vs_rank(curves, target=self.target, title=f"{study}: capture ratio ({method})")
                 blocks.append(Heading(3, "Capture ratio against rank"))
                 blocks.append(self._fig(f"{study}-capture", png,
-                                        f"Capture ratio of each {method} rank for the headline metrics of {study}, "
-                                        f"with 95% intervals; 0 = base, 1 = full, dotted = target {self.target:g}."))
+                                        f"Paired capture ratio of each {method} rank for the target metrics of {study}, "
+                                        f"with 95% intervals; 0 = base, 1 = full, dotted = the band "
+                                        f"[{self.target:g}, {2 - self.target:g}] a rank must lie within."))
             if undefined:
                 blocks.append(Para("Capture ratio undefined for: " + "; ".join(
                     f"{c.metric} ({c.undefined_reason})" for c in undefined) + ".", "note"))
@@ -202,17 +215,42 @@ class ReportBuilder:
         rows = []
         for v in run.variants():
             ests = [run.estimate(study, m, v) for m in metrics]
-            if all(e is None for e in ests):
+            notes = [run.note(study, m, v) for m in metrics]
+            if all(e is None for e in ests) and not any(notes):
                 continue
             ns = sorted({e.n for e in ests if e is not None and e.n is not None})
-            rows.append([v] + [fmt_est(e.value, e.ci_low, e.ci_high) if e else "–" for e in ests]
+            rows.append([v] + [fmt_est(e.value, e.ci_low, e.ci_high) if e else (nt or "–") for e, nt in zip(ests, notes)]
                         + ["/".join(str(n) for n in ns) or "–"])
         if not rows:
             return [Para("No overall (ungrouped) values of the headline metrics in metrics.csv.", "note")]
+        roles = [meta.role(m) if meta.roles else "" for m in metrics]
+        if any(roles):
+            rows.append(["role"] + roles + [""])
+        mdes = [self._detectable(study, m) for m in metrics]
+        if any(x is not None for x in mdes):
+            rows.append(["detectable Δ"] + [("±" + fmt(x)) if x is not None else "–" for x in mdes] + [""])
         seeds = run.seeds()
         cap = ("Headline metrics, overall: value [95% interval]; ↓ lower is better, ↑ higher is better"
-               + (f"; mean over {len(seeds)} seeds, interval pooled (normal approximation)" if len(seeds) > 1 else ""))
+               + (f"; mean over {len(seeds)} seeds, interval pooled over seeds (Student t)" if len(seeds) > 1 else "")
+               + (". Role: target (what the fine-tune should change), guard (must not get worse), diagnostic."
+                  if any(roles) else "")
+               + (" Detectable Δ: the smallest change from base this run could detect (80% power, 5% level), from "
+                  "the paired intervals of m(v) − m(base), median over variants; a smaller true change would "
+                  "likely read as \"no difference\"." if any(x is not None for x in mdes) else ""))
         return [Table(headers, rows, caption=cap)]
+
+    def _detectable(self, study: str, metric: str) -> Optional[float]:
+        """Minimal detectable difference from base: (z_0.975 + z_0.8) · SE of the paired difference."""
+        ses = []
+        for v in self.run.variants():
+            if v == "base":
+                continue
+            e = self.run.estimate(study, f"delta_{metric}", v)
+            if e is not None and e.has_ci:
+                ses.append(e.se)
+        if not ses:
+            return None
+        return float(np.median(ses)) * (1.959963984540054 + 0.8416212335729143)
 
     def _kl_figure(self, study: str, kl_metrics: list[str]) -> Figure:
         method = self._main_method()

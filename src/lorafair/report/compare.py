@@ -66,7 +66,7 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
     blocks.append(Table(["run", "model", "data", "seeds", "ranked methods", "studies"], rows))
 
     studies = list(dict.fromkeys(s for r in runs for s in r.studies()))
-    metas_per_run = [{s: study_meta(s, r.metrics(s)) for s in r.studies()} for r in runs]
+    metas_per_run = [{s: study_meta(s, r.metrics(s), r.roles.get(s)) for s in r.studies()} for r in runs]
     recs = [recommend(r, m, target) if r.ranked_methods() else {} for r, m in zip(runs, metas_per_run)]
     toc.append(("recommendation", "Recommendations"))
     blocks.append(Heading(2, "Rank recommendations", "recommendation"))
@@ -79,8 +79,8 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
                                  f"{x.method}: {_status_word(x.status)}" for x in items) or "–")
         rec_rows.append(row)
     blocks.append(Table(["scope"] + labels, rec_rows,
-                        caption=f"Smallest rank whose capture-ratio interval lower bound reaches {target:g} on every "
-                                "defined headline metric (see each run's report for the reasons)."))
+                        caption=f"Smallest rank whose paired capture interval lies within [{target:g}, {2 - target:g}] "
+                                "on every defined target metric (see each run's report for the reasons)."))
 
     for study in studies:
         anchor = f"study-{_slug(study)}"
@@ -99,11 +99,11 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
                     pts = [(r, e) for r in run.ranks(m) if (e := run.estimate(study, metric, f"{m}-r{r}")) is not None]
                     if pts:
                         series.append(plots.Series(f"{lbl} ({m})", colors[i], pts, MARKERS[i % len(MARKERS)]))
-                    caps = capture_table(run, StudyMeta(study, (metric,), frozenset(), True), m, [metric])
+                    caps = capture_table(run, mr[study], m, [metric])
                     for c in caps:
                         if c.defined and c.by_rank:
                             curves.append((f"{lbl}", [(r, x.value, x.ci_low, x.ci_high)
-                                                      for r, x in sorted(c.by_rank.items())]))
+                                                      for r, x in sorted(c.by_rank.items()) if x.defined]))
                             curve_colors.append(colors[i])
                 for name, ls in (("base", ":"), ("full", "--")):
                     e = run.estimate(study, metric, name)

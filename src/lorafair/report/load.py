@@ -23,7 +23,7 @@ from lorafair.errors import UserError
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
-METRICS_COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n")
+METRICS_COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note")
 
 _VARIANT_RE = re.compile(r"^(?P<method>[a-z0-9_]+)-r(?P<rank>\d+)$")
 _FOLDER_RE = re.compile(r"^(?P<variant>.+)-s(?P<seed>\d+)$")
@@ -86,16 +86,20 @@ class MetricRecord:
     metric: str
     group: str
     est: Estimate
+    note: str = ""
 
 
 def pool_seeds(ests: list[Estimate]) -> Estimate:
     """Pool one variant's estimates over seeds into one estimate of the mean over seeds.
 
-    One seed: returned unchanged. ``k`` seeds with values ``v_i`` and standard errors ``se_i``
-    (from their 95% intervals): value = mean(v_i); variance of that mean =
-    ``sum(se_i**2) / k**2`` (within-seed, the seeds being independent) ``+ s**2 / k`` (between
-    seeds, ``s`` their sample standard deviation); the interval is value ± 1.96·sqrt(variance).
-    This is a normal approximation, stated in the report; it widens with seed-to-seed spread.
+    One seed: returned unchanged. ``k`` seeds with values ``v_i``: value = mean(v_i). Each seed's
+    value already varies by its own within-seed noise (its sampled continuations, its training
+    order, its held-out split), so the sample variance ``s²`` of the k values estimates the *whole*
+    variance of one seed's value, and the variance of the mean is ``s² / k``; adding the within-seed
+    variances on top would count them twice. The interval uses Student's t with k − 1 degrees of
+    freedom, value ± t_{0.975, k−1} · s / sqrt(k), exact for normal seed values: two seeds give a wide
+    interval (t = 12.7), which is what two seeds can say. When the k values are identical (s = 0) the
+    within-seed part ``sum(se_i²) / k²`` (se_i from each seed's 95% interval) is used instead.
     """
     ests = [e for e in ests if not math.isnan(e.value)]
     if not ests:
@@ -108,9 +112,16 @@ def pool_seeds(ests: list[Estimate]) -> Estimate:
     between = sum((v - mean) ** 2 for v in vals) / (k - 1) / k
     ses = [e.se for e in ests]
     within = sum(s * s for s in ses) / k**2 if all(not math.isnan(s) for s in ses) else 0.0
-    half = Z95 * math.sqrt(within + between)
+    half = t_quantile(0.975, k - 1) * math.sqrt(between if between > 0 else within)
     ns = [e.n for e in ests if e.n is not None]
     return Estimate(mean, mean - half, mean + half, sum(ns) if ns else None, seeds=k)
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Student's t quantile (scipy)."""
+    from scipy.stats import t
+
+    return float(t.ppf(p, df))
 
 
 @dataclass
@@ -140,6 +151,7 @@ class RunData:
     artifacts: dict[tuple[str, int], VariantArtifacts] = field(default_factory=dict)
     spectrum: Any = None
     notes: list[str] = field(default_factory=list)
+    roles: dict = field(default_factory=dict)  # metric_roles.json: study -> metric -> role/direction/ideal
 
     # -- views ---------------------------------------------------------------------------
     def studies(self) -> list[str]:
@@ -167,6 +179,12 @@ class RunData:
             return None
         e = pool_seeds(ests)
         return None if math.isnan(e.value) else e
+
+    def note(self, study: str, metric: str, variant: str, group: str = "") -> str:
+        """Why a metric is missing for a variant (the ``note`` of its rows), "" when it has none."""
+        notes = [r.note for r in self.records if r.study == study and r.metric == metric and r.variant == variant
+                 and r.group == group and r.note]
+        return "; ".join(dict.fromkeys(notes))
 
     def ranked_methods(self) -> list[str]:
         """Methods that come with a rank (lora first, then the others alphabetically)."""
@@ -232,6 +250,7 @@ def read_metrics_csv(path: Path) -> list[MetricRecord]:
                 group=(row.get("group") or "").strip(),
                 est=Estimate(_float(row.get("value")), _float(row.get("ci_low")), _float(row.get("ci_high")),
                              _int_or_none(row.get("n"))),
+                note=(row.get("note") or "").strip(),
             ))
     return out
 
@@ -289,6 +308,10 @@ def load_run(run_dir: str | Path) -> RunData:
     if info.is_file():
         obj = _read_json(info, data.notes)
         data.run_info = obj if isinstance(obj, dict) else {}
+    roles = run_dir / "metric_roles.json"
+    if roles.is_file():
+        obj = _read_json(roles, data.notes)
+        data.roles = obj if isinstance(obj, dict) else {}
     spec = run_dir / "spectrum.json"
     if spec.is_file():
         data.spectrum = _read_json(spec, data.notes)

@@ -114,7 +114,9 @@ def capture_vs_rank(curves: list[tuple[str, list[tuple[int, float, float, float]
     ranks = sorted({r for _, pts in curves for r, *_ in pts})
     ax.axhline(1.0, color=OKABE_ITO["vermillion"], linewidth=1.2, linestyle="--", label="full (1)")
     ax.axhline(0.0, color=OKABE_ITO["black"], linewidth=1.2, linestyle="--", label="base (0)")
-    ax.axhline(target, color="#777777", linewidth=1.0, linestyle=":", label=f"target {target:g}")
+    ax.axhline(target, color="#777777", linewidth=1.0, linestyle=":", label=f"band [{target:g}, {2 - target:g}]")
+    if target < 1:
+        ax.axhline(2 - target, color="#777777", linewidth=1.0, linestyle=":")
     lo_lim, hi_lim = -0.5, 1.5
     k = len(curves)
     for i, (label, pts) in enumerate(curves):

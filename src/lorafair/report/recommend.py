@@ -1,13 +1,27 @@
-"""Rank recommendation: the smallest rank whose shift-capture ratio's interval reaches a target.
+"""Rank recommendation from the paired capture ratios of metrics.csv.
 
-For a study and a ranked method (lora, dora, …), a rank *reaches* the target on a metric when
-the lower end of the 95% interval of its capture ratio is ≥ the target (the point value when
-the run has no intervals; the text then says so). The study's recommendation is the smallest
-rank that reaches the target on *every* headline metric whose capture ratio is defined; the
-overall one is the smallest rank that does so for every study at once. Metrics whose ratio is
-undefined (base and full do not differ) are left out and named. When no defined metric is
-left, the recommendation is undefined; when no rank tried reaches the target, that is said
-plainly, with the best lower bound seen.
+Every study measures all variants on the same items with common random numbers, and the runner
+writes, per variant, ``capture_<m>`` (the shift-capture ratio (m(base) − m(v)) / (m(base) − m(full)),
+distance to the ideal where the metric has one, with a *paired* bootstrap interval over the items)
+for every **target** metric, and ``delta_<m>`` (m(v) − m(base), paired) for targets and **guards**
+(:mod:`lorafair.run.paired`). This module only reads them.
+
+For a ranked method (lora, dora, …) and a rank, each target metric is in one of these states:
+
+- **reached**: the capture interval lies within [target, 2 − target] — the rank learned what full
+  fine-tuning learned, within the tolerance;
+- **overshoots**: the interval starts at or above the target but reaches beyond 2 − target — it moved
+  further than full fine-tuning did (not "learned the same");
+- **short**: the interval starts below the target and does not reach beyond 2 − target;
+- **uncertain**: the interval spans the whole tolerance band (too few items to say);
+- **undefined**: no ratio (base and full do not differ significantly, or a model's metric is
+  undefined, e.g. constant decisions); such metrics are left out and named.
+
+A study's recommendation is the smallest rank that *reaches* every defined target metric of the
+study; the overall one the smallest rank that does so for every study at once. Guards are checked
+at that rank: a guard is *broken* when the paired interval of m(v) − m(base) lies entirely on its
+worse side, and the text says so (with full fine-tuning's change for comparison). Seeds are pooled
+with :func:`lorafair.report.load.pool_seeds`.
 """
 
 from __future__ import annotations
@@ -16,9 +30,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from lorafair.report.capture import CaptureResult, capture_from_estimates
-from lorafair.report.load import RunData
+from lorafair.report.load import Estimate, RunData
 from lorafair.report.study_meta import StudyMeta
+from lorafair.stats.capture import CaptureResult
+
+STATES = ("reached", "overshoots", "short", "uncertain", "undefined")
 
 
 @dataclass
@@ -26,27 +42,58 @@ class MetricCapture:
     study: str
     metric: str
     method: str
-    by_rank: dict[int, CaptureResult]  # rank -> capture result
-    undefined_reason: str = ""  # non-empty when the ratio is undefined for this metric (all ranks)
+    by_rank: dict[int, CaptureResult]  # rank -> pooled paired capture ratio (undefined ones included)
+    undefined_reason: str = ""  # non-empty when no rank has a defined ratio
+    ideal: Optional[float] = None
 
     @property
     def defined(self) -> bool:
         return not self.undefined_reason
 
-    def bound(self, rank: int) -> float:
-        """The number compared with the target: the interval's lower end, or the value without one."""
+    def bounds(self, rank: int) -> tuple[float, float]:
         c = self.by_rank.get(rank)
         if c is None or not c.defined:
-            return float("nan")
-        return c.value if math.isnan(c.ci_low) else c.ci_low
+            return float("nan"), float("nan")
+        lo, hi = c.ci_low, c.ci_high
+        if math.isnan(lo) or math.isnan(hi):
+            return c.value, c.value
+        return lo, hi
+
+    def state(self, rank: int, target: float) -> str:
+        lo, hi = self.bounds(rank)
+        if math.isnan(lo):
+            return "undefined"
+        upper = 2 - target
+        if lo >= target and hi <= upper:
+            return "reached"
+        if lo >= target:
+            return "overshoots"
+        if hi <= upper:
+            return "short"
+        return "uncertain"
 
     def reaches(self, rank: int, target: float) -> bool:
-        b = self.bound(rank)
-        return not math.isnan(b) and b >= target
+        return self.state(rank, target) == "reached"
 
     @property
     def point_only(self) -> bool:
         return any(c.defined and math.isnan(c.ci_low) for c in self.by_rank.values())
+
+
+@dataclass
+class GuardCheck:
+    study: str
+    metric: str
+    direction: Optional[str]
+    delta: Optional[Estimate]  # m(v) − m(base), paired
+    full_delta: Optional[Estimate]
+
+    @property
+    def broken(self) -> bool:
+        d = self.delta
+        if d is None or not d.has_ci:
+            return False
+        return (self.direction == "lower" and d.ci_low > 0) or (self.direction == "higher" and d.ci_high < 0)
 
 
 @dataclass
@@ -58,26 +105,51 @@ class Recommendation:
     status: str  # "reached" | "not_reached" | "undefined" | "no_ranks"
     text: str
     metrics: list[MetricCapture] = field(default_factory=list)
+    guards_broken: list[GuardCheck] = field(default_factory=list)
+
+
+def _capture_result(e: Optional[Estimate], note: str) -> CaptureResult:
+    nan = float("nan")
+    if e is None:
+        reason = note.removeprefix("undefined: ") if note else "no capture row"
+        return CaptureResult(nan, nan, nan, False, reason, None, "paired-bootstrap")
+    return CaptureResult(e.value, e.ci_low, e.ci_high, True, "", e.n, "paired-bootstrap")
 
 
 def capture_table(run: RunData, meta: StudyMeta, method: str, metrics: Optional[list[str]] = None) -> list[MetricCapture]:
-    """Capture ratios of every rank of ``method`` for the study's headline (overall) metrics."""
+    """Pooled paired capture ratios of every rank of ``method`` for the study's target metrics
+    (or ``metrics``), read from the ``capture_<m>`` rows."""
     out = []
-    for metric in metrics if metrics is not None else list(meta.headline):
-        base = run.estimate(meta.name, metric, "base")
-        full = run.estimate(meta.name, metric, "full")
-        if base is None or full is None:
+    names = metrics if metrics is not None else meta.with_role("target")
+    present = set(run.metrics(meta.name))
+    for metric in names:
+        cm = f"capture_{metric}"
+        if cm not in present:
             continue
         by_rank: dict[int, CaptureResult] = {}
         for r in run.ranks(method):
-            v = run.estimate(meta.name, metric, f"{method}-r{r}")
-            if v is not None:
-                by_rank[r] = capture_from_estimates(base, v, full, seed=r)
+            v = f"{method}-r{r}"
+            e = run.estimate(meta.name, cm, v)
+            note = run.note(meta.name, cm, v)
+            if e is None and not note:
+                continue
+            by_rank[r] = _capture_result(e, note)
+        if not by_rank:
+            continue
         reason = ""
-        probe = capture_from_estimates(base, base, full)
-        if not probe.defined:
-            reason = probe.reason
-        out.append(MetricCapture(meta.name, metric, method, by_rank, reason))
+        if not any(c.defined for c in by_rank.values()):
+            reason = next((c.reason for c in by_rank.values() if c.reason), "undefined")
+        out.append(MetricCapture(meta.name, metric, method, by_rank, reason, meta.ideal(metric)))
+    return out
+
+
+def guard_checks(run: RunData, meta: StudyMeta, variant: str) -> list[GuardCheck]:
+    out = []
+    for metric in meta.with_role("guard"):
+        d = run.estimate(meta.name, f"delta_{metric}", variant)
+        if d is None:
+            continue
+        out.append(GuardCheck(meta.name, metric, meta.direction(metric), d, run.estimate(meta.name, f"delta_{metric}", "full")))
     return out
 
 
@@ -85,55 +157,94 @@ def _fmt(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.2f}"
 
 
-def _decide(scope: str, method: str, target: float, caps: list[MetricCapture]) -> Recommendation:
-    label = method if scope == "overall" else f"{method}"
-    defined = [c for c in caps if c.defined and c.by_rank]
+def _ci(c: CaptureResult) -> str:
+    if math.isnan(c.ci_low):
+        return _fmt(c.value)
+    return f"{_fmt(c.value)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]"
+
+
+def _signed(e: Optional[Estimate]) -> str:
+    if e is None:
+        return "n/a"
+    s = f"{e.value:+.3g}"
+    if e.has_ci:
+        s += f" [{e.ci_low:+.3g}, {e.ci_high:+.3g}]"
+    return s
+
+
+def _decide(scope: str, method: str, target: float, caps: list[MetricCapture],
+            guards_at, metas: dict[str, StudyMeta]) -> Recommendation:
+    defined = [c for c in caps if c.defined]
     undefined = [c for c in caps if not c.defined]
+    name = (lambda c: f"{c.study}/{c.metric}") if scope == "overall" else (lambda c: c.metric)
+    band = f"[{target:g}, {2 - target:g}]"
     excluded = ""
     if undefined:
         excluded = " Left out (capture ratio undefined): " + "; ".join(
-            f"{c.study}/{c.metric}: {c.undefined_reason}" if scope == "overall" else f"{c.metric}: {c.undefined_reason}"
-            for c in undefined) + "."
+            f"{name(c)}: {c.undefined_reason}" for c in undefined) + "."
     if not caps:
-        return Recommendation(scope, method, target, None, "no_ranks",
-                              f"No {label} rank has a headline metric measured together with base and full.", caps)
+        has_targets = any(m.with_role("target") for m in metas.values())
+        why = ("none of its target metrics has paired capture rows in metrics.csv (a run made by an older "
+               "lorafair, or the study saved no per-item values)") if has_targets else "it declares no target metric"
+        return Recommendation(scope, method, target, None, "no_ranks", f"No recommendation: {why}.", caps)
     if not defined:
         return Recommendation(scope, method, target, None, "undefined",
-                              f"Undefined: base and full do not differ on any headline metric, so there is no shift "
-                              f"to capture.{excluded}", caps)
+                              "Undefined: no target metric has a defined capture ratio, so there is no shift of full "
+                              f"fine-tuning to compare with.{excluded}", caps)
     ranks = sorted(set().union(*(c.by_rank.keys() for c in defined)))
-    name = (lambda c: f"{c.study}/{c.metric}") if scope == "overall" else (lambda c: c.metric)
     point_only = any(c.point_only for c in defined)
-    bound_word = "value" if point_only else "95% interval lower bound"
+    crit = "capture value" if point_only else "paired capture interval"
     for r in ranks:
         if all(c.reaches(r, target) for c in defined):
-            detail = ", ".join(
-                f"{name(c)} {_fmt(c.by_rank[r].value)} [{_fmt(c.by_rank[r].ci_low)}, {_fmt(c.by_rank[r].ci_high)}]"
-                for c in defined)
-            later = [r2 for r2 in ranks if r2 > r and not all(c.reaches(r2, target) for c in defined)]
-            caveat = (f" Larger rank(s) {', '.join(f'r={x}' for x in later)} fall below the target again, "
-                      f"so this is not a threshold beyond which every rank is safe.") if later else ""
-            nodata = "" if not point_only else " (point values only: the run has no intervals)"
+            detail = ", ".join(f"{name(c)} {_ci(c.by_rank[r])}" for c in defined)
+            later = {r2: [f"{name(c)} {c.state(r2, target)}" for c in defined if not c.reaches(r2, target)]
+                     for r2 in ranks if r2 > r}
+            later = {k: v for k, v in later.items() if v}
+            caveat = (" Larger ranks are not all within the band: " + "; ".join(
+                f"r={k}: {', '.join(v)}" for k, v in later.items()) + ".") if later else ""
+            guards = guards_at(r)
+            broken = [g for g in guards if g.broken]
+            gtext = ""
+            if broken:
+                gtext = " But it breaks guard(s): " + "; ".join(
+                    f"{g.study + '/' if scope == 'overall' else ''}{g.metric} changes by {_signed(g.delta)} from base "
+                    f"({'lower' if g.direction == 'lower' else 'higher'} is better; full: {_signed(g.full_delta)})"
+                    for g in broken) + "."
+            elif guards:
+                gtext = " Guards hold: " + ", ".join(
+                    f"{g.study + '/' if scope == 'overall' else ''}{g.metric} {_signed(g.delta)}" for g in guards) + "."
+            nodata = " (point values only: the run has no intervals)" if point_only else ""
             return Recommendation(
                 scope, method, target, r, "reached",
-                f"Smallest {label} rank whose capture-ratio {bound_word} reaches {target:g} on every "
-                f"{'defined ' if undefined else ''}headline metric: r={r}{nodata} — {detail}.{caveat}{excluded}",
-                caps)
-    short = []
+                f"Smallest {method} rank whose {crit} lies within {band} on every "
+                f"{'defined ' if undefined else ''}target metric: r={r}{nodata} — {detail}.{gtext}{caveat}{excluded}",
+                caps, broken)
+    parts = []
     for c in defined:
-        best = max(c.by_rank, key=lambda rr: (-math.inf if math.isnan(c.bound(rr)) else c.bound(rr)))
-        if not any(c.reaches(rr, target) for rr in c.by_rank):
-            short.append(f"{name(c)} (best {bound_word} {_fmt(c.bound(best))} at r={best})")
-    why = ("; never reached by " + "; ".join(short)) if short else \
-        "; each metric reaches it at some rank, but never all at the same rank"
+        states = {rr: c.state(rr, target) for rr in c.by_rank}
+        reached = [rr for rr, s in states.items() if s == "reached"]
+        if reached:
+            parts.append(f"{name(c)} reached at r={', '.join(map(str, sorted(reached)))}")
+            continue
+        over = [rr for rr, s in states.items() if s == "overshoots"]
+        best = min((rr for rr in c.by_rank if c.by_rank[rr].defined),
+                   key=lambda rr: abs(1 - c.by_rank[rr].value), default=None)
+        s = f"{name(c)} never within the band"
+        if best is not None:
+            s += f" (closest r={best}: {_ci(c.by_rank[best])}, {states[best]})"
+        if over:
+            s += f"; overshoots at r={', '.join(map(str, sorted(over)))}"
+        parts.append(s)
     return Recommendation(
         scope, method, target, None, "not_reached",
-        f"No {label} rank tried (r={ranks[0]}–{ranks[-1]}) reaches a capture-ratio {bound_word} of {target:g} "
-        f"on every {'defined ' if undefined else ''}headline metric{why}.{excluded}", caps)
+        f"No {method} rank tried (r={ranks[0]}–{ranks[-1]}) has its {crit} within {band} on every "
+        f"{'defined ' if undefined else ''}target metric at once: " + "; ".join(parts) + f".{excluded}", caps)
 
 
 def recommend(run: RunData, metas: dict[str, StudyMeta], target: float = 0.9) -> dict[str, list[Recommendation]]:
     """Recommendations keyed by study name plus ``"overall"``; one entry per ranked method."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target must be in (0, 1], got {target}")
     out: dict[str, list[Recommendation]] = {}
     overall: list[Recommendation] = []
     for method in run.ranked_methods():
@@ -141,7 +252,16 @@ def recommend(run: RunData, metas: dict[str, StudyMeta], target: float = 0.9) ->
         for study, meta in metas.items():
             caps = capture_table(run, meta, method)
             all_caps.extend(caps)
-            out.setdefault(study, []).append(_decide(study, method, target, caps))
-        overall.append(_decide("overall", method, target, all_caps))
+            out.setdefault(study, []).append(_decide(
+                study, method, target, caps, lambda r, m=meta: guard_checks(run, m, f"{method}-r{r}"), {study: meta}))
+        overall.append(_decide("overall", method, target, all_caps,
+                               lambda r: [g for m in metas.values() for g in guard_checks(run, m, f"{method}-r{r}")],
+                               metas))
     out["overall"] = overall
     return out
+
+
+def study_is_flat(caps: list[MetricCapture]) -> bool:
+    """True when the study has target metrics with capture rows and none is defined: base and full do
+    not differ (or the metrics are undefined) on all of them."""
+    return bool(caps) and not any(c.defined for c in caps)
