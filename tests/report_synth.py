@@ -13,7 +13,17 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n"]
+COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note"]
+
+_T = {"role": "target", "direction": "lower", "ideal": None}
+# metric_roles.json of the synthetic run (what the runner writes from the studies' MetricSpecs)
+SYNTH_ROLES = {
+    "toxicity": {"emt": _T, "toxicity_prob": _T, "mean_toxicity": _T, "emt_gap": _T},
+    "stereotypes": {"crows_stereotype_pct": _T, "stereoset_ss": _T},
+    "decisions": {"approval_gap": _T, "tpr_gap": _T, "flip_rate": dict(_T, role="diagnostic")},
+    "shift": {"kl_full_v": _T, "kl_v_base": dict(_T, role="diagnostic", direction="none"),
+              "capture_kl": dict(_T, role="diagnostic", direction="higher")},
+}
 
 # study -> metric -> (base value, full value, interval half-width, groups with offsets)
 STUDY_SHAPES = {
@@ -66,11 +76,19 @@ def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str]
                 for metric, (b, f, hw, groups) in STUDY_SHAPES[study].items():
                     v = b + c * (f - b) + 0.003 * seed
                     rows.append([name, method, rank if rank is not None else "", seed, study, metric, "",
-                                 round(v, 6), round(v - hw, 6), round(v + hw, 6), n])
+                                 round(v, 6), round(v - hw, 6), round(v + hw, 6), n, ""])
+                    if rank is not None and metric in SYNTH_ROLES.get(study, {}) and \
+                            SYNTH_ROLES[study][metric]["role"] == "target":
+                        # paired capture rows as the runner writes them; half-width ≈ 2·hw / |base − full|
+                        chw = 2 * hw / abs(b - f)
+                        rows.append([name, method, rank, seed, study, f"capture_{metric}", "", round(c, 6),
+                                     round(c - chw, 6), round(c + chw, 6), n, ""])
+                        rows.append([name, method, rank, seed, study, f"delta_{metric}", "", round(v - b, 6),
+                                     round(v - b - hw, 6), round(v - b + hw, 6), n, ""])
                     for g, off in groups.items():
                         gv = v + off * (1 - c)
                         rows.append([name, method, rank if rank is not None else "", seed, study, metric, g,
-                                     round(gv, 6), round(gv - 2 * hw, 6), round(gv + 2 * hw, 6), n // 3])
+                                     round(gv, 6), round(gv - 2 * hw, 6), round(gv + 2 * hw, 6), n // 3, ""])
     with open(root / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(COLUMNS)
@@ -82,6 +100,7 @@ def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str]
         f"seeds: {seeds}\n"
         f"ranks: {ranks}\n"
         f"studies: {studies}\n", encoding="utf-8")
+    (root / "metric_roles.json").write_text(json.dumps({s: SYNTH_ROLES[s] for s in studies}), encoding="utf-8")
     if run_info:
         (root / "run_info.json").write_text(json.dumps({
             "model": "embedded:smollm2-135m-instruct", "recipe": "detox-quick",

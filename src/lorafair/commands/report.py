@@ -25,13 +25,13 @@ def _target(s: str) -> float:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (contains metrics.csv)")
     p.add_argument("--target", type=_target, default=0.9,
-                   help="capture ratio a rank must reach (lower end of its 95%% interval) to be recommended "
-                        "(default 0.9)")
+                   help="a rank reaches a target metric when its paired capture interval lies within "
+                        "[TARGET, 2 - TARGET] (default 0.9)")
 
 
 def check_target(target: float) -> None:
-    if not (0 < target <= 1.5) or target != target:
-        raise UserError("--target", target, "a number in (0, 1.5], e.g. 0.9")
+    if not (0 < target <= 1) or target != target:
+        raise UserError("--target", target, "a number in (0, 1], e.g. 0.9 (a rank must lie within [target, 2 - target])")
 
 
 def run(args) -> int:
