@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from lorafair.stats.capture import CaptureResult, capture_kl, capture_ratio, smallest_rank_reaching
+from lorafair.stats.capture import capture_kl, capture_ratio
 
 
 def test_scalar_point_value():
@@ -78,14 +78,3 @@ def test_capture_kl():
     assert not capture_kl(np.zeros(4), np.zeros(4)).defined
     with pytest.raises(ValueError, match="same sequences"):
         capture_kl([1.0], [1.0, 2.0])
-
-
-def test_smallest_rank_reaching():
-    mk = lambda v, lo, hi, d=True: CaptureResult(v, lo, hi, d)
-    res = {1: mk(0.3, 0.2, 0.4), 4: mk(0.85, 0.8, 0.92), 8: mk(0.95, 0.91, 0.99), 2: mk(float("nan"),) if False else mk(0.99, 0.98, 1.0, False)}
-    assert smallest_rank_reaching(res, 0.9) == 4
-    assert smallest_rank_reaching(res, 0.9, criterion="value") == 8
-    assert smallest_rank_reaching(res, 0.9, criterion="ci_low") == 8
-    assert smallest_rank_reaching(res, 1.5) is None
-    with pytest.raises(ValueError):
-        smallest_rank_reaching(res, criterion="mean")

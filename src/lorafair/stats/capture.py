@@ -19,7 +19,8 @@ Intervals (percentile bootstrap, ``level`` two-sided):
 - **scalars with intervals** (``base_ci`` …): each metric is approximated by a normal distribution
   with its point value as mean and standard error (ci_high − ci_low) / (2·z_{level}); draws of the
   three are independent (a parametric bootstrap). This ignores any pairing between the models, so
-  its interval is wider than the paired one: prefer per-item values when a study has them.
+  its interval is wider than the paired one — for items shared by the models, much wider: prefer
+  per-item values when a study has them (the runner does: :mod:`lorafair.run.paired`).
 - **scalars without intervals**: the point value only; significance cannot be tested, which the
   ``reason`` says.
 
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -181,22 +182,3 @@ def capture_kl(
         raise ValueError("kl_full_v and kl_full_base must be per-sequence values of the same sequences")
     keep = np.isfinite(a) & np.isfinite(b)
     return capture_ratio(b[keep], a[keep], np.zeros(int(keep.sum())), n_boot=n_boot, level=level, seed=seed)
-
-
-def smallest_rank_reaching(
-    results: Mapping[int, CaptureResult], target: float = 0.9, *, criterion: str = "ci_high"
-) -> Optional[int]:
-    """The smallest rank whose capture result reaches ``target``.
-
-    ``criterion``: "ci_high" (the interval reaches the target: the target is plausible), "value"
-    (the point estimate does) or "ci_low" (the whole interval is above it: confidently reached).
-    Undefined results never qualify. None when no rank qualifies.
-    """
-    if criterion not in ("ci_high", "value", "ci_low"):
-        raise ValueError(f"criterion must be ci_high, value or ci_low, got {criterion!r}")
-    for rank in sorted(results):
-        r = results[rank]
-        x = getattr(r, criterion)
-        if r.defined and np.isfinite(x) and x >= target:
-            return rank
-    return None
