@@ -33,7 +33,8 @@ def write_figures(blocks, plots_dir: Path) -> list[Path]:
 def write_report(run_dir: str | Path, target: float = 0.9) -> dict:
     """Write RUN_DIR/report.html, RUN_DIR/report.md and RUN_DIR/plots/; return their paths.
 
-    Returns ``{"html": Path, "md": Path, "plots": [Path, ...], "seconds": float}``. Raises
+    Returns ``{"html": Path, "md": Path, "plots": [Path, ...], "seconds": float, "recommendation":
+    [one line per ranked method]}``. Raises
     :class:`lorafair.errors.UserError` when ``run_dir`` has no metrics.csv.
     """
     t0 = time.perf_counter()
@@ -42,7 +43,7 @@ def write_report(run_dir: str | Path, target: float = 0.9) -> dict:
         builder = ReportBuilder(run, target=target)
         blocks = builder.build()
     footer = (f"lorafair {__version__} · report written {time.strftime('%Y-%m-%d %H:%M:%S')} · "
-              f"target capture ratio {target:g}")
+              f"target capture ratio {target:g} (band [{target:g}, {2 - target:g}])")
     title = f"lorafair report — {run.name}"
     html = render_html(title, blocks, toc=builder.toc, footer=footer)
     md = render_md(blocks, plots_prefix="plots/", toc=builder.toc, footer=footer)
@@ -50,5 +51,6 @@ def write_report(run_dir: str | Path, target: float = 0.9) -> dict:
     plots = write_figures(blocks, run_dir / "plots")
     atomic_write_text(run_dir / "report.html", html)
     atomic_write_text(run_dir / "report.md", md)
+    overall = [f"{r.method}: {r.text}" for r in builder.recs.get("overall", [])]
     return {"html": run_dir / "report.html", "md": run_dir / "report.md", "plots": plots,
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0, "recommendation": overall}

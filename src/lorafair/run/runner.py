@@ -392,6 +392,8 @@ class Runner:
                              type(e).__name__, e, self.out / "metrics.csv", self.out)
             return
         self.log.info("report: %s (%.1fs)", paths.get("html"), paths.get("seconds", 0))
+        for line in paths.get("recommendation", []):
+            self.log.info("recommendation (all studies) %s", line)
 
 
 def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> Path:
