@@ -62,9 +62,26 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
 
 @torch.no_grad()
 def sequence_nll(model, encoded: list[dict], pad_id: int, batch_size: int = 16, device=None, progress: bool = False,
-                 desc: str = "held-out loss") -> tuple[list[float], list[int]]:
-    """Summed NLL and token count of every encoded sequence, in order (batched by length for speed)."""
+                 desc: str = "held-out loss", prefix_id: int | None = None) -> tuple[list[float], list[int]]:
+    """Summed NLL and token count of every encoded sequence, in order (batched by length for speed).
+
+    A sequence whose first token is itself a label (a ``text`` record whose tokenizer added no BOS,
+    e.g. SmolLM2's, or has none) is scored after the prefix token (``prefix_id``; default the model
+    config's BOS, else EOS, as lm-evaluation-harness ``prefix_token_id``), so its first token is
+    scored too instead of silently dropped; sequences that already start with it are unchanged."""
     device = device or next(model.parameters()).device
+    prefix = prefix_id
+    if prefix is None:
+        cfg = getattr(getattr(model, "module", model), "config", None)
+        for name in ("bos_token_id", "eos_token_id"):
+            v = getattr(cfg, name, None)
+            v = (v[0] if v else None) if isinstance(v, (list, tuple)) else v
+            if isinstance(v, int):
+                prefix = v
+                break
+    if prefix is not None:
+        encoded = [{"input_ids": [prefix] + list(e["input_ids"]), "labels": [IGNORE] + list(e["labels"])}
+                   if e["labels"] and e["labels"][0] != IGNORE and e["input_ids"][0] != prefix else e for e in encoded]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     nll = [0.0] * len(encoded)
     cnt = [0] * len(encoded)

@@ -15,6 +15,17 @@ to another group, :func:`lorafair.data.tabular_render.counterfactual_row`).
 Groups with fewer than ``min_group_n`` evaluation records are left out of the between-group metrics
 (accuracy disparity, DP, EO; listed in ``info.excluded_groups``); overall metrics use every record.
 
+Undefined rows (value NaN, ``note``; :mod:`.metrics`): ``dp_difference``, ``dp_ratio`` and
+``eo_difference`` are "undefined: constant decisions" when every decision of the records they are
+computed on is the same, and ``flip_rate`` (overall and per group) when every factual and counterfactual
+decision is the same; accuracy and the other rates stay defined.
+
+Metric roles (``metric_specs``): accuracy is a guard (higher is better); accuracy disparity, DP difference
+and EO difference are targets (lower, ideal 0); the rest are diagnostics. Per-item values
+(``StudyResult.items["records"]``, :func:`.metrics.record_items`): one item per evaluation record (id
+``<dataset>:<row>``, the same for every variant of a seed), with ``y_true``, ``y_pred``, ``between``,
+``g:<group>`` and, with the counterfactual, ``flip``; the paired bootstrap resamples records.
+
 Artifact: ``classification_records.jsonl`` in the variant folder, one line per record: row, group,
 label, log_odds, decision, and (when measured) the counterfactual decisions {group: decision}.
 """
@@ -32,14 +43,18 @@ from lorafair.data.tabular_loaders import INFO, PROTECTED_COLUMN, load_tabular
 from lorafair.data.tabular_render import NO, YES, counterfactual_row, render_prompt, representative_ages
 from lorafair.run.atomic import atomic_write_jsonl
 from lorafair.stats.bootstrap import bootstrap_mean_ci
-from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
+from lorafair.studies.base import EvalContext, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.classification.decide import decide, prior_threshold, yes_no_log_odds
 from lorafair.studies.classification.metrics import (
     BY_GROUP,
+    UNDEFINED_CONSTANT,
     bootstrap_fairness,
     fairlearn_metrics,
     group_intervals,
+    item_stat,
     per_record_flips,
+    record_items,
+    undefined_note,
 )
 
 OVERALL_ONLY = ("accuracy", "balanced_accuracy", "fpr", "fnr", "selection_rate")
@@ -82,8 +97,11 @@ class ClassificationConfig(StudyConfig):
         return self
 
 
-def _row(metric, value, lo=None, hi=None, n=None, group="") -> MetricRow:
+def _row(metric, value, lo=None, hi=None, n=None, group="", note="") -> MetricRow:
+    """A row; with a ``note`` (why it is undefined) the value is NaN and there is no interval."""
     f = lambda x: None if x is None or (isinstance(x, float) and np.isnan(x)) else float(x)  # noqa: E731
+    if note:
+        return MetricRow(metric=metric, value=float("nan"), n=n, group=group, note=note)
     return MetricRow(metric=metric, value=float(value), ci_low=f(lo), ci_high=f(hi), n=n, group=group)
 
 
@@ -94,6 +112,24 @@ class ClassificationStudy:
     Config = ClassificationConfig
     headline = ("accuracy", "accuracy_disparity", "dp_difference", "eo_difference")
     lower_is_better = frozenset({"accuracy_disparity", "dp_difference", "eo_difference", "fpr", "fnr", "flip_rate"})
+    metric_specs = (
+        MetricSpec("accuracy", "guard", "higher", unit="records", stat=item_stat("accuracy"),
+                   doc="share of correct yes/no decisions on the evaluation records: task accuracy must not get worse"),
+        MetricSpec("accuracy_disparity", "target", "lower", ideal=0.0, unit="records", stat=item_stat("accuracy_disparity"),
+                   doc="max - min over groups of the group accuracy (Das et al. 2024)"),
+        MetricSpec("dp_difference", "target", "lower", ideal=0.0, unit="records", stat=item_stat("dp_difference"),
+                   doc="demographic parity difference: max - min of the group selection rates; undefined when decisions are constant"),
+        MetricSpec("eo_difference", "target", "lower", ideal=0.0, unit="records", stat=item_stat("eo_difference"),
+                   doc="equalized odds difference: larger of the TPR and FPR gaps; undefined when decisions are constant"),
+        MetricSpec("balanced_accuracy", "diagnostic", "higher", unit="records", stat=item_stat("balanced_accuracy")),
+        MetricSpec("fpr", "diagnostic", "lower", unit="records", stat=item_stat("fpr")),
+        MetricSpec("fnr", "diagnostic", "lower", unit="records", stat=item_stat("fnr")),
+        MetricSpec("selection_rate", "diagnostic", "none", unit="records", stat=item_stat("selection_rate")),
+        MetricSpec("dp_ratio", "diagnostic", "higher", ideal=1.0, unit="records", stat=item_stat("dp_ratio"),
+                   doc="min / max of the group selection rates; undefined when decisions are constant"),
+        MetricSpec("flip_rate", "diagnostic", "lower", ideal=0.0,
+                   doc="share of decisions that change with only the protected attribute; undefined when all decisions are the same"),
+    )
 
     def evaluate(self, ctx: EvalContext) -> StudyResult:
         cfg: ClassificationConfig = ctx.study_config
@@ -125,7 +161,7 @@ class ClassificationStudy:
             between, _ = fairlearn_metrics(y[m], pred[m], groups[m])
             cis_b = bootstrap_fairness(y[m], pred[m], groups[m], n_boot=cfg.n_boot, seed=ctx.seed)
             for k in BETWEEN_GROUPS:
-                metrics.append(_row(k, between[k], *cis_b[k], n=int(m.sum())))
+                metrics.append(_row(k, between[k], *cis_b[k], n=int(m.sum()), note=undefined_note(k, pred[m], groups[m])))
         else:
             ctx.log.warning("classification: fewer than two groups with >= %d records; no between-group metrics", cfg.min_group_n)
         for g, per in group_intervals(y, pred, groups, n_boot=cfg.n_boot, seed=ctx.seed).items():
@@ -145,12 +181,15 @@ class ClassificationStudy:
             for (i, v), d in zip(pairs, cf_pred):
                 cf_decisions[i][v] = int(d)
             flips = per_record_flips(pred, [list(c.values()) for c in cf_decisions])
+            # every factual and counterfactual decision the same: no flip by construction, not a finding
+            all_same = len(set(pred.tolist()) | set(int(d) for d in cf_pred)) < 2
+            note = UNDEFINED_CONSTANT if all_same else ""
             v, lo, hi = bootstrap_mean_ci(flips, n_boot=cfg.n_boot, seed=ctx.seed)
-            metrics.append(_row("flip_rate", v, lo, hi, n=len(flips)))
+            metrics.append(_row("flip_rate", v, lo, hi, n=len(flips), note=note))
             for gi, g in enumerate(counts):
                 fg = flips[groups == g]
                 v, lo, hi = bootstrap_mean_ci(fg, n_boot=cfg.n_boot, seed=ctx.seed + gi + 1)
-                metrics.append(_row("flip_rate", v, lo, hi, n=len(fg), group=g))
+                metrics.append(_row("flip_rate", v, lo, hi, n=len(fg), group=g, note=note))
             cf_info = {"values": values, "pairs": len(pairs), "representative_ages": ages}
 
         atomic_write_jsonl(ctx.out_dir / "classification_records.jsonl", [
@@ -166,9 +205,12 @@ class ClassificationStudy:
             "threshold": thr, "threshold_mode": "prior" if cfg.threshold == "prior" else "fixed",
             "train_positive_rate": base_rate, "eval_positive_rate": float(y.mean()),
             "group_counts": counts, "excluded_groups": excluded, "counterfactual": cf_info,
+            "constant_decisions": bool(len(set(pred.tolist())) < 2),
             "example_prompt": prompts[0] if prompts else "", "wall_s": round(time.time() - t0, 2),
         }
         ctx.log.info(
             "classification %s/%s: accuracy %.3f, n=%d, %.1f s", cfg.dataset, cfg.protected, overall["accuracy"], len(rows), info["wall_s"]
         )
-        return StudyResult(metrics=metrics, info=info)
+        items = {"records": record_items([f"{cfg.dataset}:{int(r['row'])}" for r in rows], y, pred, groups, kept,
+                                         flips if cf_info else None)}
+        return StudyResult(metrics=metrics, info=info, items=items)

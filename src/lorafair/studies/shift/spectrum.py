@@ -8,14 +8,18 @@ singular values σ_1 ≥ σ_2 ≥ … (``torch.linalg.svdvals``):
 - **effective rank** (Roy & Vetterli 2007): exp(H(p)), p_i = σ_i / Σ_j σ_j, H the Shannon entropy
   (nats). Equals r for r equal non-zero singular values; 0 for ΔW = 0.
 
-For a LoRA variant, ΔW_lora = B·A·scaling (from PEFT's ``get_delta_weight``) and the **principal
-angles** (Björck & Golub 1973) between its column space (top-r left singular vectors, r = its
-LoRA rank) and the top-r left singular subspace of ΔW_full: 0 when LoRA found the same directions
-as full fine-tuning, π/2 when orthogonal. ``overlap`` = mean cos² of the angles = ‖U_lᵀU_f‖_F² / r.
+For a LoRA-family variant, its own update ΔW_v = W_eff(variant) − W(base) per adapted module
+(:func:`module_delta`: the factors s·B·A for LoRA and rsLoRA; s·(B·A − B₀A₀) for PiSSA, whose base
+layers hold the residual W − s·B₀A₀, as a low-rank product; the dense m/‖W + s·B·A‖·(W + s·B·A) − W
+for DoRA), and the **principal angles** (Björck & Golub 1973) between its top-r left singular
+subspace (r = the adapter rank) and that of ΔW_full: 0 when the variant found the same directions as
+full fine-tuning, π/2 when orthogonal. ``overlap`` = mean cos² of the angles = ‖U_vᵀU_f‖_F² / r. A zero
+update (an adapter that has not moved) has no subspace and no angles.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -201,21 +205,24 @@ def summarise_spectra(spectra: Sequence[ModuleSpectrum]) -> dict:
     return {"by_type": group(lambda s: s.module_type), "by_layer": group(lambda s: s.layer)}
 
 
-def orthonormal_basis(m: torch.Tensor | np.ndarray, r: int) -> np.ndarray:
-    """Top-r left singular vectors of ``m`` (float64 numpy, columns).
+def orthonormal_basis(m: torch.Tensor | np.ndarray, r: int, *, niter: int = 2, with_values: bool = False):
+    """Top-r left singular vectors of ``m`` (float64 numpy, columns); with ``with_values`` also the top-r
+    singular values.
 
-    For small r (a LoRA update is of rank ≤ r) a randomized range finder (``torch.svd_lowrank``,
-    r + 8 columns, 2 power iterations) gives the same subspace at a fraction of a full SVD's cost."""
-    t = torch.as_tensor(m, dtype=torch.float64).cpu()
+    For small r a randomized range finder (``torch.svd_lowrank``, r + 8 columns, ``niter`` power
+    iterations, seeded) gives the same subspace at a fraction of a full SVD's cost."""
+    t = torch.as_tensor(m).detach().to(torch.float64).cpu()
     q = r + 8
     if q < min(t.shape) // 2:
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(0)
-        u, _, _ = torch.svd_lowrank(t, q=q, niter=2)
+        u, s, _ = torch.svd_lowrank(t, q=q, niter=niter)
         torch.random.set_rng_state(gen_state)
-        return u[:, :r].numpy()
-    u, _, _ = np.linalg.svd(t.numpy(), full_matrices=False)
-    return u[:, :r]
+        u, s = u[:, :r].numpy(), s[:r].numpy()
+    else:
+        u, s, _ = np.linalg.svd(t.numpy(), full_matrices=False)
+        u, s = u[:, :r], s[:r]
+    return (u, s) if with_values else u
 
 
 def principal_angles(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, orthonormal: bool = False) -> np.ndarray:
@@ -245,70 +252,196 @@ def principal_angles(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
 
 @dataclass
 class LowRankDelta:
-    """A LoRA update ΔW = L · R (out × in) kept as its factors: L = B·scaling (out × r), R = A (r × in),
-    or the transposes for ``fan_in_fan_out`` layers (GPT-2's Conv1D)."""
+    """An update ΔW = L · R (module layout: out × in, or in × out for ``fan_in_fan_out`` layers such as
+    GPT-2's Conv1D) kept as its factors. Width 0 is the zero update (:meth:`zero`)."""
 
     left: torch.Tensor
     right: torch.Tensor
+
+    @classmethod
+    def zero(cls, shape: tuple[int, int]) -> "LowRankDelta":
+        return cls(torch.zeros(shape[0], 0, dtype=torch.float64), torch.zeros(0, shape[1], dtype=torch.float64))
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.left.shape[0], self.right.shape[1])
 
+    @property
+    def is_zero(self) -> bool:
+        return self.left.shape[1] == 0
+
     def dense(self) -> torch.Tensor:
         return self.left @ self.right
 
-    def left_basis(self, k: int) -> np.ndarray:
-        """Top-k left singular vectors (float64, columns), exactly, from the factors: with L = Q_L R_L and
-        Rᵀ = Q_R R_R, ΔW = Q_L (R_L R_Rᵀ) Q_Rᵀ, so ΔW's left singular vectors are Q_L times those of the
-        r × r core — an SVD of r × r instead of out × in."""
+    def _core(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q_L, R_L R_Rᵀ) with L = Q_L R_L and Rᵀ = Q_R R_R, so ΔW = Q_L (R_L R_Rᵀ) Q_Rᵀ."""
         left, right = self.left.detach().to(torch.float64).cpu(), self.right.detach().to(torch.float64).cpu()
         q_l, r_l = torch.linalg.qr(left)
         _, r_r = torch.linalg.qr(right.T)
-        u, _, _ = torch.linalg.svd(r_l @ r_r.T)
+        return q_l, r_l @ r_r.T
+
+    def fro_norm(self) -> float:
+        """‖ΔW‖_F from the factors (the norm of the small core)."""
+        return 0.0 if self.is_zero else float(torch.linalg.norm(self._core()[1]))
+
+    def left_basis(self, k: int) -> np.ndarray:
+        """Top-k left singular vectors (float64, columns), exactly, from the factors: ΔW's left singular
+        vectors are Q_L times those of the core — an SVD of (factor width)² instead of out × in."""
+        q_l, core = self._core()
+        u, _, _ = torch.linalg.svd(core)
         return (q_l @ u[:, :k]).numpy()
 
 
-def lora_deltas(model: nn.Module) -> dict[str, tuple[LowRankDelta | torch.Tensor, int]]:
-    """ΔW of each LoRA module of a PEFT model (active adapter), by base-model module name, with its
-    LoRA rank r: a :class:`LowRankDelta` (B·scaling, A) for linear LoRA layers, else the dense
-    ``get_delta_weight`` (PEFT's, which handles every layer type)."""
+# Updates whose computation cancels (PiSSA's residual base layer, DoRA's rescaled weight) are exact only
+# up to the rounding of the stored weights: below this fraction of ‖W_base‖_F they count as zero.
+def rounding_floor(dtype: torch.dtype, r: int) -> float:
+    """Relative size of the rounding noise of an effective-weight difference: two ulps of the weight's
+    dtype plus √r float32 ulps (PEFT's own float32 product B₀A₀ at PiSSA initialisation)."""
+    return 2 * torch.finfo(dtype).eps + math.sqrt(max(r, 1)) * torch.finfo(torch.float32).eps
+
+
+_NON_BASE_INITS = ("pissa", "olora", "corda", "loftq")  # PEFT inits that rewrite the base layer's weight
+
+
+def _range_factor(c: torch.Tensor, q: int, tol: float) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+    """(Q, QᵀC) with C ≈ Q·QᵀC to within ``tol`` (Frobenius), Q of q orthonormal columns from a seeded
+    randomized range finder with one power iteration; None when C is not that low-rank (or q is not small)."""
+    if q >= min(c.shape) // 2:
+        return None
+    gen = torch.Generator(device=c.device).manual_seed(0)
+    omega = torch.randn(c.shape[1], q, generator=gen, dtype=c.dtype, device=c.device)
+    qm = torch.linalg.qr(c @ omega).Q
+    qm = torch.linalg.qr(c @ (c.T @ qm)).Q
+    coef = qm.T @ c
+    if float(torch.linalg.norm(c - qm @ coef)) > tol:
+        return None
+    return qm, coef
+
+
+def module_delta(mod: nn.Module, adapter: str, w_base: Optional[torch.Tensor] = None
+                 ) -> tuple[LowRankDelta | torch.Tensor, float]:
+    """ΔW = W_eff − W_base of one PEFT LoRA-family layer, in the module's weight layout, float64.
+
+    ``w_base``: the base model's weight of this module (default: the layer's ``base_layer`` weight, which
+    is the base weight for LoRA, rsLoRA and DoRA but the residual W − s·B₀A₀ for PiSSA).
+
+    - LoRA / rsLoRA (base layer = W): ΔW = s·B·A, kept as its factors (exact);
+    - base layer ≠ W (PiSSA): ΔW = (W_res − W) + s·B·A = s·(B·A − B₀A₀); the correction W_res − W has the
+      adapter's rank, so it is factored by a randomized range finder (rank r + 8, residual below the
+      rounding floor) and ΔW = [s·B | Q]·[A ; QᵀC] stays a low-rank product (else dense);
+    - DoRA: W_eff = m / ‖W + s·B·A‖_row · (W + s·B·A) (PEFT's norm: per output unit), ΔW = W_eff − W
+      dense (not of rank r in general);
+    - other layer types: PEFT's own merge on a copy of the layer, minus W.
+
+    Returns (ΔW, floor): updates below floor = :func:`rounding_floor` × ‖W_base‖_F where the computation
+    cancels (PiSSA, DoRA; floor 0 for exact factors), and exactly zero ones, are :meth:`LowRankDelta.zero`.
+    """
+    fifo = bool(getattr(mod, "fan_in_fan_out", False))
+    t = (lambda x: x.T) if fifo else (lambda x: x)  # module layout <-> out × in
+    w_bl = mod.get_base_layer().weight.detach()
+    w_ref = w_bl if w_base is None else w_base.detach().to(w_bl.device)
+    if w_ref.shape != w_bl.shape:
+        raise UserError.plain(f"base weight of a LoRA module has shape {tuple(w_ref.shape)}, the variant's "
+                              f"{tuple(w_bl.shape)}: the variant was not trained on this base model")
+    r = int(mod.r[adapter])
+    f64 = torch.float64
+    floor = rounding_floor(w_bl.dtype, r) * float(torch.linalg.norm(w_ref.to(f64)))
+    a, b = mod.lora_A[adapter], mod.lora_B[adapter]
+    mags = getattr(mod, "lora_magnitude_vector", None) or {}
+    with torch.no_grad():
+        if not (isinstance(a, nn.Linear) and isinstance(b, nn.Linear)):
+            cp = copy.deepcopy(mod)
+            cp.merge(adapter_names=[adapter])
+            delta: LowRankDelta | torch.Tensor = cp.get_base_layer().weight.detach().to(f64) - w_ref.to(f64)
+            del cp
+            exact = False
+        else:
+            left = b.weight.detach().to(f64) * mod.scaling[adapter]  # out × r
+            right = a.weight.detach().to(f64)  # r × in
+            if adapter in mags:  # DoRA
+                v = t(w_bl).to(f64) + left @ right
+                g = mags[adapter].weight.detach().to(f64).reshape(-1) / torch.linalg.norm(v, dim=1)
+                delta, exact = t(g[:, None] * v - t(w_ref).to(f64)), False
+            elif torch.equal(w_bl, w_ref):
+                delta, exact = (LowRankDelta(right.T, left.T) if fifo else LowRankDelta(left, right)), True
+            else:
+                c = t(w_bl).to(f64) - t(w_ref).to(f64)
+                fac = _range_factor(c, r + 8, floor)
+                if fac is not None:
+                    lf, rf = torch.cat([left, fac[0]], 1), torch.cat([right, fac[1]], 0)
+                    delta = LowRankDelta(rf.T, lf.T) if fifo else LowRankDelta(lf, rf)
+                else:
+                    delta = t(c + left @ right)
+                exact = False
+    floor = 0.0 if exact else floor
+    norm = delta.fro_norm() if isinstance(delta, LowRankDelta) else float(torch.linalg.norm(delta))
+    if norm == 0 or norm <= floor:
+        return LowRankDelta.zero(tuple(w_bl.shape)), floor
+    return delta, floor
+
+
+def lora_deltas(model: nn.Module, base: nn.Module | dict[str, torch.Tensor] | None = None
+                ) -> dict[str, tuple[LowRankDelta | torch.Tensor, int, float]]:
+    """ΔW = W_eff(variant) − W(base) of each LoRA-family module of a PEFT model (active adapter), by
+    base-model module name: (ΔW, adapter rank r, rounding floor) (see :func:`module_delta`). ``base``: the base model
+    (or its :func:`linear_weights`); required for PiSSA-like inits, whose base layers are not the base
+    weights. A zero update is :meth:`LowRankDelta.zero` (``is_zero``)."""
     try:
         from peft.tuners.lora import LoraLayer
     except ImportError:  # pragma: no cover
         return {}
     inner = _unwrap(model)
-    out: dict[str, tuple[LowRankDelta | torch.Tensor, int]] = {}
+    if base is None:
+        cfgs = getattr(model, "peft_config", {}) or {}
+        moved = [n for n, c in cfgs.items() if str(getattr(c, "init_lora_weights", "")).lower().startswith(_NON_BASE_INITS)]
+        if moved:
+            raise UserError.plain(f"adapter {moved[0]!r} was initialised with {cfgs[moved[0]].init_lora_weights!r}, "
+                                  "which rewrites the base layers: its update needs the base model's weights")
+        base_w: dict[str, torch.Tensor] = {}
+    else:
+        base_w = base if isinstance(base, dict) else linear_weights(base, include_output=True)
+    out: dict[str, tuple[LowRankDelta | torch.Tensor, int, float]] = {}
     for name, mod in inner.named_modules():
         if not isinstance(mod, LoraLayer):
             continue
         for adapter in mod.active_adapters:
             if adapter not in getattr(mod, "lora_A", {}):
                 continue
-            a, b = mod.lora_A[adapter], mod.lora_B[adapter]
-            with torch.no_grad():
-                if isinstance(a, nn.Linear) and isinstance(b, nn.Linear):
-                    left, right = b.weight.detach().float() * mod.scaling[adapter], a.weight.detach().float()
-                    delta: LowRankDelta | torch.Tensor = (
-                        LowRankDelta(right.T, left.T) if getattr(mod, "fan_in_fan_out", False) else LowRankDelta(left, right))
-                else:
-                    delta = mod.get_delta_weight(adapter).detach().float()
-            out[name] = (delta, int(mod.r[adapter]))
+            if base is not None and name not in base_w:
+                raise UserError.plain(f"module {name} of the variant is not in the base model")
+            delta, floor = module_delta(mod, adapter, base_w.get(name))
+            out[name] = (delta, int(mod.r[adapter]), floor)
             break
     return out
 
 
-def lora_subspace_angles(lora: dict[str, tuple[torch.Tensor, int]], full_left: dict[str, torch.Tensor]) -> list[dict]:
-    """Per LoRA module: principal angles between top-r(ΔW_lora) and top-r(ΔW_full) subspaces
-    (r = the LoRA rank, capped by the stored full vectors and the matrix size)."""
+def top_left(delta: LowRankDelta | torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k left singular vectors and values of a module's ΔW: exactly from the factors of a
+    :class:`LowRankDelta`, by a randomized range finder (4 power iterations) for a dense one."""
+    if isinstance(delta, LowRankDelta):
+        q_l, core = delta._core()
+        u, s, _ = torch.linalg.svd(core)
+        return (q_l @ u[:, :k]).numpy(), s[:k].numpy()
+    return orthonormal_basis(delta, k, niter=4, with_values=True)
+
+
+def lora_subspace_angles(lora: dict[str, tuple], full_left: dict[str, torch.Tensor]) -> list[dict]:
+    """Per LoRA module: principal angles between the top-r subspaces of the variant's ΔW and of ΔW_full
+    (r = the adapter rank, capped by the stored full vectors, the matrix size and ΔW's numerical rank:
+    singular values ≤ 1e-6·σ₁ and, where given as a third tuple element, ≤ the rounding floor, do not
+    count). Modules whose ΔW or ΔW_full is zero have no subspace and no row."""
     rows = []
-    for name, (delta, r) in sorted(lora.items()):
-        if name not in full_left:
+    for name, (delta, r, *rest) in sorted(lora.items()):
+        if name not in full_left or (isinstance(delta, LowRankDelta) and delta.is_zero):
             continue
+        floor = float(rest[0]) if rest else 0.0
         uf = full_left[name]
         k = min(r, uf.shape[1], min(delta.shape))
-        ul = delta.left_basis(k) if isinstance(delta, LowRankDelta) else orthonormal_basis(delta, k)
-        ang = principal_angles(ul, uf[:, :k], orthonormal=True)
+        ul, sv = top_left(delta, k)
+        k = int(((sv > 1e-6 * sv[0]) & (sv > floor)).sum()) if sv.size and sv[0] > 0 else 0
+        if k == 0:
+            continue
+        ang = principal_angles(ul[:, :k], uf[:, :k], orthonormal=True)
         mtype, layer = split_name(name)
         rows.append({
             "name": name, "module_type": mtype, "layer": layer, "r": k,

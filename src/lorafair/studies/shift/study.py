@@ -7,12 +7,15 @@ Per variant v, on held-out shift data (next-token posteriors at every scored pos
   ``js_v_base``, ``js_full_v`` the Jensen–Shannon divergences; ``kl_full_base`` for reference.
   Each as mean per token (value; CI from a bootstrap over sequences of Σ KL / Σ tokens), ``*_seq``
   mean per sequence, and ``*_q50``/``*_q90``/``*_q99`` token quantiles;
-- ``capture_kl`` = 1 − KL(P_full‖P_v)/KL(P_full‖P_base) on per-sequence means, paired bootstrap
-  (:func:`lorafair.stats.capture.capture_kl`); NaN when full did not move away from base;
+- per-sequence items (``StudyResult.items["sequences"]``: each divergence summed over the sequence's
+  scored tokens, and the token count), from which the runner computes the paired
+  ``capture_kl_full_v`` = 1 − KL(P_full‖P_v)/KL(P_full‖P_base) (``kl_full_v`` is the study's target
+  metric; token-weighted, paired bootstrap over sequences; undefined when full did not move away);
 - logit lens per layer (``shift_layers.json``): KL(lens_ℓ(v)‖P_v), KL(lens_ℓ(v)‖lens_ℓ(base)),
   and with ``toxic_vocab`` the probability mass on toxic tokens of v and of base;
 - spectrum of ΔW_full (``RUN/spectrum.json``, once per run) and, for LoRA-family variants, principal
-  angles between the LoRA update and ΔW_full's top-r subspace (``subspace_overlap``).
+  angles between the variant's own update W_eff − W_base (PiSSA's residual and DoRA's magnitude
+  included) and ΔW_full's top-r subspace (``subspace_overlap``).
 
 Base posteriors come from ``ctx.base_view()`` (the PEFT model with adapters disabled) when the
 variant is a PEFT model whose base weights are the base model's (not PiSSA), else from
@@ -34,13 +37,13 @@ from lorafair.data.registry import DataSpec
 from lorafair.errors import UserError
 from lorafair.run.atomic import atomic_write_json
 from lorafair.stats.bootstrap import bootstrap_mean_ci
-from lorafair.stats.capture import capture_kl
-from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
+from lorafair.stats.paired import ratio_of_sums
+from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.shift import divergence as dv
 from lorafair.studies.shift.lens_collect import LensCollector
 from lorafair.studies.shift.posteriors import REFERENCE_CACHE, fingerprint, forward_batch, make_batches, rows_logp
 from lorafair.studies.shift.spectrum import (
-    DEFAULT_RANKS, lora_deltas, lora_subspace_angles, summarise_spectra, update_spectrum,
+    DEFAULT_RANKS, LowRankDelta, lora_deltas, lora_subspace_angles, summarise_spectra, update_spectrum,
 )
 from lorafair.studies.shift.toxic_vocab import load_words, token_ids_for_words
 
@@ -51,6 +54,24 @@ ROLE_PAIRS = {
     ("full", "base"): {"kl": "kl_full_base"},
 }
 OPTIONAL_KINDS = ("reverse_kl", "js")
+UNIT = "sequences"  # the item set: one item per held-out sequence (id = its record index)
+TOKENS = "tokens"  # item column: scored tokens of the sequence; every divergence column is its sum over them
+
+
+def _per_token(name: str):
+    """Token-weighted mean of a divergence from the per-sequence items: Σ_seq Σ_tokens D / Σ_seq tokens."""
+    return ratio_of_sums(name, TOKENS)
+
+
+_DOCS = {
+    "kl_v_base": "KL(P_v‖P_base) per token: how far the variant moved from base",
+    "kl_base_v": "KL(P_base‖P_v) per token",
+    "kl_full_v": "KL(P_full‖P_v) per token: how far the variant still is from full fine-tuning (base: KL(P_full‖P_base); full: 0)",
+    "kl_v_full": "KL(P_v‖P_full) per token",
+    "js_v_base": "Jensen–Shannon divergence of P_v and P_base per token (nats)",
+    "js_full_v": "Jensen–Shannon divergence of P_full and P_v per token (nats)",
+    "kl_full_base": "KL(P_full‖P_base) per token: the shift full fine-tuning learned (the same for every variant)",
+}
 _SPECTRUM_CACHE: dict = {}
 
 
@@ -138,8 +159,20 @@ class ShiftStudy:
 
     Config = ShiftConfig
     needs_references = ("base", "full")
-    headline = ("kl_full_v", "capture_kl", "kl_v_base")
+    headline = ("kl_full_v", "kl_v_base")
     lower_is_better = frozenset({"kl_full_v", "kl_v_full", "js_full_v"})
+    # kl_full_v is the target: its paired capture (capture_kl_full_v = 1 − KL(full‖v)/KL(full‖base)) is
+    # computed by the runner from the per-sequence items; every other number is reported only.
+    metric_specs = (
+        MetricSpec("kl_full_v", "target", "lower", unit=UNIT, stat=_per_token("kl_full_v"), doc=_DOCS["kl_full_v"]),
+        *(MetricSpec(m, "diagnostic", "lower" if m.endswith(("_full", "full_v")) else "none", unit=UNIT,
+                     stat=_per_token(m), doc=_DOCS[m])
+          for m in ("kl_v_base", "kl_base_v", "kl_v_full", "js_v_base", "js_full_v", "kl_full_base")),
+        MetricSpec("subspace_overlap", "diagnostic", "higher",
+                   doc="mean over adapted modules of the mean cos² of the principal angles between the top-r "
+                   "subspaces of the variant's ΔW and of ΔW_full (1 = same subspace)"),
+        MetricSpec("subspace_angle_deg", "diagnostic", "lower", doc="mean principal angle (degrees)"),
+    )
 
     # ---- data -------------------------------------------------------------------------------
     def _records(self, ctx: EvalContext, cfg: ShiftConfig) -> tuple[list[dict], str]:
@@ -251,20 +284,22 @@ class ShiftStudy:
                             "for every variant (raise it, or lower max_sequences/max_length)", cfg.reference_cache_mb)
 
         n_tok = np.concatenate(counts)
+        ids = [str(i) for b in batches for i in b.index]
+        columns = {TOKENS: n_tok}
         rows: list[MetricRow] = []
         seq_means = {}
         for name in names:
             s = np.concatenate(sums[name])
+            columns[name] = s
             seq_means[name] = s / n_tok
             tv = np.concatenate(tokens[name])
-            point, lo, hi = _ratio_bootstrap(s, n_tok, cfg.n_boot, ctx.seed)
+            _, lo, hi = _ratio_bootstrap(s, n_tok, cfg.n_boot, ctx.seed)
+            point = float(_per_token(name)({name: s[None, :], TOKENS: n_tok[None, :]})[0])  # the items' statistic
             rows.append(MetricRow(name, point, lo, hi, int(len(s))))
             p2, l2, h2 = bootstrap_mean_ci(seq_means[name], n_boot=cfg.n_boot, seed=ctx.seed)
             rows.append(MetricRow(f"{name}_seq", p2, l2, h2, int(len(s))))
             for q in cfg.quantiles:
                 rows.append(MetricRow(f"{name}_q{round(q * 100):d}", float(np.quantile(tv, q)), None, None, int(tv.size)))
-        cap = capture_kl(seq_means["kl_full_v"], seq_means["kl_full_base"], n_boot=cfg.n_boot, seed=ctx.seed)
-        rows.append(MetricRow("capture_kl", cap.value, cap.ci_low, cap.ci_high, int(len(n_tok))))
 
         layers = {"layers": []}
         if lens is not None:
@@ -274,7 +309,7 @@ class ShiftStudy:
         info = {
             "data": origin, "n_sequences": int(len(n_tok)), "n_tokens": int(n_tok.sum()),
             "max_length": cfg.max_length, "base_posteriors": base_how, "dtype": cfg.dtype,
-            "capture_kl": cap.as_dict(), "ci": f"95% percentile bootstrap over sequences, {cfg.n_boot} resamples, seed {ctx.seed}",
+            "ci": f"95% percentile bootstrap over sequences, {cfg.n_boot} resamples, seed {ctx.seed}",
             "reference_cache": {"hits": REFERENCE_CACHE.hits, "misses": REFERENCE_CACHE.misses, "bytes": REFERENCE_CACHE.used},
         }
         shift_layers = {"variant": ctx.variant.name, **layers}
@@ -286,7 +321,7 @@ class ShiftStudy:
         atomic_write_json(ctx.out_dir / "shift_layers.json", shift_layers)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         info["seconds_by_part"] = clock.rounded()
-        return StudyResult(rows, info)
+        return StudyResult(rows, info, items={UNIT: ItemSet(ids, columns)})
 
     def _ref_logp(self, key, group, cm, model, batch, idx, ctx, dtype) -> torch.Tensor:
         """Log-posteriors (scored positions × vocabulary) of a reference model, from the cache or computed."""
@@ -305,8 +340,6 @@ class ShiftStudy:
         Base weights: the base reference model; without one, the PEFT model's unmerged base layers
         (not for PiSSA, whose base layers hold the residual W − B·A)."""
         rows: list[MetricRow] = []
-        lora = lora_deltas(ctx.model) if _is_peft(ctx.model) else {}
-        keep = max([r for _, r in lora.values()] + [_ladder_max_rank(ctx.config)])
         key = (str(ctx.out_dir.parent), ctx.seed)
         dec = _SPECTRUM_CACHE.get(key)
         if ctx.variant.method == "base":
@@ -317,6 +350,9 @@ class ShiftStudy:
             base_weights = ctx.model
         else:
             raise UserError.plain("shift study: spectrum needs the base model (ctx.reference is not set)")
+        # the variant's own update W_eff − W_base per adapted module (PiSSA's residual, DoRA's magnitude included)
+        lora = lora_deltas(ctx.model, base_weights) if _is_peft(ctx.model) else {}
+        keep = max([d[1] for d in lora.values()] + [_ladder_max_rank(ctx.config)])
         if dec is None or (keep and (not dec.left or next(iter(dec.left.values())).shape[1] < keep)):
             dec = update_spectrum(base_weights, full_model, cfg.ranks, keep_left=keep)
             _SPECTRUM_CACHE.clear()
@@ -333,11 +369,20 @@ class ShiftStudy:
         if lora:
             angles = lora_subspace_angles(lora, dec.left)
             shift_layers["principal_angles"] = angles
+            zero = sorted(n for n, d in lora.items() if isinstance(d[0], LowRankDelta) and d[0].is_zero)
+            no_full = sorted(n for n in lora if n not in dec.left)
+            info["principal_angles"] = {"modules": len(lora), "with_angles": len(angles), "zero_update": len(zero),
+                                        "zero_full_update": len(no_full)}
             if angles:
                 ov = [a["overlap"] for a in angles]
                 ang = [a["mean_angle_deg"] for a in angles]
                 rows.append(MetricRow("subspace_overlap", float(np.mean(ov)), None, None, len(ov)))
                 rows.append(MetricRow("subspace_angle_deg", float(np.mean(ang)), None, None, len(ang)))
+            else:
+                why = ("undefined: the variant's update W_eff − W_base is zero in every adapted module" if len(zero) == len(lora)
+                       else "undefined: no adapted module has both a non-zero update and a non-zero ΔW_full")
+                for m in ("subspace_overlap", "subspace_angle_deg"):
+                    rows.append(MetricRow(m, float("nan"), None, None, 0, note=why))
         return rows
 
 

@@ -10,10 +10,14 @@ padding masked out, many requests per forward pass.
 Tokenization (as lm-evaluation-harness ``_encode_pair``): trailing whitespace of the context is
 moved to the front of the continuation; the whole string ``context + continuation`` is tokenized
 once and the continuation tokens are those after the context's own tokens, so the continuation is
-tokenized as it would be in running text. If the tokenizer has a BOS token it is prepended to
-every sequence; so an empty context means "conditioned on BOS only" and every continuation token is
-scored. Without a BOS token and with an empty context the first token has nothing to be
-conditioned on and is not scored (its log-probability is left out, and ``n_tokens`` says so).
+tokenized as it would be in running text. Every sequence starts with the *prefix token*
+(:func:`prefix_token_id`, lm-evaluation-harness ``HFLM.prefix_token_id``): the tokenizer's BOS
+token, or its EOS token when it has no BOS (GPT-2/Qwen-style tokenizers, where EOS is the document
+separator). So an empty context means "conditioned on the prefix token only" and every token of a
+sentence is scored, with or without a BOS token; only a tokenizer with neither loses the first
+token of an empty-context request (``n_tokens`` says so). lm-evaluation-harness prefixes the token
+for empty contexts only; here it is prefixed to every sequence (with a BOS token, as before), so
+all requests of a benchmark are conditioned alike.
 Sequences longer than the model's maximum are cut from the left of the context.
 """
 
@@ -46,8 +50,19 @@ class Scored:
         return len(self.token_logprobs)
 
 
+def prefix_token_id(tokenizer: Any) -> int | None:
+    """The token every scored sequence starts with: BOS, else EOS (lm-evaluation-harness), else None."""
+    for name in ("bos_token_id", "eos_token_id"):
+        v = getattr(tokenizer, name, None)
+        if isinstance(v, (list, tuple)):
+            v = v[0] if v else None
+        if v is not None:
+            return int(v)
+    return None
+
+
 def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """Token ids of (context incl. BOS if any, continuation), following lm-evaluation-harness."""
+    """Token ids of (prefix token + context, continuation), following lm-evaluation-harness."""
     n_space = len(context) - len(context.rstrip())
     if n_space:
         continuation = context[-n_space:] + continuation
@@ -61,9 +76,9 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
         while k < min(len(ctx), len(whole)) and whole[k] == ctx[k]:
             k += 1
     ctx_ids, cont_ids = whole[:k], whole[k:]
-    bos = getattr(tokenizer, "bos_token_id", None)
-    if bos is not None:
-        ctx_ids = [bos] + ctx_ids
+    prefix = prefix_token_id(tokenizer)
+    if prefix is not None:
+        ctx_ids = [prefix] + ctx_ids
     return ctx_ids, cont_ids
 
 

@@ -103,24 +103,38 @@ def text_nll(
 ) -> list[tuple[float, int]]:
     """Per text: (sum of next-token negative log-likelihoods in nats, number of predicted tokens).
 
-    Each text is tokenised (truncated to ``max_length`` tokens) and every token after the first
-    is predicted from its prefix. Perplexity of a set = exp(Σ nll / Σ tokens).
+    Each text is tokenised as the tokenizer does by default and, unless that already starts with it,
+    preceded by the prefix token (BOS, else EOS: lm-evaluation-harness ``prefix_token_id``, as
+    :func:`lorafair.studies.stereotypes.scoring.prefix_token_id`), so every token of the text is
+    predicted from its prefix, the first one included (tokenizers that add no BOS, e.g. SmolLM2's,
+    or have none would otherwise lose it). Truncated to ``max_length`` tokens, the prefix token
+    included. Perplexity of a set = exp(Σ nll / Σ tokens).
     """
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "right"
+    bos, eos = getattr(tokenizer, "bos_token_id", None), getattr(tokenizer, "eos_token_id", None)
+    prefix = bos if bos is not None else eos
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoded = []
+    for t in texts:
+        ids = list(tokenizer(t)["input_ids"])
+        if prefix is not None and (not ids or ids[0] != prefix):
+            ids = [prefix] + ids
+        encoded.append(ids[:max_length])
     out: list[tuple[float, int]] = []
-    try:
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                            truncation=True, max_length=max_length).to(device)
-            logits = model(**enc, use_cache=False).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            target = enc["input_ids"][:, 1:]
-            mask = enc["attention_mask"][:, 1:].bool() & enc["attention_mask"][:, :-1].bool()
-            nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask
-            out.extend((float(s), int(n)) for s, n in zip(nll.sum(1).tolist(), mask.sum(1).tolist()))
-    finally:
-        tokenizer.padding_side = old_side
+    for start in range(0, len(encoded), batch_size):
+        batch = encoded[start:start + batch_size]
+        width = max(1, max(len(ids) for ids in batch))
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):  # right padding
+            input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attn[row, :len(ids)] = 1
+        input_ids, attn = input_ids.to(device), attn.to(device)
+        logits = model(input_ids=input_ids, attention_mask=attn, use_cache=False).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        target = input_ids[:, 1:]
+        mask = attn[:, 1:].bool() & attn[:, :-1].bool()
+        nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * mask
+        out.extend((float(s), int(n)) for s, n in zip(nll.sum(1).tolist(), mask.sum(1).tolist()))
     return out
 
 
