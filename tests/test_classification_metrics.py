@@ -11,13 +11,19 @@ from fairlearn.metrics import (
 )
 
 from lorafair.studies.classification.metrics import (
+    CONSTANT_UNDEFINED,
     OVERALL,
+    UNDEFINED_CONSTANT,
+    UNDEFINED_FEW_GROUPS,
+    apply_undefined,
     bootstrap_fairness,
     fairlearn_metrics,
     fairness_arrays,
     flip_rate,
     group_intervals,
     per_record_flips,
+    undefined_masks,
+    undefined_note,
 )
 
 
@@ -111,3 +117,109 @@ def test_flip_rate_hand_checked():
         flip_rate([1, 0], [[1]])
     with pytest.raises(ValueError, match="no counterfactual"):
         flip_rate([1], [[]])
+
+
+# -- groups without positives / negatives: the vectorised path follows fairlearn's conventions -------------
+
+def _lopsided(seed, n=120):
+    """Group "a" has no positives, group "b" no negatives, group "c" both."""
+    rng = np.random.default_rng(seed)
+    g = rng.choice(["a", "b", "c"], n)
+    y = np.where(g == "a", 0, np.where(g == "b", 1, rng.integers(0, 2, n)))
+    p = rng.integers(0, 2, n)
+    return y, p, g
+
+
+def test_fairlearn_convention_for_a_group_without_positives():
+    # what fairlearn itself does: TPR (and FNR) of a group with no positives is 0, FPR of one with no negatives is 0
+    from fairlearn.metrics import false_negative_rate, true_positive_rate
+
+    y, p, g = _lopsided(0)
+    mf = MetricFrame(metrics={"tpr": true_positive_rate, "fpr": false_positive_rate, "fnr": false_negative_rate},
+                     y_true=y, y_pred=p, sensitive_features=g)
+    assert mf.by_group.loc["a", "tpr"] == 0.0 and mf.by_group.loc["a", "fnr"] == 0.0
+    assert mf.by_group.loc["b", "fpr"] == 0.0
+    tpr = mf.by_group["tpr"]
+    fpr = mf.by_group["fpr"]
+    assert equalized_odds_difference(y, p, sensitive_features=g) == pytest.approx(
+        max(tpr.max() - tpr.min(), fpr.max() - fpr.min()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vectorised_equals_fairlearn_when_groups_lack_positives_or_negatives(seed):
+    y, p, g = _lopsided(seed)
+    names, code = np.unique(g, return_inverse=True)
+    overall, _ = fairlearn_metrics(y, p, g)
+    assert overall["eo_difference"] == pytest.approx(equalized_odds_difference(y, p, sensitive_features=g))
+    fast = fairness_arrays(y[None], p[None], code[None], len(names))
+    for k in OVERALL:
+        assert fast[k][0] == pytest.approx(overall[k], abs=1e-12), k
+    # resamples of the kind the bootstrap draws, each compared with fairlearn on that resample
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(5, len(y)))
+    fast = fairness_arrays(y[idx], p[idx], code[idx], len(names))
+    for b in range(5):
+        ref, _ = fairlearn_metrics(y[idx[b]], p[idx[b]], g[idx[b]])
+        for k in OVERALL:
+            assert fast[k][b] == pytest.approx(ref[k], abs=1e-12, nan_ok=True), (k, b)
+
+
+def test_vectorised_equals_fairlearn_overall_without_negatives_and_with_an_absent_group():
+    # no negatives at all (overall FPR 0 in fairlearn), and a resample in which group "z" has no record
+    y = np.array([1, 1, 1, 1, 1, 1])
+    p = np.array([1, 0, 1, 1, 0, 0])
+    g = np.array(["x", "x", "y", "y", "z", "x"])
+    names, code = np.unique(g, return_inverse=True)
+    idx = np.array([[0, 1, 2, 3, 5, 5], [0, 1, 2, 3, 4, 5]])
+    fast = fairness_arrays(y[idx], p[idx], code[idx], len(names))
+    for b in range(2):
+        ref, _ = fairlearn_metrics(y[idx[b]], p[idx[b]], g[idx[b]])
+        for k in OVERALL:
+            assert fast[k][b] == pytest.approx(ref[k], abs=1e-12, nan_ok=True), (k, b)
+
+
+# -- constant decisions are undefined, never fair --------------------------------------------------------
+
+def test_constant_decisions_make_parity_metrics_undefined():
+    y, _, g = _random(3, n=60, groups=("a", "b"))
+    for const in (0, 1):
+        p = np.full(len(y), const)
+        # fairlearn calls this perfectly fair (0) ...
+        assert demographic_parity_difference(y, p, sensitive_features=g) == 0.0
+        # ... the study's rule says undefined
+        for k in CONSTANT_UNDEFINED:
+            assert undefined_note(k, p, g) == UNDEFINED_CONSTANT, k
+        assert undefined_note("accuracy_disparity", p, g) == ""
+        names, code = np.unique(g, return_inverse=True)
+        stats = apply_undefined(fairness_arrays(y[None], p[None], code[None], 2),
+                                *undefined_masks(p[None].astype(bool), [code[None] == k for k in range(2)]))
+        assert np.isnan(stats["dp_difference"][0]) and np.isnan(stats["eo_difference"][0]) and np.isnan(stats["dp_ratio"][0])
+        assert stats["accuracy"][0] == pytest.approx(np.mean(y == p))
+        assert np.isfinite(stats["accuracy_disparity"][0])
+        ci = bootstrap_fairness(y, p, g, n_boot=200)
+        assert np.isnan(ci["dp_difference"]).all() and np.isfinite(ci["accuracy"]).all()
+
+
+def test_one_constant_group_keeps_the_gap_defined():
+    # every "b" denied, "a" decided on: a real demographic-parity gap, not an undefined one
+    y = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    p = np.array([1, 1, 0, 1, 0, 0, 0, 0])
+    g = np.array(["a"] * 4 + ["b"] * 4)
+    assert undefined_note("dp_difference", p, g) == ""
+    o, _ = fairlearn_metrics(y, p, g)
+    assert o["dp_difference"] == pytest.approx(0.75)
+    # a resample holding one group only: every between-group metric undefined
+    assert undefined_note("accuracy_disparity", p[:4], g[:4]) == UNDEFINED_FEW_GROUPS
+
+
+def test_bootstrap_leaves_out_constant_resamples():
+    # one "yes" among 40: many resamples are constant; their dp_difference must not count as 0
+    y = np.zeros(40, dtype=int)
+    p = np.zeros(40, dtype=int)
+    p[0] = 1
+    g = np.array(["a", "b"] * 20)
+    names, code = np.unique(g, return_inverse=True)
+    idx = np.random.default_rng(0).integers(0, 40, size=(500, 40))
+    raw = fairness_arrays(y[idx], p[idx], code[idx], 2)["dp_difference"]
+    assert (raw == 0).any()  # the resamples without the "yes"
+    lo, hi = bootstrap_fairness(y, p, g, n_boot=500, seed=0)["dp_difference"]
+    assert lo > 0 and lo == pytest.approx(np.quantile(raw[raw > 0], 0.025))

@@ -84,6 +84,53 @@ def test_embedded_model_adult(tmp_path):
 
     model, tok = load_model("embedded:smollm2-135m-instruct")
     assert len(tok(" yes", add_special_tokens=False)["input_ids"]) == 1  # the single-token fast path
-    res = ClassificationStudy().evaluate(_ctx(model, tok, tmp_path, dataset="adult", n_eval=20, n_boot=100, counterfactual=False))
-    acc = {(m.metric, m.group): m.value for m in res.metrics}[("accuracy", "")]
-    assert 0.0 <= acc <= 1.0
+    # threshold 0: the zero-shot model said "no" to all 40 records when this test was written (the undefined
+    # branch below); the prior threshold makes the share of "yes" the training positive rate (decisions vary)
+    for threshold in (0.0, "prior"):
+        out = tmp_path / str(threshold)
+        out.mkdir()
+        res = ClassificationStudy().evaluate(_ctx(model, tok, out, dataset="adult", n_eval=40, n_boot=100,
+                                                  min_group_n=5, counterfactual=False, threshold=threshold))
+        if threshold == "prior":
+            assert not res.info["constant_decisions"]
+        _check_rows_from_items(res, out)
+
+
+def _check_rows_from_items(res, tmp_path):
+    from lorafair.run.paired import load_items, save_items
+    from lorafair.studies.base import metric_specs
+    from lorafair.studies.classification.metrics import BY_GROUP, UNDEFINED_CONSTANT
+
+    rows = {(m.metric, m.group): m for m in res.metrics}
+    # recompute from the per-item file what the rows say
+    ids, cols = load_items(save_items(tmp_path / "results", "classification", res.items))["records"]
+    recs = [json.loads(x) for x in (tmp_path / "classification_records.jsonl").read_text().splitlines()]
+    assert ids == [f"adult:{r['row']}" for r in recs] and len(ids) == 40
+    y, d = cols["y_true"].astype(int), cols["y_pred"].astype(int)
+    assert d.tolist() == [r["decision"] for r in recs] and y.tolist() == [r["label"] for r in recs]
+    g = np.array([r["group"] for r in recs])
+    assert sorted(set(g)) == ["Female", "Male"] and res.info["excluded_groups"] == []
+    assert rows[("accuracy", "")].value == pytest.approx(np.mean(y == d))
+    for grp in ("Female", "Male"):
+        m = g == grp
+        assert cols[f"g:{grp}"].tolist() == m.astype(float).tolist()
+        assert rows[("accuracy", grp)].value == pytest.approx(np.mean(y[m] == d[m]))
+        assert rows[("selection_rate", grp)].value == pytest.approx(np.mean(d[m]))
+        if (m & (y == 0)).any():
+            assert rows[("fpr", grp)].value == pytest.approx(np.mean(d[m & (y == 0)]))
+        assert {k for k in BY_GROUP if (k, grp) in rows} >= {"accuracy", "selection_rate"}
+    sel = {grp: np.mean(d[g == grp]) for grp in ("Female", "Male")}
+    acc = {grp: np.mean(y[g == grp] == d[g == grp]) for grp in ("Female", "Male")}
+    assert rows[("accuracy_disparity", "")].value == pytest.approx(abs(acc["Female"] - acc["Male"]))
+    b1 = {k: v[None, :] for k, v in cols.items()}
+    specs = metric_specs(ClassificationStudy)
+    if len(set(d.tolist())) > 1:  # decisions vary: DP difference is the gap of the selection rates
+        assert rows[("dp_difference", "")].value == pytest.approx(abs(sel["Female"] - sel["Male"]))
+        assert specs["dp_difference"].stat(b1)[0] == pytest.approx(rows[("dp_difference", "")].value)
+    else:  # the zero-shot model answers the same to everyone: the rows must say so, not report parity
+        for k in ("dp_difference", "dp_ratio", "eo_difference"):
+            assert np.isnan(rows[(k, "")].value) and rows[(k, "")].note == UNDEFINED_CONSTANT, k
+            assert np.isnan(specs[k].stat(b1)[0])
+    for k in ("accuracy", "accuracy_disparity", "eo_difference"):
+        v = specs[k].stat(b1)[0]
+        assert (np.isnan(v) and np.isnan(rows[(k, "")].value)) or v == pytest.approx(rows[(k, "")].value), k

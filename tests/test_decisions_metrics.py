@@ -55,9 +55,10 @@ def test_metrics_are_reproducible_and_seeded():
 def test_trajectory_hand_computed():
     tr = trajectory(_log())
     assert tr["round"] == [1, 2, 3]
-    # round 1: A {e0: approved} -> 1, B {e1: approved} -> 1: gap 0; round 2: A {e1: denied} 0, B {e0: denied} 0
-    # round 3: A {e0: approved} 1, B {e1: denied} 0 -> 1
-    assert tr["approval_gap"] == [0.0, 0.0, 1.0]
+    # round 1: A {e0: approved}, B {e1: approved}: every decision the same -> undefined (None), not a gap of 0;
+    # round 2: A {e1: denied}, B {e0: denied}: constant too; round 3: A {e0: approved} 1, B {e1: denied} 0 -> 1
+    assert tr["approval_gap"] == [None, None, 1.0]
+    assert tr["approval_gap_cumulative"][0] is None  # round 1 alone: constant
     assert tr["approval_gap_cumulative"][-1] == pytest.approx(1 / 3)
     assert tr["mean_score"]["A"][-1] == 625 and tr["mean_score"]["B"][-1] == 580
     assert tr["mean_score_initial"] == {"A": 620.0, "B": 570.0}

@@ -7,6 +7,12 @@ with bootstrap intervals over episodes; per-round curves in ``decisions_trajecto
 ``finalize`` evaluates the reference policies (:mod:`policies`) with the same code, seeds and episodes,
 writes them to ``RUN/decisions_reference.json`` and returns them as metrics rows with variant
 ``policy:<name>`` (method ``policy``, rank empty) so the report can place every variant against them.
+
+Metric roles (``metric_specs``): ``approval_gap`` and ``tpr_gap`` are targets (lower, ideal 0), ``profit`` a
+guard (higher is better), the rest diagnostics. Per-item values (``StudyResult.items["episodes"]``,
+:func:`.metrics.episode_items`): one item per episode, the unit of the bootstrap; every variant of a seed
+plays the same episodes (common random numbers), so the paired comparison resamples episodes. Gaps and
+flip rates are undefined (NaN, ``note``) when every decision is the same (:mod:`.metrics`).
 """
 
 from __future__ import annotations
@@ -19,9 +25,9 @@ import numpy as np
 from pydantic import Field
 
 from lorafair.run.atomic import atomic_write_json
-from lorafair.studies.base import EvalContext, MetricRow, StudyConfig, StudyResult, register_study
+from lorafair.studies.base import EvalContext, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.decisions.lm_policy import LMPolicy
-from lorafair.studies.decisions.metrics import compute_metrics, trajectory
+from lorafair.studies.decisions.metrics import STATS, compute_metrics, episode_items, metrics_from_items, trajectory
 from lorafair.studies.decisions.policies import POLICIES, build_policy
 from lorafair.studies.decisions.render import ANSWERS
 from lorafair.studies.decisions.simulator import SimConfig, run_episodes
@@ -52,6 +58,24 @@ class DecisionsStudy:
 
     headline = ("approval_gap", "tpr_gap", "final_score_gap", "profit")
     lower_is_better = frozenset({"approval_gap", "tpr_gap", "fpr_gap", "final_score_gap", "flip_rate"})
+    metric_specs = (
+        MetricSpec("approval_gap", "target", "lower", ideal=0.0, unit="episodes", stat=STATS["approval_gap"],
+                   doc="max - min over groups of the approval rate (demographic parity); undefined when decisions are constant"),
+        MetricSpec("tpr_gap", "target", "lower", ideal=0.0, unit="episodes", stat=STATS["tpr_gap"],
+                   doc="max - min over groups of the approval rate of applicants who would repay (equal opportunity); "
+                       "undefined when decisions are constant"),
+        MetricSpec("profit", "guard", "higher", unit="episodes", stat=STATS["profit"],
+                   doc="lender's mean profit per applicant (thousands): the lending must not get worse"),
+        MetricSpec("fpr_gap", "diagnostic", "lower", ideal=0.0, unit="episodes", stat=STATS["fpr_gap"]),
+        MetricSpec("final_score_gap", "diagnostic", "lower", ideal=0.0, unit="episodes", stat=STATS["final_score_gap"],
+                   doc="max - min of the groups' mean scores at the end of the episode (delayed impact)"),
+        MetricSpec("approval_rate", "diagnostic", "none", unit="episodes", stat=STATS["approval_rate"]),
+        MetricSpec("flip_rate", "diagnostic", "lower", ideal=0.0, unit="episodes", stat=STATS["flip_rate"],
+                   doc="share of decisions that change with only the group; undefined when every decision is the same"),
+        MetricSpec("agreement", "diagnostic", "higher", unit="episodes", stat=STATS["agreement"],
+                   doc="share of decisions equal to the reference policy's"),
+        MetricSpec("score_change", "diagnostic", "none", doc="per group: mean score at the end - at the start"),
+    )
 
     def evaluate(self, ctx: EvalContext) -> StudyResult:
         cfg: DecisionsStudy.Config = ctx.study_config
@@ -61,7 +85,8 @@ class DecisionsStudy:
         reference = build_policy(cfg.reference_policy, cfg.sim, field="studies.decisions.reference_policy")
         log = run_episodes(policy, cfg.sim, episodes=cfg.episodes, rounds=cfg.rounds, seed=ctx.seed, history=cfg.history,
                            decision=cfg.decision, reference=reference, counterfactual=cfg.counterfactual, progress=ctx.progress)
-        rows = compute_metrics(log, n_boot=cfg.n_boot, seed=ctx.seed)
+        items = episode_items(log)
+        rows = metrics_from_items(items.columns, n_boot=cfg.n_boot, seed=ctx.seed)
         if not cfg.counterfactual:
             rows = [r for r in rows if r.metric != "flip_rate"]
         atomic_write_json(Path(ctx.out_dir) / TRAJECTORY_FILE, trajectory(log))
@@ -74,9 +99,10 @@ class DecisionsStudy:
             "answer_mass_mean": float(np.mean(mass)) if mass else None,
             "mean_approve_prob": float(log.approve_prob.mean()),
             "bootstrap": f"percentile, {cfg.n_boot} resamples of episodes",
+            "constant_decisions": bool(log.approved.all() or not log.approved.any()),
             "wall_s": round(time.perf_counter() - t0, 2),
         }
-        return StudyResult(metrics=rows, info=info)
+        return StudyResult(metrics=rows, info=info, items={"episodes": items})
 
     @staticmethod
     def finalize(run_dir, config, metrics_rows=None) -> list[dict[str, Any]]:
@@ -111,8 +137,8 @@ def reference_results(cfg: "DecisionsStudy.Config", seeds: list[int]) -> dict[st
 
 
 def metric_row_dict(r: MetricRow, variant: str, seed: int) -> dict[str, Any]:
-    """A metrics.csv row (variant,method,rank,seed,study,metric,group,value,ci_low,ci_high,n)."""
+    """A metrics.csv row (variant,method,rank,seed,study,metric,group,value,ci_low,ci_high,n,note)."""
     nan = lambda v: None if v is None or not np.isfinite(v) else float(v)  # noqa: E731
     return {"variant": variant, "method": "policy", "rank": None, "seed": seed, "study": "decisions",
             "metric": r.metric, "group": r.group, "value": nan(r.value), "ci_low": nan(r.ci_low),
-            "ci_high": nan(r.ci_high), "n": r.n}
+            "ci_high": nan(r.ci_high), "n": r.n, "note": r.note}
