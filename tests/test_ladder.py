@@ -82,14 +82,32 @@ def test_same_data_order_and_rerun_is_identical(tmp_path):
 
 
 def test_lr_grid_picks_lowest_validation_loss(tmp_path):
-    cfg = validate_config(deep_update(TINY, {"variants": {"full": {"enabled": False}, "lora": {"ranks": [2]},
-                                                          "lr_grid": {"lora": [1e-5, 3e-2]}}}))
+    """The best lr sits in the middle of the grid: the first is too small to move the adapter, the last
+    overshoots (ends worse than not training at all). The chosen adapter is the one a single-lr run at
+    that lr saves, tensor for tensor."""
+    from safetensors.torch import load_file
+
+    grid = [1e-7, 3e-2, 1.0]
+    lora = {"full": {"enabled": False}, "lora": {"ranks": [2], "lr": 3e-2}}
+    cfg = validate_config(deep_update(TINY, {"variants": {**lora, "lr_grid": {"lora": grid}}}))
     out = Runner(cfg, tmp_path / "g", quiet=True).run()
     tj = json.loads((out / "lora-r2-s0" / "train.json").read_text())
     search = {s["lr"]: s["eval_loss"] for s in tj["lr_search"]}
-    assert set(search) == {1e-5, 3e-2}
-    assert tj["lr"] == min(search, key=search.get)
-    assert tj["eval_loss"] == pytest.approx(search[tj["lr"]])
+    assert list(search) == grid
+    base_loss = next(float(r["value"]) for r in csv.DictReader((out / "metrics.csv").open())
+                     if r["variant"] == "base" and r["metric"] == "loss")
+    assert search[1e-7] == pytest.approx(base_loss, abs=1e-3)  # too small to move
+    assert not search[1.0] <= search[1e-7]  # too large: worse than not moving (or NaN)
+    assert search[3e-2] < search[1e-7] - 0.05
+    assert tj["lr"] == 3e-2 and tj["eval_loss"] == search[3e-2]
+    # the saved adapter is exactly the one a run with only lr=3e-2 trains
+    single = Runner(validate_config(deep_update(TINY, {"variants": lora})), tmp_path / "one", quiet=True).run()
+    t1 = json.loads((single / "lora-r2-s0" / "train.json").read_text())
+    assert t1["lr"] == 3e-2 and len(t1["lr_search"]) == 1 and t1["eval_loss"] == tj["eval_loss"]
+    wg = load_file(out / "lora-r2-s0" / "adapter" / "adapter_model.safetensors")
+    w1 = load_file(single / "lora-r2-s0" / "adapter" / "adapter_model.safetensors")
+    assert set(wg) == set(w1) and wg
+    assert all(torch.equal(wg[k], w1[k]) for k in wg)
 
 
 def test_rerun_skips_finished_work(tmp_path):

@@ -122,8 +122,8 @@ def test_lora_angles_with_peft():
     layer = model.base_model.model.model.layers[0].self_attn.q_proj
     by_hand = layer.lora_B["default"].weight @ layer.lora_A["default"].weight * layer.scaling["default"]
     delta = deltas["model.layers.0.self_attn.q_proj"][0]
-    torch.testing.assert_close(delta.dense(), by_hand)
-    torch.testing.assert_close(delta.dense(), layer.get_delta_weight("default"))
+    torch.testing.assert_close(delta.dense().float(), by_hand)
+    torch.testing.assert_close(delta.dense().float(), layer.get_delta_weight("default"))
     # the exact basis from the factors spans the same space as the dense SVD's top-2
     u = torch.linalg.svd(by_hand.detach().double())[0][:, :2].numpy()
     assert max(principal_angles(delta.left_basis(2), u)) < 1e-6
@@ -143,3 +143,123 @@ def test_lora_angles_with_peft():
     dec2 = update_spectrum(model, full, [1, 2])
     for a, b in zip(dec.spectra, dec2.spectra):
         assert a.name == b.name and a.singular_values == pytest.approx(b.singular_values, abs=1e-5)
+
+
+# ---- the variant's own update ΔW = W_eff − W_base for PiSSA and DoRA (issue #11) ----------------------
+
+TARGETS = {"llama": ["q_proj", "v_proj"], "gpt2": ["c_attn"]}
+
+
+def _peft(arch, init, *, dora=False, r=2):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    base, _ = build_tiny(arch)
+    cfg = LoraConfig(r=r, lora_alpha=2 * r, target_modules=TARGETS[arch], init_lora_weights=init, use_dora=dora,
+                     fan_in_fan_out=arch == "gpt2")
+    return base, get_peft_model(copy.deepcopy(base), cfg).eval()
+
+
+def _lora_layers(model):
+    from peft.tuners.lora import LoraLayer
+
+    return {n: m for n, m in model.get_base_model().named_modules() if isinstance(m, LoraLayer)}
+
+
+def _merged_minus_base(model, base):
+    """W_eff − W_base per adapted module, from PEFT's own merge (merge_and_unload on a copy)."""
+    import copy
+
+    merged = copy.deepcopy(model).merge_and_unload()
+    wm, wb = dict(merged.named_modules()), dict(base.named_modules())
+    return {n: (wm[n].weight.detach().double() - wb[n].weight.detach().double()) for n in _lora_layers(model)}
+
+
+def _train_a_little(model, seed=0, scale=0.05):
+    """Move every adapter parameter (A, B and DoRA's magnitude) as a few optimizer steps would."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_" in name:
+                p += scale * torch.randn(p.shape, generator=g) * (p.abs().mean() + 0.1)
+
+
+def _saved_and_loaded(model, base, tmp_path):
+    """The adapter as the runner evaluates it: save_pretrained, then PeftModel.from_pretrained on a copy
+    of the base (PEFT re-runs PiSSA's initialisation on the base layers when loading)."""
+    import copy
+
+    from peft import PeftModel
+
+    model.save_pretrained(tmp_path / "adapter")
+    return PeftModel.from_pretrained(copy.deepcopy(base), tmp_path / "adapter").eval()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("method", ["lora", "pissa", "dora"])
+def test_untrained_adapter_has_zero_update_and_no_angles(tmp_path, arch, method):
+    base, model = _peft(arch, "pissa" if method == "pissa" else True, dora=method == "dora")
+    _, full = _perturbed(arch, rank=2, scale=0.1)
+    dec = update_spectrum(base, full, [1, 2], keep_left=2)
+    assert dec.left  # ΔW_full is non-zero in the adapted modules: angles would be computed for a moved adapter
+    for m in (model, _saved_and_loaded(model, base, tmp_path)):
+        deltas = lora_deltas(m, base)
+        assert set(deltas) == set(_lora_layers(model))
+        assert lora_subspace_angles(deltas, dec.left) == []  # no garbage angles of a zero update
+        for name, (delta, r, _) in deltas.items():
+            assert torch.count_nonzero(delta.dense()) == 0, (name, method)
+            assert tuple(delta.dense().shape) == tuple(full.get_submodule(name).weight.shape)
+            assert delta.is_zero
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_pissa_update_is_relative_to_the_base_weights(tmp_path, arch):
+    from lorafair.studies.shift.spectrum import LowRankDelta
+
+    base, model = _peft(arch, "pissa")
+    layers = _lora_layers(model)
+    init = {n: (m.lora_B["default"].weight.detach().double().clone(), m.lora_A["default"].weight.detach().double().clone())
+            for n, m in layers.items()}
+    _train_a_little(model)
+    with pytest.raises(UserError, match="base model"):
+        lora_deltas(model)  # the base layers hold W − s·B₀A₀: the base weights are needed
+    expected = _merged_minus_base(model, base)
+    for m in (model, _saved_and_loaded(model, base, tmp_path)):
+        deltas = lora_deltas(m, base)
+        for name, mod in layers.items():
+            delta = deltas[name][0]
+            assert isinstance(delta, LowRankDelta) and not delta.is_zero  # kept as a low-rank product
+            (b0, a0), s = init[name], mod.scaling["default"]
+            b, a = mod.lora_B["default"].weight.detach().double(), mod.lora_A["default"].weight.detach().double()
+            by_hand = s * (b @ a - b0 @ a0)
+            by_hand = by_hand.T if arch == "gpt2" else by_hand
+            torch.testing.assert_close(delta.dense().double(), by_hand, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(delta.dense().double(), expected[name], atol=1e-6, rtol=1e-5)
+            assert delta.fro_norm() == pytest.approx(float(by_hand.norm()), rel=1e-6)
+            # not the adapter's own product s·B·A (what the angles were measured on before)
+            assert (delta.dense() - (s * b @ a if arch != "gpt2" else (s * b @ a).T)).norm() > 0.1 * by_hand.norm()
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_dora_update_includes_the_magnitude(arch):
+    base, model = _peft(arch, False, dora=True)  # random A and B
+    _train_a_little(model, seed=1, scale=0.2)  # moves the magnitude vector too
+    expected = _merged_minus_base(model, base)
+    deltas = lora_deltas(model, base)
+    for name, mod in _lora_layers(model).items():
+        delta = deltas[name][0]
+        dense = (delta.dense() if hasattr(delta, "dense") else delta).double()
+        torch.testing.assert_close(dense, expected[name], atol=2e-6, rtol=1e-5)
+        lora_only = mod.get_delta_weight("default").detach().double()
+        assert (dense - lora_only).norm() > 0.1 * dense.norm()  # the magnitude matters
+        assert torch.linalg.matrix_rank(dense).item() > mod.r["default"]  # not of rank r
+    # the angles are those of the real ΔW's top-r subspace
+    _, full = _perturbed(arch, rank=2, scale=0.1)
+    dec = update_spectrum(base, full, [1, 2], keep_left=2)
+    rows = lora_subspace_angles(deltas, dec.left)
+    assert rows
+    for row in rows:
+        u = torch.linalg.svd(expected[row["name"]])[0][:, :2].numpy()
+        ref = np.degrees(principal_angles(u, dec.left[row["name"]][:, :2]))
+        np.testing.assert_allclose(row["angles_deg"], ref, atol=1e-3)

@@ -6,6 +6,7 @@ import json
 import logging
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,6 +46,23 @@ def metrics(res):
     return {r.metric: r for r in res.metrics}
 
 
+_METHOD = {"base": ("base", None), "full": ("full", None)}
+
+
+def _paired(results: dict, n_boot=400):
+    """The runner's paired rows (lorafair.run.paired) from the studies' per-item values, by (variant, metric)."""
+    from lorafair.run.paired import paired_rows
+    from lorafair.studies.base import metric_specs
+
+    by_variant = {}
+    for name, res in results.items():
+        method, rank = _METHOD[name] if name in _METHOD else (name.split("-")[0], int(name.split("-r")[-1]))
+        by_variant[name] = ({"name": name, "method": method, "rank": rank},
+                            {u: (s.ids, s.columns) for u, s in res.items.items()})
+    rows = paired_rows("shift", metric_specs(ShiftStudy).values(), by_variant, seed=0, n_boot=n_boot)
+    return {(r["variant"], r["metric"]): r for r in rows}
+
+
 def test_registered():
     assert STUDIES.get("shift") is ShiftStudy
     assert ShiftStudy.needs_references == ("base", "full")
@@ -81,12 +99,15 @@ def test_evaluate_base_full_lora(tmp_path, models):
     mb = metrics(res_b)
     assert mb["kl_v_base"].value == 0 and mb["js_v_base"].value == 0
     assert mb["kl_full_v"].value == pytest.approx(mb["kl_full_base"].value)
-    assert mb["capture_kl"].value == pytest.approx(0.0, abs=1e-9)
+    assert "capture_kl" not in mb  # the runner's paired capture_kl_full_v replaces it
+    items_b = res_b.items["sequences"]
+    assert items_b.ids == ["0", "1", "2", "3"]
+    np.testing.assert_array_equal(items_b.columns["kl_full_v"], items_b.columns["kl_full_base"])
 
     res_f, ctx_f = run(full, VariantInfo("full", "full", None))
     mf = metrics(res_f)
     assert mf["kl_full_v"].value == 0 and mf["kl_v_base"].value > 0
-    assert mf["capture_kl"].value == pytest.approx(1.0)
+    assert not res_f.items["sequences"].columns["kl_full_v"].any()
     assert mf["kl_v_base"].ci_low <= mf["kl_v_base"].value <= mf["kl_v_base"].ci_high
     assert mf["kl_v_base"].n == 4
 
@@ -136,8 +157,13 @@ def test_evaluate_base_full_lora(tmp_path, models):
     for name, row in metrics(res_cached).items():
         assert row.value == pytest.approx(ml[name].value, rel=1e-5, abs=1e-7), name
     assert ml["kl_v_base"].value > 0
-    cap = ml["capture_kl"]
-    assert cap.value == pytest.approx(1 - ml["kl_full_v_seq"].value / ml["kl_full_base_seq"].value, rel=1e-6)
+    # the runner's paired capture of the target kl_full_v: 1 − KL(full‖v)/KL(full‖base), token-weighted
+    rows = _paired({"base": res_b, "full": res_f, "lora-r2": res_l})
+    cap = rows[("lora-r2", "capture_kl_full_v")]
+    assert cap["value"] == pytest.approx(1 - ml["kl_full_v"].value / mb["kl_full_v"].value, rel=1e-9)
+    assert cap["ci_low"] <= cap["value"] <= cap["ci_high"] and cap["n"] == 4
+    assert rows[("lora-r2", "delta_kl_full_v")]["value"] == pytest.approx(ml["kl_full_v"].value - mb["kl_full_v"].value)
+    assert ("full", "capture_kl_full_v") not in rows and ("lora-r2", "capture_kl_v_base") not in rows  # diagnostics
     assert 0 <= ml["subspace_overlap"].value <= 1
     angles = json.loads((ctx_l.out_dir / "shift_layers.json").read_text())["principal_angles"]
     assert {a["name"] for a in angles} == {"model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"}
@@ -208,7 +234,7 @@ def test_divergences_option_drops_reverse_and_js(tmp_path, models):
     ctx = make_ctx(tmp_path, full, tok, VariantInfo("full", "full", None), {"base": base, "full": full}, cfg)
     ctx.heldout_data = RECORDS
     m = metrics(ShiftStudy().evaluate(ctx))
-    assert "kl_v_base" in m and "kl_full_base" in m and "capture_kl" in m
+    assert "kl_v_base" in m and "kl_full_base" in m and "kl_full_v" in m and "capture_kl" not in m
     assert not any(k.startswith(("kl_base_v", "kl_v_full", "js_")) for k in m)
     with pytest.raises(Exception, match="reverse_kl"):
         ShiftConfig(divergences=["kl_reverse"])
@@ -259,3 +285,67 @@ def test_lens_equals_manual_computation(tmp_path, models, positions):
     assert got["lens_positions"] == positions
     assert got["kl_to_base"][layer] == pytest.approx(float(dv.kl_from_logp(lv, lb).mean()), rel=1e-5)
     assert got["kl_to_final"][layer] == pytest.approx(float(dv.kl_from_logp(lv, fv).mean()), rel=1e-5)
+
+
+def test_metric_roles():
+    from lorafair.studies.base import metric_specs
+
+    specs = metric_specs(ShiftStudy)
+    assert [m for m, s in specs.items() if s.role == "target"] == ["kl_full_v"]
+    assert all(s.role == "diagnostic" for m, s in specs.items() if m != "kl_full_v")
+    assert specs["kl_full_v"].direction == "lower" and specs["kl_full_v"].unit == "sequences"
+    assert "capture_kl" not in ShiftStudy.headline and "kl_full_v" in ShiftStudy.headline
+
+
+def test_items_reproduce_rows_and_full_like_variant_captures_all(tmp_path, models):
+    from lorafair.studies.base import metric_specs
+
+    base, full, tok = models
+    REFERENCE_CACHE.resize(0)
+    cfg = ShiftConfig(batch_size=3, max_length=24, logit_lens=False, spectrum=False, n_boot=100)
+    refs = {"base": base, "full": full}
+    res = {}
+    # a variant that is the full model under another name: it learned all the shift full learned
+    for name, model, method in (("base", base, "base"), ("full", full, "full"), ("lora-r4", full, "lora")):
+        ctx = make_ctx(tmp_path, model, tok, VariantInfo(name, method, 4 if method == "lora" else None), refs, cfg)
+        ctx.heldout_data = RECORDS
+        res[name] = ShiftStudy().evaluate(ctx)
+    specs = metric_specs(ShiftStudy)
+    for name, r in res.items():
+        items = r.items["sequences"]
+        assert len(items) == 4 and items.columns["tokens"].sum() == metrics(r)["kl_v_base_q50"].n
+        for metric, row in metrics(r).items():
+            spec = specs.get(metric)
+            if spec is None or spec.stat is None:
+                continue
+            cols = {k: v[None, :] for k, v in items.columns.items()}
+            assert float(spec.stat(cols)[0]) == row.value, (name, metric)  # B = 1: exactly the reported value
+        # per sequence: the sum over its scored tokens and their count (the *_seq rows are their means)
+        kl = items.columns["kl_full_v"] / items.columns["tokens"]
+        assert metrics(r)["kl_full_v_seq"].value == pytest.approx(kl.mean(), rel=1e-12)
+    assert metrics(res["lora-r4"])["kl_full_v"].value == 0
+    rows = _paired(res)
+    cap = rows[("lora-r4", "capture_kl_full_v")]
+    assert (cap["value"], cap["ci_low"], cap["ci_high"]) == (1.0, 1.0, 1.0) and cap["note"] == ""
+
+
+def test_untrained_pissa_has_no_angles(tmp_path, models):
+    """A 0-step PiSSA adapter has ΔW = W_res + s·B₀A₀ − W = 0: no principal angles, an 'undefined' row."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    base, full, tok = models
+    REFERENCE_CACHE.resize(0)
+    cfg = ShiftConfig(batch_size=4, max_length=16, logit_lens=False, ranks=[1, 2], n_boot=50)
+    pissa = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "o_proj"],
+                                                           init_lora_weights="pissa")).eval()
+    ctx = make_ctx(tmp_path, pissa, tok, VariantInfo("pissa-r2", "pissa", 2), {"base": base, "full": full}, cfg)
+    ctx.heldout_data = RECORDS
+    res = ShiftStudy().evaluate(ctx)
+    m = metrics(res)
+    assert m["kl_v_base"].value == pytest.approx(0.0, abs=1e-6)  # the untrained PiSSA model is the base model
+    for k in ("subspace_overlap", "subspace_angle_deg"):
+        assert np.isnan(m[k].value) and m[k].note.startswith("undefined: the variant's update")
+    assert json.loads((ctx.out_dir / "shift_layers.json").read_text())["principal_angles"] == []
+    assert res.info["principal_angles"]["zero_update"] == 4

@@ -54,9 +54,18 @@ def test_honest_template_split_disjoint_and_complete():
     assert {r["template"] for r in train}.isdisjoint({r["template"] for r in ev})
     assert len(train) + len(ev) == 10 * 649
     assert {r["split"] for r in ev} == {"eval"}
-    # the split is independent of the seed and of the axes selected
+    # the split is independent of the seed and of the axes selected: a template is eval under every seed
+    # and axis choice exactly when it is eval for the default axes and seed 0
+    ev_t, train_t = {r["template"] for r in ev}, {r["template"] for r in train}
+    assert {r["template"] for r in build("honest", {"split": "eval"}, seed=7)} == ev_t
+    assert {r["template"] for r in build("honest", {"split": "train"}, seed=7)} == train_t
+    for axis in ("gender", "race", "religion"):
+        all_t = {r["template"] for r in build("honest", {"axis": axis, "split": "all"})}
+        ev_a = {r["template"] for r in build("honest", {"axis": axis, "split": "eval"}, seed=5)}
+        train_a = {r["template"] for r in build("honest", {"axis": axis, "split": "train"}, seed=5)}
+        assert ev_a and train_a, axis
+        assert ev_a == all_t & ev_t and train_a == all_t & train_t, axis
     ev_g = build("honest", {"axis": "gender", "split": "eval"}, seed=5)
-    assert {r["template"] for r in ev_g} <= {r["template"] for r in ev} | {r["template"] for r in ev_g}
     assert all(split_of(r["template"], 0.5) == "eval" for r in ev_g)
 
 

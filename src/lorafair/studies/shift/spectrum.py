@@ -295,9 +295,10 @@ class LowRankDelta:
 # Updates whose computation cancels (PiSSA's residual base layer, DoRA's rescaled weight) are exact only
 # up to the rounding of the stored weights: below this fraction of ‖W_base‖_F they count as zero.
 def rounding_floor(dtype: torch.dtype, r: int) -> float:
-    """Relative size of the rounding noise of an effective-weight difference: two ulps of the weight's
-    dtype plus √r float32 ulps (PEFT's own float32 product B₀A₀ at PiSSA initialisation)."""
-    return 2 * torch.finfo(dtype).eps + math.sqrt(max(r, 1)) * torch.finfo(torch.float32).eps
+    """Relative size (to ‖W‖_F) of the rounding noise of an effective-weight difference: one ulp of the
+    weight's dtype (PiSSA's residual is stored in it: ≤ ½ ulp per entry) plus √r float32 ulps (PEFT's own
+    float32 product B₀A₀ at PiSSA initialisation). A 0-step PiSSA adapter measures 0.2–1.5 float32 ulps."""
+    return torch.finfo(dtype).eps + math.sqrt(max(r, 1)) * torch.finfo(torch.float32).eps
 
 
 _NON_BASE_INITS = ("pissa", "olora", "corda", "loftq")  # PEFT inits that rewrite the base layer's weight
