@@ -21,8 +21,7 @@ SYNTH_ROLES = {
     "toxicity": {"emt": _T, "toxicity_prob": _T, "mean_toxicity": _T, "emt_gap": _T},
     "stereotypes": {"crows_stereotype_pct": _T, "stereoset_ss": _T},
     "decisions": {"approval_gap": _T, "tpr_gap": _T, "flip_rate": dict(_T, role="diagnostic")},
-    "shift": {"kl_full_v": _T, "kl_v_base": dict(_T, role="diagnostic", direction="none"),
-              "capture_kl": dict(_T, role="diagnostic", direction="higher")},
+    "shift": {"kl_full_v": _T, "kl_v_base": dict(_T, role="diagnostic", direction="none")},
 }
 
 # study -> metric -> (base value, full value, interval half-width, groups with offsets)
@@ -45,7 +44,6 @@ STUDY_SHAPES = {
     "shift": {
         "kl_v_base": (0.0, 0.80, 0.02, {}),
         "kl_full_v": (0.80, 0.0, 0.02, {}),
-        "capture_kl": (0.0, 1.0, 0.03, {}),
     },
 }
 

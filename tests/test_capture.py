@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from lorafair.stats.capture import capture_kl, capture_ratio
+from lorafair.stats.capture import capture_ratio
 
 
 def test_scalar_point_value():
@@ -70,11 +70,3 @@ def test_mixed_inputs_rejected():
         capture_ratio([1.0, 2.0], 0.5, 0.1)
 
 
-def test_capture_kl():
-    kl_full_base = np.array([1.0, 2.0, 1.5, 1.2])
-    r = capture_kl(kl_full_base * 0.25, kl_full_base)
-    assert r.value == pytest.approx(0.75) and r.defined
-    assert r.ci_low == pytest.approx(0.75) and r.ci_high == pytest.approx(0.75)
-    assert not capture_kl(np.zeros(4), np.zeros(4)).defined
-    with pytest.raises(ValueError, match="same sequences"):
-        capture_kl([1.0], [1.0, 2.0])

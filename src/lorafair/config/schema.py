@@ -7,6 +7,7 @@ run --help`` and README show examples. Study sections are validated by each stud
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,7 +18,12 @@ PEFT_METHODS = ("lora", "dora", "rslora", "pissa")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # unknown keys are errors; NaN and ±inf are refused in every float field
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+MAX_SEED = 2**63 - 1  # torch.manual_seed's range
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 
 
 class ModelConfig(Strict):
@@ -66,8 +72,8 @@ class MethodConfig(Strict):
                 k = float(s[:-1] or 1)
             except ValueError:
                 raise ValueError("alpha must be a number or 'Kr' (K times the rank), e.g. '2r'") from None
-            if k <= 0:
-                raise ValueError("alpha multiple must be positive")
+            if not math.isfinite(k) or k <= 0:
+                raise ValueError("alpha multiple K of 'Kr' must be a positive finite number, e.g. '2r'")
         elif v <= 0:
             raise ValueError("alpha must be positive")
         return v
@@ -104,8 +110,8 @@ class VariantsConfig(Strict):
         for k, lrs in v.items():
             if k not in ("full",) + PEFT_METHODS:
                 raise ValueError(f"unknown method {k!r} in lr_grid; allowed: full, {', '.join(PEFT_METHODS)}")
-            if not lrs or any(x <= 0 for x in lrs):
-                raise ValueError(f"lr_grid.{k} must be a non-empty list of positive numbers")
+            if not lrs or any(not math.isfinite(x) or x <= 0 for x in lrs):
+                raise ValueError(f"lr_grid.{k} must be a non-empty list of positive finite numbers")
         return v
 
 
@@ -151,10 +157,22 @@ class OutputConfig(Strict):
 
 
 class RunConfig(Strict):
-    name: str = Field(default="run", description="Recipe name.")
+    name: str = Field(default="run", pattern=NAME_RE,
+                      description="Recipe name; also the default run directory runs/<name>, so a plain name: letters, "
+                      "digits, '.', '_', '+', '-' (no path separators), at most 100 characters.")
     description: str = Field(default="", description="One line shown by `lorafair recipes`.")
     model: ModelConfig = Field(default_factory=ModelConfig)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, description="Seeds; every variant is trained and evaluated once per seed.")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        for s in v:
+            if not 0 <= s <= MAX_SEED:
+                raise ValueError(f"seed {s} is outside 0 … 2**63 - 1")
+        if len(set(v)) != len(v):
+            raise ValueError("seeds contain duplicates")
+        return v
     variants: VariantsConfig = Field(default_factory=VariantsConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     data: DataConfig

@@ -20,7 +20,7 @@ from lorafair.registry import Registry
 class DataSpec(BaseModel):
     """Where a dataset comes from and how to read it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     source: str = Field(
         description='A registered dataset name (see `lorafair datasets`), or "jsonl:PATH", "csv:PATH", '

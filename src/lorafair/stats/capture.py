@@ -8,7 +8,7 @@ variant v and the fully fine-tuned model:
 1 means v moved as far as full fine-tuning, 0 means it did not move, < 0 means it moved the other
 way, > 1 means it overshot. It does not depend on whether lower or higher is better. For the
 posterior KL of the shift study, with m(x) = KL(P_full ‖ P_x) (so m(full) = 0), it is
-1 − KL(P_full‖P_v) / KL(P_full‖P_base): see :func:`capture_kl`.
+1 − KL(P_full‖P_v) / KL(P_full‖P_base) (the runner's ``capture_kl_full_v``).
 
 Intervals (percentile bootstrap, ``level`` two-sided):
 
@@ -168,17 +168,3 @@ def _from_scalars(b, v, f, base_ci, variant_ci, full_ci, n_boot, level, seed) ->
     lo, hi = _quantiles(_ratio(sb, sv, sf), level)
     reason = "" if variant_ci is not None else "no interval given for the variant: its uncertainty is ignored"
     return CaptureResult(value, lo, hi, True, reason, None, "normal-from-ci")
-
-
-def capture_kl(
-    kl_full_v: ArrayLike, kl_full_base: ArrayLike, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0
-) -> CaptureResult:
-    """KL capture ratio 1 − KL(P_full‖P_v) / KL(P_full‖P_base) from per-sequence KLs (paired by
-    sequence): the general ratio with m(x) = KL(P_full‖P_x), m(full) = 0. Undefined when the
-    interval of KL(P_full‖P_base) contains 0 (full did not move away from base)."""
-    a = np.asarray(kl_full_v, dtype=np.float64).ravel()
-    b = np.asarray(kl_full_base, dtype=np.float64).ravel()
-    if a.size != b.size:
-        raise ValueError("kl_full_v and kl_full_base must be per-sequence values of the same sequences")
-    keep = np.isfinite(a) & np.isfinite(b)
-    return capture_ratio(b[keep], a[keep], np.zeros(int(keep.sum())), n_boot=n_boot, level=level, seed=seed)

@@ -41,7 +41,7 @@ from lorafair.registry import Registry
 class StudyConfig(BaseModel):
     """Base class of every study's config: unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass
