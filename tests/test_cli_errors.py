@@ -139,3 +139,24 @@ def test_listing_commands(cli):
     assert code == 0 and "bold-wiki" in out and "jsonl:PATH" in out
     code, out, _ = cli("studies")
     assert code == 0 and "heldout" in out
+
+
+@pytest.mark.parametrize("setting, expect", [
+    ("variants.lora.alpha=.nan", "variants.lora.alpha=nan: Input should be a finite number"),
+    ("variants.lora.alpha=nanr", "variants.lora.alpha='nanr': alpha multiple K of 'Kr' must be a positive finite"),
+    ("variants.lora.lr=.inf", "variants.lora.lr=inf: Input should be a finite number"),
+    ("variants.full.lr=.nan", "variants.full.lr=nan: Input should be a finite number"),
+    ("variants.lr_grid={lora: [.inf]}", "variants.lr_grid.lora.0=inf: Input should be a finite number"),
+    ("train.warmup_ratio=.nan", "train.warmup_ratio=nan"),
+    ("train.epochs=.inf", "train.epochs=inf"),
+    ("studies.heldout.n_boot=.nan", "studies.heldout.n_boot"),
+    ("data.train.limit=.inf", "data.train.limit=inf"),
+    ("name=../../x", "name='../../x': String should match pattern"),
+    ("seeds=[0,0]", "seeds=[0, 0]: seeds contain duplicates"),
+    ("seeds=[10000000000000000000]", "is outside 0 … 2**63 - 1"),
+    ("seeds=[-1]", "seed -1 is outside"),
+])
+def test_non_finite_numbers_bad_names_and_seeds_are_refused(cli, recipe, tmp_path, setting, expect):
+    line = _one_error_line(*cli("run", recipe(), "--set", setting, "--out", tmp_path / "r")[::2])
+    assert expect in line, line
+    assert not (tmp_path / "r").exists()

@@ -83,9 +83,19 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+_TAGS = ("float", "int", "str", "bool", "none", "json-or-python[json=list[", "is-instance[")
+_TAG_PREFIXES = ("function-", "list[", "dict[", "literal[", "union[", "nullable[", "tagged-union[", "lax-or-strict[",
+                 "chain[", "constrained-")
+
+
+def _union_tag(x) -> bool:
+    """pydantic puts the member of a union it tried into ``loc`` (``alpha.float``): not a field the user wrote."""
+    return isinstance(x, str) and (x in _TAGS or x.startswith(_TAG_PREFIXES))
+
+
 def first_error(e: ValidationError, prefix: str = "") -> UserError:
     err = e.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
+    loc = ".".join(str(x) for x in err["loc"] if not _union_tag(x))
     field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
