@@ -118,9 +118,57 @@ def test_resume_without_run(cli, recipe, tmp_path):
 
 def test_other_experiment_in_out_dir(cli, recipe, tmp_path):
     out = tmp_path / "r"
-    out.mkdir()
+    (out / "base-s0" / "results").mkdir(parents=True)
+    (out / "base-s0" / "results" / "heldout.json").write_text("{}")  # a finished piece of that experiment
     (out / "config.yaml").write_text("name: other\nmodel: {source: tiny:gpt2}\ndata: {train: {source: bold-wiki}}\n")
-    assert "different config" in _one_error_line(*cli("run", recipe(), "--out", out, "--quiet")[::2])
+    line = _one_error_line(*cli("run", recipe(), "--out", out, "--quiet")[::2])
+    assert "different config: model, data, train differ" in line
+    assert (out / "config.yaml").read_text().startswith("name: other")  # left as it was
+
+
+def test_failed_run_does_not_block_its_corrected_rerun(cli, recipe, tmp_path):
+    out = tmp_path / "r"
+    # a late error (the data file is missing): the run directory it created is removed again
+    line = _one_error_line(*cli("run", recipe({"data": {"train": {"source": f"jsonl:{tmp_path}/none.jsonl"}}}),
+                                "--out", out, "--quiet")[::2])
+    assert "data.train" in line and not out.exists()
+    # a directory left by an older failed run (config.yaml only, no finished piece) accepts the fixed config
+    out.mkdir()
+    (out / "config.yaml").write_text("name: other\nmodel: {source: tiny:gpt2}\ndata: {train: {source: nope}}\n")
+    code, _, err = cli("run", recipe(), "--out", out, "--quiet")
+    assert code == 0, err
+    assert (out / "metrics.csv").is_file()
+
+
+def test_second_run_into_a_locked_directory_is_refused(cli, recipe, tmp_path):
+    from lorafair.run.rundir import RunLock
+
+    out = tmp_path / "r"
+    with RunLock(out):
+        line = _one_error_line(*cli("run", recipe(), "--out", out, "--quiet")[::2])
+    assert "no other lorafair process" in line and f"pid {os.getpid()}" in line
+    assert cli("run", recipe(), "--out", out, "--quiet")[0] == 0  # free again
+
+
+def test_a_finished_run_gains_a_study_without_retraining(cli, recipe, tmp_path):
+    import json
+
+    out = tmp_path / "r"
+    assert cli("run", recipe(), "--out", out, "--quiet")[0] == 0
+    before = {p: p.stat().st_mtime_ns for p in out.glob("*-s0/train.json")}
+    code, _, err = cli("run", recipe({"studies": {"heldout": {"max_length": 32}, "shift": {"logit_lens": False,
+                       "spectrum": False}}}), "--out", out, "--quiet")
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*-s0/train.json")} == before  # nothing retrained
+    assert json.loads((out / "base-s0" / "results" / "shift.json").read_text())["study"] == "shift"
+    # a new rank: only it is trained and evaluated
+    evals = {p: p.stat().st_mtime_ns for p in out.glob("*-s0/results/*.json")}
+    code, _, err = cli("run", recipe({"variants": {"lora": {"ranks": [1, 4, 2]}}, "studies": {
+        "heldout": {"max_length": 32}, "shift": {"logit_lens": False, "spectrum": False}}}), "--out", out, "--quiet")
+    assert code == 0, err
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*-s0/train.json") if p in before} == before
+    assert {p: p.stat().st_mtime_ns for p in evals} == evals
+    assert (out / "lora-r2-s0" / "results" / "heldout.json").is_file()
 
 
 def test_help_lists_commands(cli):

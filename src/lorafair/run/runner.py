@@ -38,6 +38,7 @@ from lorafair.run.atomic import atomic_write_json, atomic_write_jsonl, atomic_wr
 from lorafair.run.info import run_info
 from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.paired import items_path, save_items, write_paired_rows, write_roles
+from lorafair.run.rundir import RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
 from lorafair.studies.base import EvalContext, VariantInfo
 from lorafair.studies.loader import study_class
@@ -72,29 +73,35 @@ class Runner:
         self.device = resolve_device(cfg.model.device)
         self.variants = plan_variants(cfg)
         self._refs: dict[tuple[int, str], object] = {}
+        self._lock: RunLock | None = None
 
     # ------------------------------------------------------------------ set-up
-    def prepare_dir(self) -> None:
-        """Create the run directory, or check that the existing one holds the same experiment."""
-        check_writable(self.out)
-        cfg_path = self.out / "config.yaml"
+    def prepare_dir(self, lock: bool = True) -> None:
+        """Check that ``--out`` can hold this run (nothing written if not), lock it, clean leftovers of
+        interrupted writes, write config.yaml and start run.log. See :mod:`lorafair.run.rundir`."""
         text = dump_config(self.cfg)
-        if cfg_path.exists():
-            old = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-            new = yaml.safe_load(text)
-            for d in (old, new):
-                d.pop("output", None)
-            if _fingerprint(old) != _fingerprint(new):
-                raise UserError("--out", str(self.out), "a new directory, or the directory of this same experiment "
-                                "(it holds a run with a different config; resume it with its own config or pick another --out)")
-        atomic_write_text(cfg_path, text)
+        check_out_dir(self.out, yaml.safe_load(text))
+        check_writable(self.out)
+        if lock and self._lock is None:
+            self._lock = RunLock(self.out).acquire()
+        stale = clean_stale_temporaries(self.out)
+        atomic_write_text(self.out / "config.yaml", text)
         self.log = setup_logging(self.out / "run.log", self.quiet)
+        if stale:
+            self.log.info("removed %d leftover temporary file(s) of an interrupted run", len(stale))
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def data_for_seed(self, seed: int, base_model_fn) -> tuple[list[dict], list[dict]]:
         """Train/held-out records for ``seed``; built once, cached in the run dir (builders may sample the model)."""
         d = self.out / "data"
-        tr, ho = d / f"train-s{seed}.jsonl", d / f"heldout-s{seed}.jsonl"
-        if tr.exists() and ho.exists():
+        tr, ho, mark = d / f"train-s{seed}.jsonl", d / f"heldout-s{seed}.jsonl", d / f"data-s{seed}.json"
+        dump = self.cfg.model_dump(mode="json")
+        fp = _fingerprint([{k: dump[k] for k in ("model", "data", "start")}, seed])
+        if tr.exists() and ho.exists() and (not mark.exists() or read_json(mark).get("fingerprint") == fp):
             return read_jsonl(str(tr)), read_jsonl(str(ho))
         dc = self.cfg.data
         ctx = DataContext(seed=seed, log=self.log, progress=self.progress, cache_dir=self.out / "data",
@@ -108,6 +115,7 @@ class Runner:
             train, heldout = split_holdout(rows, dc.holdout, seed)
         atomic_write_jsonl(ho, heldout)
         atomic_write_jsonl(tr, train)
+        atomic_write_json(mark, {"fingerprint": fp, "train_records": len(train), "heldout_records": len(heldout)})
         self.log.info("data (seed %d): %d training records, %d held out", seed, len(train), len(heldout))
         return train, heldout
 
@@ -249,7 +257,8 @@ class Runner:
         if seed is not None and seed not in self.cfg.seeds:
             raise UserError("--seed", seed, f"one of the recipe's seeds {self.cfg.seeds}")
         if is_main_process():
-            self.prepare_dir()
+            # no run-wide lock: `lorafair train` jobs of one run may train different variants at once
+            self.prepare_dir(lock=False)
         else:
             self.log = setup_logging(None, True)
         base_model, tok = self.load_base()
@@ -273,7 +282,10 @@ class Runner:
 
     def evaluate_all(self, base_model, tok) -> None:
         studies = self.cfg.studies
-        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start", "variants")}
+        # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
+        # ladder: adding a rank or a method to a finished run evaluates only the new variants
+        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
+        fp_common["references"] = [asdict(x) for x in self.variants if x.method in ("base", "full")]
         for seed in self.cfg.seeds:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             for i, v in enumerate(self.variants, 1):
@@ -358,24 +370,42 @@ class Runner:
         return md
 
     def run(self) -> Path:
+        """The whole experiment. Inputs that can be checked before any work (the run directory, the
+        model, the ranks) are checked before anything is written; a bad input found later in a run
+        directory this call created, before any piece finished, removes that directory again."""
         t0 = time.perf_counter()
-        self.prepare_dir()
-        self.log.info("run directory: %s", self.out)
-        base_model, tok = self.load_base()
-        for v in self.variants:
-            if v.method in PEFT_METHODS:
-                m = getattr(self.cfg.variants, v.method)
-                check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
-        base_model = self.apply_start(base_model, tok)
-        base_model.requires_grad_(False)
-        train_info = self.train_all(base_model, tok)
-        self.evaluate_all(base_model, tok)
-        self.finalize_studies()
-        self.paired()
-        md = self.write_tables()
-        atomic_write_json(self.out / "run_info.json", run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
-        if self.cfg.output.report:
-            self.write_report()
+        created = not self.out.exists()
+        try:
+            check_out_dir(self.out, yaml.safe_load(dump_config(self.cfg)))
+            self.log = setup_logging(None, self.quiet)
+            base_model, tok = self.load_base()
+            for v in self.variants:
+                if v.method in PEFT_METHODS:
+                    m = getattr(self.cfg.variants, v.method)
+                    check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
+            self.prepare_dir()
+            self.log.info("run directory: %s", self.out)
+            base_model = self.apply_start(base_model, tok)
+            base_model.requires_grad_(False)
+            train_info = self.train_all(base_model, tok)
+            self.evaluate_all(base_model, tok)
+        except UserError:
+            self.release()
+            if created and self.out.is_dir() and not finished_pieces(self.out):
+                shutil.rmtree(self.out, ignore_errors=True)
+            raise
+        except BaseException:
+            self.release()
+            raise
+        try:
+            self.finalize_studies()
+            self.paired()
+            md = self.write_tables()
+            atomic_write_json(self.out / "run_info.json", run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
+            if self.cfg.output.report:
+                self.write_report()
+        finally:
+            self.release()
         print(md, end="")
         self.log.info("results: %s", self.out / "metrics.csv")
         return self.out
