@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
-
 import torch.nn as nn
 
 from lorafair.errors import UserError
@@ -15,24 +13,68 @@ def block_linear_names(model) -> dict[str, nn.Linear]:
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear) and m is not head}
 
 
+def _peft_supported() -> tuple[type, ...]:
+    """Module types peft's LoRA (and DoRA, rsLoRA, PiSSA) can adapt (``peft.tuners.lora.model._create_new_module``)."""
+    types: list[type] = [nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention]
+    try:
+        from transformers.pytorch_utils import Conv1D
+
+        types.append(Conv1D)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)
+
+
+def _peft_matches(name: str, target: str) -> bool:
+    """peft's ``check_target_module_exists`` for a list of names: the module's full name, or a ``.``-suffix of it
+    (no globs, no regular expressions: a list entry is a plain name)."""
+    return name == target or name.endswith("." + target)
+
+
 def targeted_modules(model, target_modules) -> dict[str, nn.Module]:
-    """Modules matched by ``target_modules`` ('all-linear' or names matched as peft does: exact or suffix)."""
-    linears = block_linear_names(model)
+    """Modules peft adapts for ``target_modules``: 'all-linear', or a list of names matched as peft does."""
     if target_modules == "all-linear":
-        return linears
-    out = {}
-    for name, mod in model.named_modules():
-        for t in target_modules:
-            if name == t or name.endswith("." + t) or fnmatch.fnmatch(name, t):
-                out[name] = mod
-    return out
+        return block_linear_names(model)
+    return {name: mod for name, mod in model.named_modules()
+            if name and any(_peft_matches(name, t) for t in target_modules)}
+
+
+def _shown(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def check_ranks(model, method: str, ranks: list[int], target_modules, field: str) -> None:
-    """Raise UserError for a rank above a target module's smaller dimension, or targets matching nothing."""
+    """Refuse, before training, what peft would refuse (or silently ignore) for ``target_modules``, and ranks
+    peft would accept but that exceed a module: a list entry that matches no module (peft matches exact names
+    and '.'-suffixes, not globs), an entry that matches a module peft cannot adapt (a LayerNorm, a whole block),
+    and a rank above the smaller dimension of a targeted module."""
+    linears = block_linear_names(model)
+    examples = ", ".join(sorted({n.rsplit(".", 1)[-1] for n in linears})[:8])
+    tm_field = f"{field}.target_modules"
+    if target_modules != "all-linear":
+        if isinstance(target_modules, str) or not target_modules:
+            raise UserError(tm_field, target_modules, f"'all-linear' or a non-empty list of module names, e.g. [{examples}]")
+        supported = _peft_supported()
+        names = [n for n, _ in model.named_modules() if n]
+        modules = dict(model.named_modules())
+        for t in target_modules:
+            hit = [n for n in names if _peft_matches(n, t)]
+            if not hit:
+                glob = any(ch in t for ch in "*?[]") or t.startswith("re:")
+                how = ("peft matches module names exactly or by '.'-suffix, without globs or regular expressions"
+                       if glob else "peft matches module names exactly or by '.'-suffix")
+                raise UserError.plain(
+                    f"{tm_field}={list(target_modules)!r}: expected names of modules of the model ({how}); "
+                    f"{t!r} matches no module; e.g. {examples}")
+            bad = [n for n in hit if not isinstance(modules[n], supported)]
+            if bad:
+                kinds = sorted({type(modules[n]).__name__ for n in bad})
+                raise UserError.plain(
+                    f"{tm_field}={list(target_modules)!r}: expected modules peft can adapt (Linear, Embedding, Conv1d/2d/3d, "
+                    f"Conv1D, MultiheadAttention); {t!r} matches {_shown(bad)} ({', '.join(kinds)}); e.g. {examples}")
     mods = targeted_modules(model, target_modules)
     if not mods:
-        raise UserError(f"{field}.target_modules", target_modules, f"names of modules in the model, e.g. {', '.join(sorted({n.rsplit('.', 1)[-1] for n in block_linear_names(model)})[:8])}")
+        raise UserError(tm_field, target_modules, f"names of modules in the model, e.g. {examples}")
     dims = {name: min(m.weight.shape) for name, m in mods.items() if getattr(m, "weight", None) is not None and m.weight.dim() == 2}
     if not dims:
         return

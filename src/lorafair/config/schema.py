@@ -129,6 +129,24 @@ class TrainConfig(Strict):
         default="auto", description="'auto': bf16 autocast on GPUs that support it, fp32 on CPU; 'bf16' forces bf16 autocast (CPU too)."
     )
     eval_batch_size: int = Field(default=16, gt=0, description="Batch size for held-out loss.")
+    # how the run is made safe, not what it computes: left out of config.yaml and of every fingerprint
+    # (exclude=True), so turning it on, off or changing it never invalidates a run directory or its cache
+    checkpoint_every: Optional[int] = Field(
+        default=50, gt=0, exclude=True,
+        description="Save the resumable training state (trainable weights — a LoRA adapter, not the base — optimizer, "
+        "scheduler, RNG, data position) every N optimiser steps into RUN/<variant>-s<seed>/checkpoint/, so a killed "
+        "run resumes inside a variant with the same numbers; removed once the variant is saved. null: off.")
+
+    @model_validator(mode="after")
+    def _budget(self):
+        # a step budget is needed: max_steps, or epochs when max_steps is null (a UserError passes through
+        # pydantic unchanged, so the message names the field the user wrote rather than the `train` section)
+        if self.max_steps is None and self.epochs is None:
+            from lorafair.errors import UserError
+
+            raise UserError("train.max_steps", None, message="train.max_steps=None: expected a positive number of "
+                            "optimiser steps, or train.epochs (a positive number) when train.max_steps is null")
+        return self
 
 
 class DataConfig(Strict):

@@ -177,9 +177,9 @@ def load_spec(spec: Any, ctx: Any, field: str) -> list[dict]:
         try:
             spec = DataSpec.model_validate(spec)
         except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(x) for x in err["loc"])
-            raise UserError(f"{field}.{loc}", err.get("input"), err["msg"]) from None
+            from lorafair.config.load import first_error
+
+            raise first_error(e, prefix=field) from None
     ensure_builtin_datasets()
     from lorafair.data.load import load_records
 

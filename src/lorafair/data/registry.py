@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lorafair.registry import Registry
 
@@ -32,6 +32,18 @@ class DataSpec(BaseModel):
     text_field: str = Field(default="text", description="Field holding the text, for file and hf sources.")
     prompt_field: str = Field(default="prompt", description="Field holding the prompt (prompt/completion data).")
     completion_field: str = Field(default="completion", description="Field holding the completion.")
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        """The form of the source (kind, an existing regular non-empty file, parquet engine, `datasets`), checked
+        before anything is read or written. A registered name is looked up when the data is loaded."""
+        from lorafair.data.files import source_problem
+
+        problem = source_problem(v)
+        if problem:
+            raise ValueError(f"expected {problem}")
+        return v
 
 
 @dataclass

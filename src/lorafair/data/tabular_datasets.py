@@ -62,10 +62,9 @@ def parse_options(options: dict, field: str) -> TabularOptions:
     try:
         return TabularOptions.model_validate(options or {})
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
-        raise UserError(f"{field}.options.{loc}", value if not isinstance(value, dict) else None, err["msg"]) from None
+        from lorafair.config.load import first_error
+
+        raise first_error(e, prefix=f"{field}.options") from None
 
 
 def apply_label_bias(df: pd.DataFrame, group_col: str, bias: LabelBias, seed: int) -> pd.DataFrame:

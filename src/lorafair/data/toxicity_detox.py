@@ -58,6 +58,10 @@ def _scorer_name(value: Any, field: str) -> str:
         return "jigsaw-bilstm"
     if not isinstance(value, str) or not value:
         raise UserError(field, value, "a scorer name, e.g. jigsaw-bilstm")
+    from lorafair.scorers import SCORERS
+
+    if value.partition(":")[0] not in SCORERS:
+        raise UserError(field, value, f"a scorer NAME[:ARG] with NAME one of {', '.join(SCORERS.names())} (see `lorafair scorers`)")
     return value
 
 

@@ -6,6 +6,7 @@ with a pad token. ``trust_remote_code`` stays off unless asked; safetensors only
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,16 +20,77 @@ MODEL_SOURCES: Registry[Callable[..., tuple[Any, Any]]] = Registry("model source
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def resolve_device(device: str = "auto") -> torch.device:
+DEVICE_FORMS = "auto, cpu, cuda, cuda:N or mps"
+
+
+def resolve_device(device: str = "auto", field: str = "model.device") -> torch.device:
+    """The torch device of a ``model.device`` setting; UserError for a malformed one or one this machine
+    lacks (no CUDA, a CUDA index past the last GPU, no MPS), before anything is loaded."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         d = torch.device(device)
-    except RuntimeError:
-        raise UserError("model.device", device, "auto, cpu, cuda, cuda:N or mps") from None
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("model.device", device, "a device present on this machine (no CUDA here); use auto or cpu")
+    except (RuntimeError, ValueError, TypeError):
+        raise UserError(field, device, DEVICE_FORMS) from None
+    if d.type not in ("cpu", "cuda", "mps"):
+        raise UserError(field, device, DEVICE_FORMS)
+    if d.type == "cpu" and d.index not in (None, 0):
+        raise UserError(field, device, "cpu (there is one CPU device)")
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(field, device, "a device present on this machine (no CUDA here); use auto or cpu")
+        n = torch.cuda.device_count()
+        if d.index is not None and d.index >= n:
+            raise UserError(field, device, f"a device present on this machine: cuda:0 … cuda:{n - 1} ({n} CUDA device{'s' if n != 1 else ''})")
+    if d.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            why = "this PyTorch build has no MPS support" if mps is None or not mps.is_built() else "no MPS device here"
+            raise UserError(field, device, f"a device present on this machine ({why}); use auto or cpu")
+        if d.index not in (None, 0):
+            raise UserError(field, device, "mps (there is one MPS device)")
     return d
+
+
+def check_config_json(folder: Path, field: str, value: str, trust_remote_code: bool = False):
+    """The folder's config.json as transformers reads it; UserError when it is not UTF-8 JSON, not an object,
+    has no (or an unknown) ``model_type``, is not a causal LM, or transformers refuses its values."""
+    path = folder / "config.json"
+    try:
+        raw = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise UserError(field, value, "a folder whose config.json is UTF-8 JSON (it is not UTF-8)") from None
+    except RecursionError:
+        raise UserError(field, value, "a folder whose config.json is valid JSON (it is nested too deeply)") from None
+    except ValueError as e:
+        msg = e.msg if isinstance(e, json.JSONDecodeError) else str(e).split(":")[0]
+        where = f" at line {e.lineno}, column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise UserError(field, value, f"a folder whose config.json is valid JSON ({msg}{where})") from None
+    except OSError as e:
+        raise UserError(field, value, f"a folder with a readable config.json ({e.strerror or type(e).__name__})") from None
+    if not isinstance(raw, dict):
+        raise UserError(field, value, f"a folder whose config.json is a JSON object (it is a {type(raw).__name__})")
+    model_type = raw.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise UserError(field, value, "a folder whose config.json names its architecture with \"model_type\" (e.g. \"llama\")")
+    import transformers
+    from transformers import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    remote = trust_remote_code and isinstance(raw.get("auto_map"), dict)
+    if model_type not in CONFIG_MAPPING and not remote:
+        raise UserError(field, value, f"a config.json whose model_type transformers {transformers.__version__} knows "
+                        f"({model_type!r} is unknown: a newer transformers, or model.trust_remote_code: true for a model "
+                        "that ships its own code)")
+    if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not remote:
+        raise UserError(field, value, f"a causal language model (transformers has no causal-LM class for model_type {model_type!r})")
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code)
+    except Exception as e:  # transformers refuses a value (wrong type, inconsistent sizes …)
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise UserError(field, value, f"a config.json that transformers accepts ({type(e).__name__}: {first})") from None
 
 
 def _finish(model, tok, device):
@@ -51,14 +113,29 @@ def _load_folder(path: str, *, dtype, trust_remote_code: bool, allow_pickle: boo
             raise UserError(field, f"hf:{path}", "safetensors weights (this folder has only pickle .bin weights; set model.allow_pickle: true to load them)")
         if not has_st and not has_pickle:
             raise UserError(field, f"hf:{path}", "a folder with model weights (*.safetensors)")
+        check_config_json(p, field, f"hf:{path}", trust_remote_code)
+        try:
+            tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise UserError(field, f"hf:{path}", f"a folder with tokenizer files (tokenizer.json or tokenizer_config.json …): {first}") from None
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if not p.exists():
+            tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, trust_remote_code=trust_remote_code, use_safetensors=None if allow_pickle else True
         )
     except OSError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(field, f"hf:{path}", f"a local folder or a reachable hub id ({first})") from None
+    except Exception as e:
+        from safetensors import SafetensorError
+
+        if not p.exists() or not isinstance(e, (SafetensorError, ValueError, KeyError, RuntimeError)):
+            raise
+        # a local folder whose weights do not load: a truncated or foreign file, shapes that do not fit config.json
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise UserError(field, f"hf:{path}", f"a folder whose weights match its config.json ({type(e).__name__}: {first})") from None
     return model, tok
 
 

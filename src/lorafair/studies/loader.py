@@ -43,10 +43,36 @@ def validate_studies(raw: dict[str, Any]) -> dict[str, Any]:
         if hasattr(fields, "model_dump"):  # already validated
             out[name] = fields
             continue
+        prefix = f"studies.{name}"
         try:
             out[name] = cls.Config.model_validate(fields or {})
+            _check_names(out[name], prefix)
         except ValidationError as e:
             from lorafair.config.load import first_error
 
-            raise first_error(e, prefix=f"studies.{name}") from None
+            raise first_error(e, prefix=prefix) from None
+        except UserError as e:  # raised by a study's validator or a registry with a bare field name
+            if e.field and not e.field.startswith(prefix):
+                field = f"{prefix}.{e.field.removeprefix('studies.')}"
+                msg = str(e)
+                raise UserError(field, e.value, e.allowed, message=field + msg[len(e.field):] if msg.startswith(e.field) else msg) from None
+            raise
     return out
+
+
+def _check_names(cfg: Any, prefix: str) -> None:
+    """Plug-in names of a study config (its data specs' registered dataset names, its ``scorer``), looked up
+    now, so a misspelt one is reported as ``studies.<name>.<field>`` before any training."""
+    from lorafair.data.registry import DataSpec
+
+    for key, value in cfg:
+        if isinstance(value, DataSpec):
+            from lorafair.data.load import check_dataset_name
+
+            check_dataset_name(value, f"{prefix}.{key}")
+        elif key == "scorer" and isinstance(value, str):
+            from lorafair.scorers import SCORERS
+
+            if value.partition(":")[0] not in SCORERS:
+                raise UserError(f"{prefix}.{key}", value,
+                                f"a scorer NAME[:ARG] with NAME one of {', '.join(SCORERS.names())} (see `lorafair scorers`)")
