@@ -139,10 +139,11 @@ def test_cli_report_and_errors(tmp_path, capsys):
 def test_stale_plots_are_removed(tmp_path):
     root = make_run(tmp_path / "stale", ranks=(2,), studies=("decisions",))
     (root / "plots").mkdir()
+    (root / "plots" / ".lorafair-plots.json").write_text('{"figures": ["old-figure.png"]}')
     (root / "plots" / "old-figure.png").write_bytes(b"x")
+    (root / "plots" / "mine.png").write_bytes(b"x")
     write_report(root)
-    assert not (root / "plots" / "old-figure.png").exists()
-
+    assert not (root / "plots" / "old-figure.png").exists() and (root / "plots" / "mine.png").exists()
 
 def test_compare_two_runs(tmp_path, capsys):
     a = make_run(tmp_path / "a" / "run", ranks=(1, 4, 16), studies=("toxicity", "decisions"))

@@ -14,12 +14,13 @@ DESCRIPTION = ("Write RUN_DIR/report.html (self-contained, opens from disk) and 
 ORDER = 40
 
 
-def _target(s: str) -> float:
+def _target(s: str) -> float | str:
+    """--target as a number; text that is not one is kept, for :func:`check_target` to report in
+    the one-line ``error: --target=…`` form (argparse would print its usage too)."""
     try:
-        v = float(s)
+        return float(s)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--target={s!r}: expected a number in (0, 1]") from None
-    return v
+        return s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,8 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "[TARGET, 2 - TARGET] (default 0.9)")
 
 
-def check_target(target: float) -> None:
-    if not (0 < target <= 1) or target != target:
+def check_target(target: float | str) -> None:
+    if isinstance(target, str) or not (0 < target <= 1) or target != target:
         raise UserError("--target", target, "a number in (0, 1], e.g. 0.9 (a rank must lie within [target, 2 - target])")
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any, Iterator
 
 from lorafair.errors import UserError
@@ -39,7 +41,7 @@ def add_arguments(p) -> None:
     p.add_argument("--field", default="text", help="JSON field holding the text (default: text)")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="texts per scorer call (default 64)")
     p.add_argument("--out", default=None, help="write the jsonl here (atomically) instead of stdout")
-    p.add_argument("--device", default="cpu", help="device for the scorer (default cpu)")
+    p.add_argument("--device", default="cpu", help="device for the scorer: cpu, auto, cuda, cuda:N, mps (default cpu)")
     p.add_argument("--allow-pickle", action="store_true", help="hf/llm-judge: allow pickle (.bin) weights")
     p.add_argument("--offline", action="store_true", help="hf/detoxify: use only the local HF cache")
 
@@ -72,9 +74,45 @@ def score_lines(scorer: Any, texts: list[str], batch_size: int) -> Iterator[str]
             yield json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def check_out(out: str) -> Path:
+    """``--out``: a file path in a folder that exists (or can be made: its nearest existing parent
+    is a writable folder). Checked before any scoring, so that a typo does not cost the scoring
+    time; nothing is created here."""
+    p = Path(out)
+    if out.endswith(("/", os.sep)) or p.is_dir():
+        raise UserError("--out", out, "a file path for the jsonl (this is a folder)")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError("--out", out, f"a file path in a folder ({parent} is a file)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError("--out", out, f"a file path in a writable folder ({parent} is not writable)")
+    return p
+
+
+def check_device(device: str) -> str:
+    """``--device``: cpu, auto, cuda, cuda:N (N < number of GPUs) or mps, present on this machine."""
+    import torch
+
+    from lorafair.models.sources import resolve_device
+
+    try:
+        d = resolve_device(device)
+    except UserError as e:
+        raise UserError("--device", device, e.allowed or str(e)) from None
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise UserError("--device", device, f"a GPU index below {torch.cuda.device_count()} (the GPUs on this machine)")
+    if d.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device", device, "a device present on this machine (no MPS here); use auto or cpu")
+    return device if device != "auto" else str(d)
+
+
 def run(args) -> int:
     from lorafair.scorers import build_scorer
 
+    out_path = check_out(args.out) if args.out else None
+    device = check_device(args.device)
     if args.input == "-":
         data, where = sys.stdin.buffer.read(), "stdin"
     else:
@@ -90,11 +128,15 @@ def run(args) -> int:
         options["allow_pickle"] = True
     if args.offline:
         options["local_files_only"] = True
-    scorer = build_scorer(args.scorer, args.device, **options)
-    if args.out:
+    scorer = build_scorer(args.scorer, device, **options)
+    if out_path is not None:
         from lorafair.run.atomic import atomic_write_text
 
-        atomic_write_text(args.out, "".join(score_lines(scorer, texts, args.batch_size)))
+        text = "".join(score_lines(scorer, texts, args.batch_size))
+        try:
+            atomic_write_text(out_path, text)
+        except OSError as e:
+            raise UserError("--out", args.out, f"a writable file path ({e.strerror or type(e).__name__})") from None
     else:
         out = sys.stdout
         for line in score_lines(scorer, texts, args.batch_size):

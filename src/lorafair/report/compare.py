@@ -22,8 +22,7 @@ from lorafair.report.render_html import render_html
 from lorafair.report.render_md import render_md
 from lorafair.report.study_meta import StudyMeta, study_meta
 from lorafair.report.style import MARKERS, SERIES_COLORS, report_style
-from lorafair.report.write import write_figures
-from lorafair.run.atomic import atomic_write_text
+from lorafair.report.write import write_outputs
 
 
 def _labels(runs: list[RunData]) -> list[str]:
@@ -135,6 +134,8 @@ def write_compare(run_dirs: list[str | Path], out_dir: str | Path, target: float
     t0 = time.perf_counter()
     runs = [load_run(p) for p in run_dirs]
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError("--out", str(out), "a folder (this is a file)")
     if any(out.resolve() == r.run_dir.resolve() for r in runs):
         raise UserError("--out", str(out), "a folder other than the run directories (their plots/ are the runs' own)")
     with report_style():
@@ -142,9 +143,6 @@ def write_compare(run_dirs: list[str | Path], out_dir: str | Path, target: float
     footer = f"lorafair {__version__} · comparison written {time.strftime('%Y-%m-%d %H:%M:%S')}"
     html = render_html(f"lorafair comparison of {len(runs)} runs", blocks, toc=toc, footer=footer)
     md = render_md(blocks, plots_prefix="plots/", toc=toc, footer=footer)
-    out.mkdir(parents=True, exist_ok=True)
-    plots_written = write_figures(blocks, out / "plots")
-    atomic_write_text(out / "compare.html", html)
-    atomic_write_text(out / "compare.md", md)
+    plots_written = write_outputs(out, "--out", {"compare.html": html, "compare.md": md}, blocks)
     return {"html": out / "compare.html", "md": out / "compare.md", "plots": plots_written,
             "seconds": time.perf_counter() - t0}

@@ -6,7 +6,9 @@ it. Nothing in this module is markup, so no caller can inject any.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -48,6 +50,20 @@ class Figure:
     png: bytes
     caption: str
     alt: str = ""
+
+    def __post_init__(self):
+        self.name = file_stem(self.name)
+
+
+def file_stem(name: str, limit: int = 80) -> str:
+    """A figure name as a safe file name stem: letters, digits, ``.``, ``_`` and ``-`` only, not
+    starting with ``.``, ``_`` or ``-``, and at most ``limit`` characters (a long one, e.g. from a long metric name
+    in metrics.csv, keeps its start and gets a hash of the whole, so distinct names stay distinct)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", str(name)).lstrip("._-") or "figure"
+    if stem == name and len(stem) <= limit:
+        return stem
+    digest = hashlib.sha1(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{stem[: limit - 11].rstrip('-.') or 'figure'}-{digest}"
 
 
 @dataclass

@@ -12,6 +12,7 @@ Several seeds of one variant are pooled into one :class:`Estimate` by :func:`poo
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -25,7 +26,7 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 METRICS_COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note")
 
-_VARIANT_RE = re.compile(r"^(?P<method>[a-z0-9_]+)-r(?P<rank>\d+)$")
+_VARIANT_RE = re.compile(r"^(?P<method>[a-z0-9_]+)-r(?P<rank>\d{1,9})$")  # a rank fits a plot axis
 _FOLDER_RE = re.compile(r"^(?P<variant>.+)-s(?P<seed>\d+)$")
 
 
@@ -43,7 +44,7 @@ def _float(s: Any) -> float:
 
 def _int_or_none(s: Any) -> Optional[int]:
     v = _float(s)
-    return None if math.isnan(v) else int(v)
+    return int(v) if math.isfinite(v) else None
 
 
 def parse_variant(name: str) -> tuple[str, Optional[int]]:
@@ -226,32 +227,59 @@ def sort_variants(names: Iterable[str]) -> list[str]:
 
 # -- reading ---------------------------------------------------------------------------------
 
-def read_metrics_csv(path: Path) -> list[MetricRecord]:
-    """Parse metrics.csv. Missing columns other than variant/study/metric/value are tolerated."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = set(reader.fieldnames or [])
-        needed = {"variant", "study", "metric", "value"}
-        if not needed <= cols:
-            raise UserError("metrics.csv", str(path), f"a CSV with columns {', '.join(METRICS_COLUMNS)} "
-                            f"(missing {', '.join(sorted(needed - cols))})")
-        out = []
-        for row in reader:
-            variant = (row.get("variant") or "").strip()
-            if not variant:
-                continue
-            pm, pr = parse_variant(variant)
-            method = (row.get("method") or "").strip() or pm
-            rank = _int_or_none(row.get("rank"))
-            rank = pr if rank is None else rank
-            out.append(MetricRecord(
-                variant=variant, method=method, rank=rank, seed=_int_or_none(row.get("seed")) or 0,
-                study=(row.get("study") or "").strip(), metric=(row.get("metric") or "").strip(),
-                group=(row.get("group") or "").strip(),
-                est=Estimate(_float(row.get("value")), _float(row.get("ci_low")), _float(row.get("ci_high")),
-                             _int_or_none(row.get("n"))),
-                note=(row.get("note") or "").strip(),
-            ))
+def read_metrics_csv(path: Path, notes: Optional[list[str]] = None) -> list[MetricRecord]:
+    """Parse metrics.csv. Missing columns other than variant/study/metric/value are tolerated; a
+    row without a variant, study or metric is skipped (counted in ``notes``). A file that cannot
+    be read, is not UTF-8 text or is not CSV is a :class:`UserError` naming the file and the line."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise UserError("metrics.csv", str(path), f"a readable file ({e.strerror or type(e).__name__})") from None
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM (spreadsheet exports)
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise UserError("metrics.csv", str(path), f"UTF-8 text (byte {data[e.start]:#04x} on line {line} is "
+                        "not UTF-8)") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _metric_records(reader, path, notes)
+    except csv.Error as e:
+        raise UserError("metrics.csv", str(path), f"a valid CSV file ({e} on line {reader.line_num})") from None
+
+
+def _metric_records(reader: csv.DictReader, path: Path, notes: Optional[list[str]]) -> list[MetricRecord]:
+    cols = {c.strip() for c in (reader.fieldnames or []) if isinstance(c, str)}
+    needed = {"variant", "study", "metric", "value"}
+    if not needed <= cols:
+        raise UserError("metrics.csv", str(path), f"a CSV with columns {', '.join(METRICS_COLUMNS)} "
+                        f"(missing {', '.join(sorted(needed - cols))})")
+    out = []
+    skipped = 0
+    for row in reader:
+        row = {(k.strip() if isinstance(k, str) else k): (v if isinstance(v, str) else None) for k, v in row.items()}
+        variant = (row.get("variant") or "").strip()
+        if not variant:
+            continue
+        if not (row.get("study") or "").strip() or not (row.get("metric") or "").strip():
+            skipped += 1
+            continue
+        pm, pr = parse_variant(variant)
+        method = (row.get("method") or "").strip() or pm
+        rank = _int_or_none(row.get("rank"))
+        rank = pr if rank is None else rank
+        out.append(MetricRecord(
+            variant=variant, method=method, rank=rank, seed=_int_or_none(row.get("seed")) or 0,
+            study=(row.get("study") or "").strip(), metric=(row.get("metric") or "").strip(),
+            group=(row.get("group") or "").strip(),
+            est=Estimate(_float(row.get("value")), _float(row.get("ci_low")), _float(row.get("ci_high")),
+                         _int_or_none(row.get("n"))),
+            note=(row.get("note") or "").strip(),
+        ))
+    if skipped and notes is not None:
+        notes.append(f"skipped {skipped} row(s) of metrics.csv without a study or metric")
     return out
 
 
@@ -259,29 +287,52 @@ def _read_json(path: Path, notes: list[str]) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         notes.append(f"skipped {path.name} in {path.parent.name}: {type(e).__name__}")
         return None
 
 
 def _read_jsonl(path: Path, notes: list[str]) -> list[dict]:
+    """The JSON objects of a jsonl file; a line that is not UTF-8 or not JSON is skipped with a note."""
     rows = []
+    bad = 0
     try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if not line:
-                    continue
+        with open(path, "rb") as f:
+            for raw in f:
                 try:
+                    line = raw.decode("utf-8").strip()
+                    if not line:
+                        continue
                     obj = json.loads(line)
-                except ValueError:
-                    notes.append(f"skipped a malformed line of {path.parent.name}/{path.name}")
+                except (ValueError, RecursionError):  # not UTF-8, not JSON, nested too deep
+                    bad += 1
                     continue
                 if isinstance(obj, dict):
                     rows.append(obj)
     except OSError as e:
         notes.append(f"skipped {path.parent.name}/{path.name}: {type(e).__name__}")
+    if bad:
+        notes.append(f"skipped {bad} malformed line(s) of {path.parent.name}/{path.name}")
     return rows
+
+
+def _has_yaml_aliases(text: str) -> bool:
+    """Whether YAML text uses aliases (``*name``): expanding them can blow up ("billion laughs"),
+    and a resolved config.yaml written by lorafair has none."""
+    import yaml
+
+    return any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=yaml.SafeLoader))
+
+
+def _finite_duration(v: Any) -> Any:
+    """A wall time as a finite number of seconds, or as text when it is not one (nan, inf, huge)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return v
+    try:
+        ok = math.isfinite(float(v)) and abs(v) < 1e12
+    except OverflowError:
+        ok = False
+    return v if ok else str(v)
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -292,7 +343,12 @@ def load_run(run_dir: str | Path) -> RunData:
     mpath = run_dir / "metrics.csv"
     if not mpath.is_file():
         raise UserError("run_dir", str(run_dir), "a run directory containing metrics.csv (run `lorafair run` first)")
-    data = RunData(run_dir=run_dir, name=run_dir.resolve().name, records=read_metrics_csv(mpath))
+    notes: list[str] = []
+    records = read_metrics_csv(mpath, notes)
+    if not records:
+        raise UserError("metrics.csv", str(mpath), "at least one metric row (it has a header only, or no row "
+                        "names a variant, study and metric)")
+    data = RunData(run_dir=run_dir, name=run_dir.resolve().name, records=records, notes=notes)
 
     cfg = run_dir / "config.yaml"
     if cfg.is_file():
@@ -300,18 +356,26 @@ def load_run(run_dir: str | Path) -> RunData:
         try:
             import yaml
 
-            parsed = yaml.safe_load(data.config_text)
-            data.config = parsed if isinstance(parsed, dict) else {}
+            if _has_yaml_aliases(data.config_text):
+                data.notes.append("config.yaml uses YAML aliases: shown as text only")
+            else:
+                parsed = yaml.safe_load(data.config_text)
+                data.config = parsed if isinstance(parsed, dict) else {}
         except Exception as e:  # malformed yaml must not break the report
             data.notes.append(f"config.yaml could not be parsed: {type(e).__name__}")
     info = run_dir / "run_info.json"
     if info.is_file():
         obj = _read_json(info, data.notes)
         data.run_info = obj if isinstance(obj, dict) else {}
+        for k in ("wall_time_s", "wall_time"):
+            if k in data.run_info:
+                data.run_info[k] = _finite_duration(data.run_info[k])
     roles = run_dir / "metric_roles.json"
     if roles.is_file():
         obj = _read_json(roles, data.notes)
-        data.roles = obj if isinstance(obj, dict) else {}
+        # study -> metric -> {role, direction, ideal}: anything else is left out
+        data.roles = ({str(st): {str(m): r for m, r in ms.items() if isinstance(r, dict)}
+                       for st, ms in obj.items() if isinstance(ms, dict)} if isinstance(obj, dict) else {})
     spec = run_dir / "spectrum.json"
     if spec.is_file():
         data.spectrum = _read_json(spec, data.notes)

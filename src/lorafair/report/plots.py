@@ -14,7 +14,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from lorafair.report.load import Estimate
-from lorafair.report.style import CYCLE, HEATMAP_CMAP, MARKERS, OKABE_ITO, SERIES_COLORS, fig_to_png, new_figure
+from lorafair.report.style import (CYCLE, HEATMAP_CMAP, MARKERS, OKABE_ITO, SERIES_COLORS, clean_label, fig_to_png,
+                                   new_figure)
 
 
 @dataclass
@@ -41,6 +42,18 @@ def _nice(metric: str) -> str:
     return metric.replace("_", " ")
 
 
+def _legend(label: object) -> str:
+    """A legend label from the data, shown as written: matplotlib leaves out labels that start
+    with "_", so those get a leading space. (All text is plain: see style.fig_to_png.)"""
+    s = clean_label(label, limit=80)
+    return " " + s if s.startswith("_") else s
+
+
+def _ticks(labels) -> list[str]:
+    """Tick labels from the data (group, variant, layer names), cleaned (see style.clean_label)."""
+    return [clean_label(x, limit=60) for x in labels]
+
+
 def _direction_note(direction: Optional[str]) -> str:
     return {"lower": " (lower is better)", "higher": " (higher is better)"}.get(direction or "", "")
 
@@ -53,10 +66,17 @@ def _log2_axis(ax, ranks: Sequence[int]) -> None:
     ax.set_xlabel("rank r (log₂ scale)")
 
 
+def _finite(values) -> np.ndarray:
+    """Values as floats, ±inf (which no axis can show) as NaN (a gap)."""
+    a = np.array(values, dtype=float)
+    a[~np.isfinite(a)] = np.nan
+    return a
+
+
 def _errorbar(ax, xs, ests: list[Estimate], **kw):
-    ys = np.array([e.value for e in ests], dtype=float)
-    lo = np.array([e.ci_low for e in ests], dtype=float)
-    hi = np.array([e.ci_high for e in ests], dtype=float)
+    ys = _finite([e.value for e in ests])
+    lo = _finite([e.ci_low for e in ests])
+    hi = _finite([e.ci_high for e in ests])
     yerr = np.vstack([np.where(np.isnan(lo), 0, ys - lo), np.where(np.isnan(hi), 0, hi - ys)])
     yerr = np.clip(yerr, 0, None)
     return ax.errorbar(xs, ys, yerr=yerr, capsize=3, elinewidth=1, **kw)
@@ -64,8 +84,10 @@ def _errorbar(ax, xs, ests: list[Estimate], **kw):
 
 def _draw_reference(ax, ref: Reference) -> None:
     e = ref.est
-    ax.axhline(e.value, color=ref.color, linestyle=ref.linestyle, linewidth=1.4, label=ref.label, zorder=1)
-    if e.has_ci:
+    if not math.isfinite(e.value):  # e.g. an infinite KL: no level to draw
+        return
+    ax.axhline(e.value, color=ref.color, linestyle=ref.linestyle, linewidth=1.4, label=_legend(ref.label), zorder=1)
+    if e.has_ci and math.isfinite(e.ci_low) and math.isfinite(e.ci_high):
         ax.axhspan(e.ci_low, e.ci_high, color=ref.color, alpha=0.12, linewidth=0, zorder=0)
 
 
@@ -85,20 +107,20 @@ def metric_vs_rank(series: list[Series], refs: list[Reference], *, metric: str, 
         for i, s in enumerate(series):
             pts = sorted(s.points, key=lambda p: p[0])
             _errorbar(ax, [r for r, _ in pts], [e for _, e in pts], color=s.color, marker=s.marker or MARKERS[i % 8],
-                      label=s.label, zorder=3)
+                      label=_legend(s.label), zorder=3)
         _log2_axis(ax, ranks)
         if len(ranks) == 1:
             ax.set_xlim(ranks[0] / 2, ranks[0] * 2)
     else:
         for i, ref in enumerate(refs):
-            _errorbar(ax, [i], [ref.est], color=ref.color, marker="o", linestyle="none", label=ref.label)
+            _errorbar(ax, [i], [ref.est], color=ref.color, marker="o", linestyle="none", label=_legend(ref.label))
         ax.set_xticks(range(len(refs)))
-        ax.set_xticklabels([r.label for r in refs])
+        ax.set_xticklabels(_ticks(r.label for r in refs))
         ax.set_xlim(-0.6, len(refs) - 0.4)
         ax.set_xlabel("variant (no ranked variants in this run)")
     ax.set_ylabel(ylabel)
     ax.set_title(title + _direction_note(direction), loc="left")
-    if series or refs:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
     return fig_to_png(fig)
 
@@ -125,8 +147,8 @@ def capture_vs_rank(curves: list[tuple[str, list[tuple[int, float, float, float]
         xs = [p[0] * dodge for p in pts]
         ests = [Estimate(v, lo, hi) for _, v, lo, hi in pts]
         _errorbar(ax, xs, ests, color=(colors or SERIES_COLORS)[i % len(colors or SERIES_COLORS)], marker=MARKERS[i % 8],
-                  label=_nice(label), zorder=3)
-    vals = [x for _, pts in curves for p in pts for x in p[1:] if not math.isnan(x)]
+                  label=_legend(_nice(label)), zorder=3)
+    vals = [x for _, pts in curves for p in pts for x in p[1:] if math.isfinite(x)]
     if vals and (min(vals) < lo_lim or max(vals) > hi_lim):
         ax.set_ylim(max(min(vals), lo_lim) - 0.05, min(max(vals), hi_lim) + 0.05)
         ax.text(0.99, 0.01, "y-axis clipped to [−0.5, 1.5]", transform=ax.transAxes, ha="right", va="bottom",
@@ -148,14 +170,14 @@ def group_bars(groups: list[str], bars: list[tuple[str, str, dict[str, Estimate]
     x = np.arange(len(groups))
     for i, (label, color, by_group) in enumerate(bars):
         ests = [by_group.get(g, Estimate(float("nan"))) for g in groups]
-        ys = np.array([e.value for e in ests])
-        lo = np.array([e.ci_low for e in ests])
-        hi = np.array([e.ci_high for e in ests])
+        ys = _finite([e.value for e in ests])
+        lo = _finite([e.ci_low for e in ests])
+        hi = _finite([e.ci_high for e in ests])
         err = np.clip(np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)]), 0, None)
         ax.bar(x + (i - (nb - 1) / 2) * width, np.nan_to_num(ys), width, yerr=err, capsize=2, color=color,
-               label=label, edgecolor="white", linewidth=0.5, error_kw={"elinewidth": 0.8})
+               label=_legend(label), edgecolor="white", linewidth=0.5, error_kw={"elinewidth": 0.8})
     ax.set_xticks(x)
-    ax.set_xticklabels(groups, rotation=30 if max((len(g) for g in groups), default=0) > 8 else 0, ha="right"
+    ax.set_xticklabels(_ticks(groups), rotation=30 if max((len(g) for g in groups), default=0) > 8 else 0, ha="right"
                        if max((len(g) for g in groups), default=0) > 8 else "center")
     ax.set_xlabel("group")
     ax.set_ylabel(_nice(metric))
@@ -174,10 +196,10 @@ def heatmap(matrix: np.ndarray, rows: list[str], cols: list[str], *, title: str,
     m = np.ma.masked_invalid(np.asarray(matrix, dtype=float))
     im = ax.imshow(m, aspect="auto", cmap=HEATMAP_CMAP, interpolation="nearest")
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels(rows)
+    ax.set_yticklabels(_ticks(rows))
     step = max(1, len(cols) // 16)
     ax.set_xticks(range(0, len(cols), step))
-    ax.set_xticklabels(cols[::step])
+    ax.set_xticklabels(_ticks(cols[::step]))
     ax.set_xlabel(xlabel)
     ax.grid(False)
     ax.set_title(title, loc="left")
@@ -200,7 +222,7 @@ def energy_curve(curves: list[tuple[str, list[float], list[float]]], *, ranks_tr
             ax.plot(xs, ys, color="#999999", linewidth=0.7, alpha=0.5)
         else:
             ax.plot(xs, ys, color=CYCLE[i % len(CYCLE)] if not many else OKABE_ITO["blue"],
-                    linewidth=2.2 if label == "mean over modules" else 1.6, label=label)
+                    linewidth=2.2 if label == "mean over modules" else 1.6, label=_legend(label))
     for r in ranks_tried:
         ax.axvline(r, color="#bbbbbb", linewidth=0.8, linestyle=":")
     xs_all = sorted({x for _, xs, _ in curves for x in xs if x > 0})
@@ -235,7 +257,7 @@ def trajectories(trajs: list[tuple[str, str, dict]], *, title: str) -> bytes:
         gap = t.get("approval_gap") or []
         rounds = t.get("round") or list(range(len(gap)))
         if gap:
-            a1.plot(rounds[:len(gap)], gap, color=color, marker=".", label=label)
+            a1.plot(rounds[:len(gap)], gap, color=color, marker=".", label=_legend(label))
         for g, series in (t.get("mean_score") or {}).items():
             r2 = (t.get("round") or list(range(len(series))))[:len(series)]
             a2.plot(r2, series[:len(r2)], color=color, linestyle=styles[groups.index(g) % 4])
@@ -252,7 +274,7 @@ def trajectories(trajs: list[tuple[str, str, dict]], *, title: str) -> bytes:
     a2.set_title("mean score per group", loc="left")
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color="#444444", linestyle=styles[i % 4], label=f"group {g}") for i, g in enumerate(groups)]
+    handles = [Line2D([], [], color="#444444", linestyle=styles[i % 4], label=clean_label(f"group {g}", limit=80)) for i, g in enumerate(groups)]
     if handles:
         a2.legend(handles=handles, loc="best", title="line style", title_fontsize=8)
     fig.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=11)

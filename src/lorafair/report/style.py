@@ -7,6 +7,8 @@ colour-vision deficiencies. Each variant family keeps one colour throughout the 
 from __future__ import annotations
 
 import io
+import re
+import warnings
 
 import matplotlib
 
@@ -60,18 +62,60 @@ RC = {
     "lines.linewidth": 1.8,
     "lines.markersize": 5,
     "axes.prop_cycle": matplotlib.cycler(color=CYCLE),
+    # Labels come from the data (group, metric, variant and run names): plain text, never TeX or
+    # mathtext, so "$\notacommand{x}$" reads as written instead of failing the report. Every Text
+    # made under report_style() (tick labels made while saving included) takes these defaults;
+    # fig_to_png() also switches math off on every Text of the figure.
+    "text.usetex": False,
+    "text.parse_math": False,
+    "axes.formatter.use_mathtext": False,
 }
+
+
+_PLAIN = ("text.usetex", "text.parse_math", "axes.formatter.use_mathtext")
 
 
 def method_color(method: str, i: int = 0) -> str:
     return METHOD_COLORS.get(method, CYCLE[(i + 5) % len(CYCLE)])
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # no glyph in any font: drawn as boxes, with a warning
+
+
+def clean_label(s: object, limit: int = 200) -> str:
+    """Text from the data as a figure label: line endings as ``\n``, other control characters as
+    spaces, and at most ``limit`` characters (a longer one ends in "…")."""
+    t = _CONTROL.sub(" ", re.sub(r"\r\n?", "\n", str(s)))
+    return t if len(t) <= limit else t[: limit - 1] + "…"
+
+
+def plain_text(fig) -> None:
+    """Make every Text of ``fig`` plain text: no mathtext, no TeX (labels come from the data), and
+    no control characters. (Tick labels are set again while drawing: plots.py cleans those.)"""
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        t.set_usetex(False)
+        t.set_parse_math(False)
+        text = t.get_text()
+        if text:
+            cleaned = clean_label(text, limit=400)
+            if cleaned != text:
+                t.set_text(cleaned)
+
+
 def fig_to_png(fig) -> bytes:
-    """Render and close a figure; no metadata (reproducible bytes, no software URL inside)."""
+    """Render and close a figure; no metadata (reproducible bytes, no software URL inside). All
+    text is drawn as plain text (:func:`plain_text`)."""
+    plain_text(fig)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})  # layout="constrained": no second "tight" pass
-    plt.close(fig)
+    try:
+        with plt.rc_context({k: RC[k] for k in _PLAIN}), warnings.catch_warnings():  # Texts made while drawing too
+            # long labels from the data can leave constrained layout no room: the figure is still drawn
+            warnings.filterwarnings("ignore", message=r"constrained_layout not applied", category=UserWarning)
+            fig.savefig(buf, format="png", metadata={"Software": None})  # layout="constrained": no second "tight" pass
+    finally:
+        plt.close(fig)
     return buf.getvalue()
 
 
