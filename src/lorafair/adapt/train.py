@@ -2,14 +2,33 @@
 DDP/FSDP/DeepSpeed), AdamW, warm-up + cosine/linear schedule, gradient accumulation and clipping,
 bf16 autocast where supported, held-out loss at the end. The same data order for every variant
 (a seeded sampler), so variants differ only by the method.
+
+Divergence: a training loss (or the final held-out loss) that is not finite stops that training
+(:class:`Diverged`); an lr grid never picks a diverged run, and a variant whose every lr diverged
+fails (:class:`VariantFailed`); the runner records it and goes on with the other variants.
+
+Checkpoints (``train.checkpoint_every``): every N optimiser steps the resumable state of the training
+in progress — the *trainable* parameters only (a LoRA adapter, not the base), their pending gradients,
+optimizer and scheduler state, RNG states, the step, the losses so far — is written atomically to
+``<checkpoint dir>/lr-<i>/step-<N>/`` (:class:`StepCheckpoint`). A resumed training rebuilds the
+variant from (config, seed), loads that state and replays the data loader to the same position, so it
+sees the same batches and ends with the same numbers as an uninterrupted one. In an lr grid each
+finished lr's result (and the best lr's trained parameters) is kept too, so a grid killed in its last
+lr does not retrain the others. The runner removes the folder once the variant is saved.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
+import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
 
 import torch
 from tqdm.auto import tqdm
@@ -18,6 +37,7 @@ from lorafair.adapt.peft_methods import peft_config
 from lorafair.adapt.tokenize import collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
+from lorafair.run.atomic import atomic_write_json, fsync_dir, fsync_tree
 
 
 @dataclass
@@ -25,7 +45,7 @@ class TrainResult:
     lr: float
     steps: int
     train_loss: float  # mean loss of the last 10% of steps
-    eval_loss: float  # mean token NLL on the held-out split
+    eval_loss: float  # mean token NLL on the held-out split (nan: no held-out data; written as null)
     tokens: int
     wall_s: float
     tokens_per_s: float
@@ -35,12 +55,56 @@ class TrainResult:
     lr_search: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: a number that is not finite (no held-out loss) becomes null, never NaN."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainResult":
+        names = {f for f in cls.__dataclass_fields__}
+        d = {k: v for k, v in d.items() if k in names}
+        for k in ("train_loss", "eval_loss"):
+            if d.get(k) is None:
+                d[k] = float("nan")
+        return cls(**d)
+
+
+class Diverged(Exception):
+    """One training (one variant at one learning rate) stopped: its loss is not finite."""
+
+    def __init__(self, variant: str, lr: float, step: int, steps: int, loss: float, what: str = "loss"):
+        self.variant, self.lr, self.step, self.steps, self.loss, self.what = variant, lr, step, steps, loss, what
+        super().__init__(f"{variant}: {what} not finite ({loss}) at step {step} of {steps} (lr {lr:g})")
+
+    @property
+    def reason(self) -> str:
+        return f"{self.what} not finite at step {self.step} (lr {self.lr:g})"
+
+    def to_dict(self) -> dict:
+        return {"lr": self.lr, "status": "failed", "step": self.step, "loss": str(self.loss), "reason": self.reason,
+                "eval_loss": None, "train_loss": None}
+
+
+class VariantFailed(Exception):
+    """Every learning rate of a variant diverged: the variant has no trained model."""
+
+    def __init__(self, variant: str, failures: list[Diverged], lr_search: list[dict]):
+        self.variant, self.failures, self.lr_search = variant, failures, lr_search
+        if len(failures) == 1:
+            self.note = failures[0].reason
+        else:
+            whats = {f.what for f in failures}
+            self.note = f"{whats.pop() if len(whats) == 1 else 'loss'} not finite at every lr (" + "; ".join(
+                f"lr {f.lr:g}: step {f.step}" for f in failures) + ")"
+        super().__init__(f"{variant}: {self.note}")
+
+    def to_dict(self) -> dict:
+        """The failure part of the variant's ``train.json`` marker."""
+        first = self.failures[0]
+        return {"status": "failed", "reason": self.note, "step": first.step, "lr": first.lr, "loss": str(first.loss),
+                "steps": first.steps, "failures": [f.to_dict() for f in self.failures], "lr_search": self.lr_search}
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
     import numpy as np
 
     random.seed(seed)
@@ -79,10 +143,171 @@ def num_steps(tcfg: TrainConfig, n_train: int, world: int = 1) -> int:
     return max(1, math.ceil(tcfg.epochs * n_train / per_step))
 
 
+# ---------------------------------------------------------------------------------------- checkpoints
+
+def _read_json(path: Path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def trainable_state(model) -> dict[str, torch.Tensor]:
+    """The trainable parameters of ``model`` by name (a PEFT model: its adapter only, never the base)."""
+    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state(model, sd: dict[str, torch.Tensor]) -> None:
+    """Copy ``sd`` into ``model``'s trainable parameters in place (the optimizer keeps its references)."""
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(named) != set(sd):
+        raise ValueError("checkpoint does not match the model's trainable parameters")
+    with torch.no_grad():
+        for n, p in named.items():
+            p.copy_(sd[n].to(p.device, p.dtype))
+
+
+def rng_state() -> dict:
+    import numpy as np
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    st = {"torch": torch.get_rng_state(), "python": random.getstate(),
+          "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict) -> None:
+    import numpy as np
+
+    torch.set_rng_state(st["torch"])
+    random.setstate(st["python"])
+    name, keys, pos, has_gauss, cached = st["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+class StepCheckpoint:
+    """The resumable state of one training in ``root``: ``latest.json`` names the newest complete
+    ``step-NNNNNNN/`` folder. A folder is written under a temporary name (``.step-….tmp``, which the run
+    directory's clean-up removes), fsynced, renamed, and only then pointed to; older ones are removed.
+    ``key`` ties the state to one training (the runner's variant fingerprint and the lr): a checkpoint
+    of another training is ignored and removed.
+
+    Under ``accelerate launch`` (DDP) every process writes its own RNG state and the main process the
+    rest; a checkpoint of a different number of processes is not resumed."""
+
+    def __init__(self, root: Path, key: str, every: Optional[int], log=None):
+        self.root, self.key, self.every, self.log = Path(root), key, every, log
+
+    def due(self, step: int, steps: int) -> bool:
+        return bool(self.every) and step % self.every == 0 and step < steps
+
+    def _info(self, msg, *args):
+        if self.log:
+            self.log.info(msg, *args)
+
+    def save(self, acc, model, opt, sched, progress: dict) -> None:
+        from safetensors.torch import save_file
+
+        step = progress["step"]
+        tmp = self.root / f".step-{step:07d}.tmp"
+        if acc.is_main_process:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir()
+        acc.wait_for_everyone()
+        unwrapped = acc.unwrap_model(model)
+        # per process: its RNG states and the gradients it accumulated towards the next optimiser step
+        # (under DDP each process holds its own until they are synchronised)
+        grads = {n: p.grad.detach().cpu().clone() for n, p in unwrapped.named_parameters()
+                 if p.requires_grad and p.grad is not None}
+        torch.save({"rng": rng_state(), "grads": grads}, tmp / f"rank-{acc.process_index}.pt")
+        if acc.is_main_process:
+            save_file(trainable_state(unwrapped), str(tmp / "trainable.safetensors"))
+            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optimizer.pt")
+            with open(tmp / "progress.json", "w", encoding="utf-8") as f:
+                json.dump(progress | {"key": self.key}, f)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            fsync_tree(tmp)  # on disk before latest.json names it
+            dst = self.root / f"step-{step:07d}"
+            if dst.exists():
+                shutil.rmtree(dst)
+            os.replace(tmp, dst)
+            fsync_dir(self.root)
+            atomic_write_json(self.root / "latest.json", {"key": self.key, "step": step, "folder": dst.name,
+                                                    "world_size": acc.num_processes})
+            for old in self.root.glob("step-*"):
+                if old.name != dst.name:
+                    shutil.rmtree(old, ignore_errors=True)
+            self._info("checkpoint: %s step %d", self.root, step)
+
+    def load(self, acc) -> Optional[dict]:
+        """The saved state of this training (tensors on CPU), or None when there is none to resume."""
+        from safetensors.torch import load_file
+
+        latest = _read_json(self.root / "latest.json")
+        if not isinstance(latest, dict):
+            return None
+        if latest.get("key") != self.key:
+            self._info("checkpoint in %s belongs to another training; not resumed", self.root)
+            return None
+        if latest.get("world_size") != acc.num_processes:
+            self._info("checkpoint in %s was written by %s processes, this training has %d; not resumed",
+                       self.root, latest.get("world_size"), acc.num_processes)
+            return None
+        d = self.root / str(latest.get("folder"))
+        progress = _read_json(d / "progress.json")
+        mine = d / f"rank-{acc.process_index}.pt"
+        if not isinstance(progress, dict) or progress.get("key") != self.key or not mine.is_file():
+            return None
+        own = torch.load(mine, map_location="cpu", weights_only=True)
+        return {"progress": progress, "params": load_file(str(d / "trainable.safetensors")), "grads": own["grads"],
+                "optim": torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True), "rng": own["rng"]}
+
+
+def _drop_steps(root: Path) -> None:
+    """Remove the step checkpoints of a training that has finished (its result is kept instead)."""
+    (root / "latest.json").unlink(missing_ok=True)
+    for old in root.glob("step-*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _stale(root: Path, key: str) -> bool:
+    """True when ``root`` holds the state or result of another training than ``key``."""
+    for name in ("latest.json", "result.json"):
+        d = _read_json(root / name)
+        if (root / name).exists() and not (isinstance(d, dict) and d.get("key") == key):
+            return True
+    return False
+
+
+def _restore(acc, model, opt, sched, state: dict) -> None:
+    unwrapped = acc.unwrap_model(model)
+    load_trainable_state(unwrapped, state["params"])
+    named = dict(unwrapped.named_parameters())
+    for n, g in state["grads"].items():
+        named[n].grad = g.to(named[n].device, named[n].dtype)
+    opt.load_state_dict(state["optim"]["optimizer"])
+    sched.load_state_dict(state["optim"]["scheduler"])
+    acc.step = state["progress"]["acc_step"]
+
+
+# ---------------------------------------------------------------------------------------- training
+
 def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: TrainConfig, lr: float, seed: int,
-                device: torch.device, *, progress: bool = True, log=None, desc: str = "train") -> TrainResult:
-    """Train ``model`` in place; return losses and throughput."""
+                device: torch.device, *, progress: bool = True, log=None, desc: str = "train",
+                checkpoint: Optional[StepCheckpoint] = None) -> TrainResult:
+    """Train ``model`` in place; return losses and throughput. Raises :class:`Diverged` when a training
+    loss or the held-out loss is not finite. With ``checkpoint``, resumes from its saved state and saves
+    one every ``checkpoint.every`` steps."""
     from accelerate import Accelerator
+    from accelerate.utils import DistributedType
     from transformers import get_scheduler
 
     acc = Accelerator(
@@ -90,6 +315,11 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
         gradient_accumulation_steps=tcfg.grad_accum,
         cpu=device.type == "cpu",
     )
+    if checkpoint is not None and acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        if log:
+            log.warning("%s: checkpoints inside a variant are not supported under %s; training without them",
+                        desc, acc.distributed_type)
+        checkpoint = None
     pad = tok.pad_token_id
     gen = torch.Generator().manual_seed(seed)
     loader = torch.utils.data.DataLoader(
@@ -105,14 +335,26 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     model.train()
     model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
     history, losses = [], []
-    tokens, step, t0 = 0, 0, time.perf_counter()
-    bar = tqdm(total=steps, desc=desc, disable=not (progress and acc.is_main_process), leave=False, unit="step")
+    tokens, step, done_s = 0, 0, 0.0
 
     def batches():
         while True:
             yield from loader
 
     it = batches()
+    state = checkpoint.load(acc) if checkpoint is not None else None
+    if state is not None:
+        _restore(acc, model, opt, sched, state)
+        p = state["progress"]
+        step, tokens, history, losses, done_s = p["step"], p["tokens"], p["history"], p["losses"], p["wall_s"]
+        for _ in range(step * tcfg.grad_accum):  # the same data-loader position: replay the batches seen
+            next(it)
+        set_rng_state(state["rng"])
+        if log:
+            log.info("%s: resumed from checkpoint at step %d of %d", desc, step, steps)
+    t0 = time.perf_counter() - done_s
+    bar = tqdm(total=steps, initial=step, desc=desc, disable=not (progress and acc.is_main_process), leave=False,
+               unit="step")
     while step < steps:
         step_loss = 0.0
         for _ in range(tcfg.grad_accum):
@@ -120,13 +362,20 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
             with acc.accumulate(model):
                 out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
                 loss = out.loss
+                value = float(loss.detach())
+                bad = not math.isfinite(value)
+                if acc.num_processes > 1:  # every process stops together
+                    bad = bool(acc.reduce(torch.tensor(float(bad), device=acc.device), reduction="sum").item())
+                if bad:
+                    bar.close()
+                    raise Diverged(desc, lr, step + 1, steps, value)
                 acc.backward(loss)
                 if acc.sync_gradients and tcfg.grad_clip:
                     acc.clip_grad_norm_(params, tcfg.grad_clip)
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
-            step_loss += float(loss.detach()) / tcfg.grad_accum
+            step_loss += value / tcfg.grad_accum
             tokens += int(batch["attention_mask"].sum()) * acc.num_processes
         step += 1
         losses.append(step_loss)
@@ -134,6 +383,10 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
         history.append({"step": step, "loss": round(step_loss, 5), "lr": sched.get_last_lr()[0]})
         bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
         bar.update(1)
+        if checkpoint is not None and checkpoint.due(step, steps):
+            checkpoint.save(acc, model, opt, sched, {"step": step, "tokens": tokens, "history": history,
+                                                     "losses": losses, "wall_s": elapsed, "acc_step": acc.step,
+                                                     "lr": lr, "steps": steps})
     bar.close()
     wall = time.perf_counter() - t0
     model = acc.unwrap_model(model)
@@ -142,6 +395,8 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     if eval_enc:
         nll, cnt = sequence_nll(model, eval_enc, pad, tcfg.eval_batch_size, device=acc.device)
         eval_loss = sum(nll) / max(1, sum(cnt))
+        if not math.isfinite(eval_loss):
+            raise Diverged(desc, lr, steps, steps, eval_loss, what="held-out loss")
     tail = losses[-max(1, len(losses) // 10):]
     if log:
         log.info("%s: lr=%g steps=%d train_loss=%.4f eval_loss=%.4f tokens/s=%.0f", desc, lr, steps,
@@ -151,20 +406,97 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
                        world_size=acc.num_processes, history=history)
 
 
+def _better(res: TrainResult, best: Optional[TrainResult]) -> bool:
+    """Lower held-out loss wins (the first of equals); without held-out data, lower training loss."""
+    if best is None:
+        return True
+    if math.isfinite(res.eval_loss) or math.isfinite(best.eval_loss):
+        return math.isfinite(res.eval_loss) and (not math.isfinite(best.eval_loss) or res.eval_loss < best.eval_loss)
+    return res.train_loss < best.train_loss
+
+
 def train_variant(base_model, tok, variant: Variant, train_enc, eval_enc, tcfg: TrainConfig, seed: int, device,
-                  *, progress=True, log=None):
-    """Train ``variant`` once per learning rate of its grid; return (best model, its TrainResult)."""
-    best = None
-    search = []
-    for lr in variant.lrs:
+                  *, progress=True, log=None, checkpoint_dir: Optional[Path] = None, key: str = "",
+                  is_main: bool = True):
+    """Train ``variant`` once per learning rate of its grid; return (best model, its TrainResult).
+
+    A learning rate whose training diverges is recorded in ``lr_search`` and never picked; when every one
+    diverges, raises :class:`VariantFailed`. With ``checkpoint_dir`` (and ``tcfg.checkpoint_every``),
+    each lr's training is resumable (``lr-<i>/``), and in a grid each finished lr's result
+    (``lr-<i>/result.json``) and the best lr's trained parameters (``lr-<i>/final.safetensors``) are
+    kept until the runner removes the folder."""
+    every = getattr(tcfg, "checkpoint_every", None)
+    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None and every else None
+    grid = len(variant.lrs) > 1
+    best: Optional[tuple[object, TrainResult, int]] = None
+    search, failures = [], []
+    for i, lr in enumerate(variant.lrs):
+        desc = f"{variant.name} lr={lr:g}" if grid else variant.name
+        lr_key = f"{key}/lr{i}={lr!r}"
+        sub = ckdir / f"lr-{i}" if ckdir is not None else None
+        done = _read_json(sub / "result.json") if sub is not None and grid else None
+        if sub is not None and is_main and _stale(sub, lr_key):  # left by another config of this variant
+            shutil.rmtree(sub, ignore_errors=True)
+            done = None
+        if isinstance(done, dict) and done.get("key") == lr_key:
+            if done.get("status") == "failed":
+                d = done["diverged"]
+                failures.append(Diverged(desc, lr, d["step"], d["steps"], float(d["loss"]), d["what"]))
+                search.append(failures[-1].to_dict())
+                if log:
+                    log.info("%s: diverged before (%s), not retrained", desc, failures[-1].reason)
+                continue
+            res = TrainResult.from_dict(done["result"])
+            search.append({"lr": lr, "eval_loss": done["result"]["eval_loss"], "train_loss": res.train_loss})
+            if log:
+                log.info("%s: trained before (eval_loss=%.4f), not retrained", desc, res.eval_loss)
+            if _better(res, best[1] if best else None):
+                best = (None, res, i)
+            continue
         model = build_variant_model(base_model, variant, seed).to(device)
-        res = train_model(model, tok, train_enc, eval_enc, tcfg, lr, seed, device, progress=progress, log=log,
-                          desc=f"{variant.name} lr={lr:g}" if len(variant.lrs) > 1 else variant.name)
-        search.append({"lr": lr, "eval_loss": res.eval_loss, "train_loss": res.train_loss})
-        if best is None or (res.eval_loss < best[1].eval_loss) or math.isnan(best[1].eval_loss):
-            best = (model, res)
+        ck = StepCheckpoint(sub, lr_key, every, log=log) if sub is not None else None
+        try:
+            res = train_model(model, tok, train_enc, eval_enc, tcfg, lr, seed, device, progress=progress, log=log,
+                              desc=desc, checkpoint=ck)
+        except Diverged as e:
+            del model
+            failures.append(e)
+            search.append(e.to_dict())
+            if log:
+                log.warning("%s: %s; this lr is not used", variant.name, e.reason)
+            if sub is not None and grid and is_main:
+                atomic_write_json(sub / "result.json", {"key": lr_key, "status": "failed", "diverged": {
+                    "step": e.step, "steps": e.steps, "loss": str(e.loss), "what": e.what}})
+                _drop_steps(sub)
+            continue
+        search.append({"lr": lr, "eval_loss": res.to_dict()["eval_loss"], "train_loss": res.train_loss})
+        better = _better(res, best[1] if best else None)
+        if sub is not None and grid and is_main:
+            from safetensors.torch import save_file
+
+            sub.mkdir(parents=True, exist_ok=True)
+            if better:  # keep the best lr's trained parameters until the variant is saved
+                tmp = sub / ".final.safetensors.tmp"
+                save_file(trainable_state(model), str(tmp))
+                fsync_tree(tmp)
+                os.replace(tmp, sub / "final.safetensors")
+                fsync_dir(sub)
+            atomic_write_json(sub / "result.json", {"key": lr_key, "status": "ok", "result": res.to_dict()})
+            if better and best is not None:
+                (ckdir / f"lr-{best[2]}" / "final.safetensors").unlink(missing_ok=True)
+            _drop_steps(sub)
+        if better:
+            best = (model, res, i)
         else:
             del model
-    model, res = best
+    if best is None:
+        raise VariantFailed(variant.name, failures, search)
+    model, res, i = best
+    if model is None:  # the best lr finished before a resume: rebuild it from its saved parameters
+        from safetensors.torch import load_file
+
+        model = build_variant_model(base_model, variant, seed).to(device)
+        load_trainable_state(model, load_file(str(ckdir / f"lr-{i}" / "final.safetensors")))
+        model.eval()
     res.lr_search = search
     return model, res

@@ -25,7 +25,7 @@ import yaml
 
 from lorafair.adapt.peft_methods import check_ranks
 from lorafair.adapt.tokenize import encode_records
-from lorafair.adapt.train import seed_everything, train_model, train_variant
+from lorafair.adapt.train import Diverged, VariantFailed, seed_everything, train_model, train_variant
 from lorafair.adapt.variants import Variant, plan_variants
 from lorafair.config.load import dump_config
 from lorafair.config.schema import PEFT_METHODS, RunConfig
@@ -34,7 +34,8 @@ from lorafair.data.load import load_records, split_holdout
 from lorafair.data.registry import DataContext
 from lorafair.errors import UserError
 from lorafair.models.sources import load_model, resolve_device
-from lorafair.run.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
+from lorafair.run.atomic import (atomic_write_json, atomic_write_jsonl, atomic_write_text, fsync_dir, fsync_tree,
+                                 make_temp_dir, read_json)
 from lorafair.run.info import run_info
 from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.paired import items_path, save_items, write_paired_rows, write_roles
@@ -151,7 +152,11 @@ class Runner:
         work = copy.deepcopy(model)
         for p in work.parameters():
             p.requires_grad_(True)
-        res = train_model(work, tok, enc, [], tcfg, st.lr, seed, self.device, progress=self.progress, log=self.log, desc="start")
+        try:
+            res = train_model(work, tok, enc, [], tcfg, st.lr, seed, self.device, progress=self.progress, log=self.log,
+                              desc="start")
+        except Diverged as e:
+            raise UserError("start.lr", st.lr, f"a learning rate at which the start stage trains ({e.reason})") from None
         if is_main_process():
             self._save_full(work, folder)
             atomic_write_json(folder / "train.json", res.to_dict() | {"records": len(rows)})
@@ -174,7 +179,9 @@ class Runner:
         fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".tmp", dir=folder)
         os.close(fd)
         save_file(uniq, tmp)
+        fsync_tree(tmp)  # the weights are on disk (with the umask's mode) before train.json announces them
         os.replace(tmp, folder / "model.safetensors")
+        fsync_dir(folder)
 
     def _export_hf(self, model, tok, dst: Path) -> None:
         """A ``save_pretrained`` folder (config, safetensors, tokenizer) loadable as ``hf:<dst>``."""
@@ -186,12 +193,14 @@ class Runner:
         os.replace(tmp, dst)
 
     def _save_adapter(self, model, folder: Path) -> None:
-        tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=folder))
+        tmp = make_temp_dir(folder, ".adapter.")
         model.save_pretrained(tmp, safe_serialization=True)
+        fsync_tree(tmp)
         dst = folder / "adapter"
         if dst.exists():
             shutil.rmtree(dst)
         os.replace(tmp, dst)
+        fsync_dir(folder)
 
     def load_variant(self, base_model, variant: Variant, seed: int):
         folder = self.out / variant.folder(seed)
@@ -210,8 +219,16 @@ class Runner:
 
     # ------------------------------------------------------------------ phases
     def train_all(self, base_model, tok, only: str | None = None, seeds: list[int] | None = None) -> dict:
+        """Train every variant (``only``: one) for every seed, skipping those whose ``train.json`` marker has
+        the same fingerprint. A variant whose loss is not finite at every lr of its grid fails: its marker
+        records ``"status": "failed"`` with the reason, step and lr (:meth:`_failed_marker`), its studies
+        are skipped and the other variants go on. A failed variant is retried only when its fingerprint
+        changes (training is a pure function of config and seed: the same settings diverge again); to
+        retry it anyway delete its ``train.json``. ``train.checkpoint_every`` makes a training resumable
+        inside a variant (``<variant>-s<seed>/checkpoint/``, removed once the variant is saved)."""
         fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
         info = {}
+        failed = []
         trainable = [v for v in self.variants if v.trains and (only is None or v.name == only)]
         for seed in seeds or self.cfg.seeds:
             train_rows, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
@@ -223,15 +240,43 @@ class Runner:
                 folder = self.out / v.folder(seed)
                 marker = folder / "train.json"
                 fp = _fingerprint([fp_common, asdict(v), seed])
-                if marker.exists() and read_json(marker).get("fingerprint") == fp:
-                    info[v.folder(seed)] = read_json(marker)
-                    self.log.info("[%d/%d] %s seed %d: trained already, skipping", i, len(trainable), v.name, seed)
+                prev = self._read_marker(marker)
+                if prev is not None and prev.get("fingerprint") == fp:
+                    info[v.folder(seed)] = prev
+                    if is_main_process():
+                        self._clear_checkpoint(folder)  # left by a run killed after the marker was written
+                    if prev.get("status") == "failed":
+                        failed.append((v, seed, prev.get("reason", "failed")))
+                        self.log.warning("[%d/%d] %s seed %d: failed before (%s), skipping; change its settings (lr) "
+                                         "to retry, or delete %s", i, len(trainable), v.name, seed, prev.get("reason"), marker)
+                    else:
+                        self.log.info("[%d/%d] %s seed %d: trained already, skipping", i, len(trainable), v.name, seed)
                     continue
                 self.log.info("[%d/%d] training %s (seed %d, %s steps, lr %s)", i, len(trainable), v.name, seed,
                               self.cfg.train.max_steps or f"{self.cfg.train.epochs} epochs", ",".join(f"{x:g}" for x in v.lrs))
                 folder.mkdir(parents=True, exist_ok=True)
-                model, res = train_variant(base_model, tok, v, enc_train, enc_eval, self.cfg.train, seed, self.device,
-                                           progress=self.progress, log=self.log)
+                try:
+                    model, res = train_variant(base_model, tok, v, enc_train, enc_eval, self.cfg.train, seed, self.device,
+                                               progress=self.progress, log=self.log, checkpoint_dir=folder / "checkpoint",
+                                               key=fp, is_main=is_main_process())
+                except VariantFailed as e:
+                    self.log.error("%s seed %d failed: %s; its studies are skipped, the other variants go on",
+                                   v.name, seed, e.note)
+                    failed.append((v, seed, e.note))
+                    rec = e.to_dict() | {"fingerprint": fp, "variant": asdict(v), "seed": seed,
+                                         "train_records": len(enc_train), "heldout_records": len(enc_eval)}
+                    if is_main_process():
+                        # what an earlier config of this variant left would be shown as this one's results
+                        for stale in ("adapter", "model", "model.safetensors", "results"):
+                            p = folder / stale
+                            if p.is_dir():
+                                shutil.rmtree(p)
+                            elif p.exists():
+                                p.unlink()
+                        atomic_write_json(marker, rec)
+                        self._clear_checkpoint(folder)
+                    info[v.folder(seed)] = rec
+                    continue
                 if not is_main_process():
                     continue
                 if v.method == "full":
@@ -240,12 +285,47 @@ class Runner:
                         self._export_hf(model, tok, folder / "model")
                 else:
                     self._save_adapter(model, folder)
-                rec = res.to_dict() | {"fingerprint": fp, "variant": asdict(v), "seed": seed,
-                                       "train_records": len(enc_train), "heldout_records": len(enc_eval)}
+                rec = {"status": "ok"} | res.to_dict() | {"fingerprint": fp, "variant": asdict(v), "seed": seed,
+                                                          "train_records": len(enc_train), "heldout_records": len(enc_eval)}
                 atomic_write_json(marker, rec)
+                self._clear_checkpoint(folder)
                 info[v.folder(seed)] = rec
                 del model
+        if failed:
+            self.log.warning("training failed for %d of %d variant(s), their studies are skipped: %s", len(failed),
+                             len(trainable) * len(seeds or self.cfg.seeds),
+                             "; ".join(f"{v.name} (seed {s}): {why}" for v, s, why in failed))
+            if only is None and not any(not v.trains for v in self.variants) and len(failed) == len(trainable) * len(seeds or self.cfg.seeds):
+                v, s, why = failed[0]
+                raise UserError(self._lr_field(v), v.lrs[0] if len(v.lrs) == 1 else list(v.lrs),
+                                f"learning rates at which some variant trains (every variant failed and base is off: {why})")
         return info
+
+    @staticmethod
+    def _read_marker(marker: Path) -> dict | None:
+        try:
+            rec = read_json(marker)
+        except (OSError, ValueError):
+            return None
+        return rec if isinstance(rec, dict) else None
+
+    def _failed_marker(self, v: Variant, seed: int) -> dict | None:
+        """The ``train.json`` of ``v`` when its training failed (``"status": "failed"``, ``reason``, ``step``,
+        ``lr``, ``failures`` per lr), else None."""
+        if not v.trains:
+            return None
+        rec = self._read_marker(self.out / v.folder(seed) / "train.json")
+        return rec if rec is not None and rec.get("status") == "failed" else None
+
+    def _lr_field(self, v: Variant) -> str:
+        grid = self.cfg.variants.lr_grid or {}
+        return f"variants.lr_grid.{v.method}" if v.method in grid else f"variants.{v.method}.lr"
+
+    @staticmethod
+    def _clear_checkpoint(folder: Path) -> None:
+        ck = folder / "checkpoint"
+        if ck.is_dir():
+            shutil.rmtree(ck, ignore_errors=True)
 
     def train_one(self, name: str, seed: int | None = None) -> None:
         """Train a single variant (``lorafair train``); safe under ``accelerate launch``: only the main
@@ -267,7 +347,12 @@ class Runner:
             check_ranks(base_model, v.method, [v.rank], m.target_modules, f"variants.{v.method}")
         base_model = self.apply_start(base_model, tok)
         base_model.requires_grad_(False)
-        self.train_all(base_model, tok, only=name, seeds=[seed if seed is not None else self.cfg.seeds[0]])
+        seed = seed if seed is not None else self.cfg.seeds[0]
+        self.train_all(base_model, tok, only=name, seeds=[seed])
+        if (rec := self._failed_marker(v, seed)) is not None:  # the one job of this command failed
+            raise UserError(self._lr_field(v), rec.get("lr") if len(v.lrs) == 1 else list(v.lrs),
+                            f"a learning rate at which {v.name} trains ({rec.get('reason')}; recorded as failed in "
+                            f"{self.out / v.folder(seed) / 'train.json'})")
 
     def reference(self, base_model, seed: int, name: str):
         if name == "base":
@@ -277,6 +362,10 @@ class Runner:
             v = next((x for x in self.variants if x.name == name), None)
             if v is None:
                 raise UserError("variants", name, f"the '{name}' variant enabled (a study needs it as a reference)")
+            if (rec := self._failed_marker(v, seed)) is not None:
+                raise UserError(self._lr_field(v), rec.get("lr") if len(v.lrs) == 1 else list(v.lrs),
+                                f"a learning rate at which {name} trains: a study needs {name} (seed {seed}) as a "
+                                f"reference and its training failed ({rec.get('reason')})")
             self._refs[key] = self.load_variant(base_model, v, seed)
         return self._refs[key]
 
@@ -290,6 +379,10 @@ class Runner:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             for i, v in enumerate(self.variants, 1):
                 folder = self.out / v.folder(seed)
+                if (failed := self._failed_marker(v, seed)) is not None:
+                    self.log.warning("[%d/%d] %s seed %d: training failed (%s), studies skipped", i, len(self.variants),
+                                     v.name, seed, failed.get("reason"))
+                    continue
                 todo = []
                 for name, scfg in studies.items():
                     fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed])

@@ -27,9 +27,31 @@ def collect_rows(run_dir: Path) -> list[dict]:
             })
     for extra in sorted(run_dir.glob("extra_metrics/*.json")):
         rows += json.loads(extra.read_text(encoding="utf-8"))["rows"]
+    rows += failed_rows(run_dir)
     order = {"base": 0, "full": 1}
     rows.sort(key=lambda r: (order.get(r["method"], 3 if r["method"] == "policy" else 2), r["method"], r["rank"] or 0,
                              r["variant"], r["seed"], r["study"], r["metric"], r["group"] or ""))
+    return rows
+
+
+def failed_rows(run_dir: Path) -> list[dict]:
+    """One row per variant whose training failed (``train.json`` with ``"status": "failed"``): study
+    ``train``, metric ``status``, no value, note ``failed: <reason>`` (e.g. ``failed: loss not finite at
+    step 3 (lr 1000)``), so metrics.csv and summary.md say why the variant has no results."""
+    rows = []
+    for marker in sorted(run_dir.glob("*-s*/train.json")):
+        try:
+            t = json.loads(marker.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(t, dict) or t.get("status") != "failed":
+            continue
+        v = t.get("variant") or {}
+        rows.append({
+            "variant": v.get("name", marker.parent.name.rsplit("-s", 1)[0]), "method": v.get("method", ""),
+            "rank": v.get("rank"), "seed": t.get("seed", 0), "study": "train", "metric": "status", "group": "",
+            "value": None, "ci_low": None, "ci_high": None, "n": None, "note": f"failed: {t.get('reason', 'training failed')}",
+        })
     return rows
 
 

@@ -40,10 +40,32 @@ class HeldoutStudy:
         both = np.stack([nll, cnt], axis=1)
         ratio = lambda x: x[:, 0].sum() / max(1.0, x[:, 1].sum())  # noqa: E731  (token-weighted mean NLL)
         loss, lo, hi = bootstrap_ci(both, ratio, n_boot=c.n_boot, seed=ctx.seed)
-        rows = [
-            MetricRow("loss", loss, lo, hi, n=len(enc)),
-            MetricRow("perplexity", math.exp(loss), math.exp(lo) if lo == lo else None, math.exp(hi) if hi == hi else None, n=len(enc)),
-        ]
+        rows = [_row("loss", loss, lo, hi, len(enc), lambda x: x), _row("perplexity", loss, lo, hi, len(enc), _exp)]
         items = {"sequences": ItemSet([str(i) for i in range(len(enc))], {"nll": nll, "tokens": cnt})}
         return StudyResult(rows, {"sequences": len(enc), "tokens": int(cnt.sum()), "interval": "95% bootstrap over sequences"},
                            items=items)
+
+
+def _exp(x: float) -> float:
+    """exp(x), ``inf`` where it overflows a float (a loss above ~709)."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _row(metric: str, loss, lo, hi, n: int, f) -> MetricRow:
+    """A metric computed as ``f`` of the loss and its bounds; a value that is not finite (a diverged model's
+    loss, or perplexity = exp(loss) beyond a float) is written as missing with a note — never as NaN or
+    Infinity, which JSON cannot hold."""
+    value = f(float(loss)) if _finite(loss) else math.nan
+    if not _finite(value):
+        why = f"loss {float(loss):.6g}" if _finite(loss) else "the loss is not finite"
+        return MetricRow(metric, None, None, None, n=n, note=f"undefined: {metric} is not finite ({why})")
+    lo = f(float(lo)) if _finite(lo) else None
+    hi = f(float(hi)) if _finite(hi) else None
+    return MetricRow(metric, value, lo if _finite(lo) else None, hi if _finite(hi) else None, n=n)
