@@ -20,3 +20,17 @@ def test_atomic_files_and_temp_dirs_follow_the_umask(tmp_path):
         os.umask(old)
         atomic._UMASK = None
     assert not list(tmp_path.glob(".a.txt.*.tmp"))
+
+
+def test_json_is_strict_nan_and_inf_become_null(tmp_path):
+    import json
+
+    import numpy as np
+
+    atomic.atomic_write_json(tmp_path / "x.json", {"a": float("nan"), "b": [1.0, float("inf")], "c": np.float32("nan"),
+                                                   "d": np.array([np.inf, 2.0]), "e": "NaN"})
+    text = (tmp_path / "x.json").read_text()
+    obj = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+    assert obj == {"a": None, "b": [1.0, None], "c": None, "d": [None, 2.0], "e": "NaN"}
+    atomic.atomic_write_jsonl(tmp_path / "x.jsonl", [{"v": float("-inf")}])
+    assert json.loads((tmp_path / "x.jsonl").read_text()) == {"v": None}

@@ -167,3 +167,13 @@ def test_timing_9_ranks_3_studies(tmp_path):
     elapsed = time.perf_counter() - t0
     print(f"\nreport of 9 ranks x 3 studies: {elapsed:.1f} s, {len(out['plots'])} figures")
     assert elapsed < 120
+
+
+def test_failed_variants_are_named_not_shown_as_a_study(tmp_path):
+    root = make_run(tmp_path / "failed", ranks=(2, 4), studies=("decisions",), samples=False)
+    with open(root / "metrics.csv", "a", encoding="utf-8") as f:
+        f.write("lora-r8,lora,8,0,train,status,,,,,,failed: loss not finite at step 3 (lr 1000)\n")
+    out = write_report(root)
+    html = out["html"].read_text()
+    assert "Variants whose training failed" in html and "lora-r8 (seed 0): failed: loss not finite at step 3" in html
+    assert "Study: train" not in html

@@ -111,6 +111,12 @@ class ReportBuilder:
     def recommendation(self) -> list[Block]:
         self.toc.append(("recommendation", "Rank recommendation"))
         blocks: list[Block] = [Heading(2, "Rank recommendation", "recommendation")]
+        failed = self.run.failed()
+        if failed:
+            blocks.append(Callout("Variants whose training failed", [
+                "These variants have no results (their studies were skipped); the recommendation is made from the "
+                "others: " + "; ".join(f"{v} (seed {s}): {note or 'failed'}" for v, s, note in failed) + "."],
+                "not_reached"))
         if not self.recs:
             blocks.append(Callout("No ranked variants", [
                 "This run has no LoRA (or other ranked) variants, so no rank can be recommended; "

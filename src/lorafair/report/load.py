@@ -26,6 +26,8 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 METRICS_COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note")
 
+TRAIN_STATUS = "train"  # metrics.csv rows of variants whose training failed (run/tables.failed_rows)
+
 _VARIANT_RE = re.compile(r"^(?P<method>[a-z0-9_]+)-r(?P<rank>\d{1,9})$")  # a rank fits a plot axis
 _FOLDER_RE = re.compile(r"^(?P<variant>.+)-s(?P<seed>\d+)$")
 
@@ -156,8 +158,12 @@ class RunData:
 
     # -- views ---------------------------------------------------------------------------
     def studies(self) -> list[str]:
-        """Studies in the order they first appear in metrics.csv."""
-        return list(dict.fromkeys(r.study for r in self.records))
+        """Studies in the order they first appear in metrics.csv (not the runner's ``train`` status rows)."""
+        return list(dict.fromkeys(r.study for r in self.records if r.study != TRAIN_STATUS))
+
+    def failed(self) -> list[tuple[str, int, str]]:
+        """(variant, seed, note) of every variant whose training failed (metrics.csv ``train``/``status`` rows)."""
+        return [(r.variant, r.seed, r.note) for r in self.records if r.study == TRAIN_STATUS and r.metric == "status"]
 
     def variants(self) -> list[str]:
         """Variant names sorted base, then each method by rank, then full."""

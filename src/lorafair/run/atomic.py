@@ -8,6 +8,7 @@ run directory shared with a group stays readable by it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import stat
 import tempfile
@@ -101,11 +102,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_default) + "\n")
+    """Strict JSON: NaN and ±inf (not JSON) are written as null."""
+    atomic_write_text(path, json.dumps(finite(obj), indent=2, sort_keys=False, default=_default, allow_nan=False) + "\n")
 
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, default=_default, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_text(path, "".join(json.dumps(finite(r), default=_default, ensure_ascii=False, allow_nan=False) + "\n"
+                                    for r in rows))
+
+
+def finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf; numpy's too) replaced by None, recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.floating):
+            return float(obj) if np.isfinite(obj) else None
+        if isinstance(obj, np.ndarray):
+            return finite(obj.tolist())
+    except ImportError:  # pragma: no cover
+        pass
+    return obj
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -85,7 +85,8 @@ class Runner:
         check_writable(self.out)
         if lock and self._lock is None:
             self._lock = RunLock(self.out).acquire()
-        stale = clean_stale_temporaries(self.out)
+        # only a locking run may remove leftovers: `lorafair train` jobs sharing the directory may be writing
+        stale = clean_stale_temporaries(self.out) if self._lock is not None else []
         atomic_write_text(self.out / "config.yaml", text)
         self.log = setup_logging(self.out / "run.log", self.quiet)
         if stale:
