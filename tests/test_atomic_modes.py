@@ -34,3 +34,35 @@ def test_json_is_strict_nan_and_inf_become_null(tmp_path):
     assert obj == {"a": None, "b": [1.0, None], "c": None, "d": [None, 2.0], "e": "NaN"}
     atomic.atomic_write_jsonl(tmp_path / "x.jsonl", [{"v": float("-inf")}])
     assert json.loads((tmp_path / "x.jsonl").read_text()) == {"v": None}
+
+
+def test_leftovers_of_interrupted_writes_are_removed_on_resume(cli, recipe, tmp_path):
+    out = tmp_path / "r"
+    assert cli("run", recipe(), "--out", out, "--quiet")[0] == 0
+    left = [out / "full-s0" / ".model.abc.tmp", out / "lora-r1-s0" / ".metrics.csv.x.tmp"]
+    for p in left:
+        p.write_bytes(b"half")
+    (out / "lora-r1-s0" / ".adapter.123").mkdir()
+    keep = out / "lora-r1-s0" / "notes.txt"
+    keep.write_text("mine")
+    assert cli("run", recipe(), "--out", out, "--quiet")[0] == 0
+    assert not any(p.exists() for p in left) and not (out / "lora-r1-s0" / ".adapter.123").exists()
+    assert keep.read_text() == "mine"
+
+
+def test_weights_are_fsynced_before_the_marker_that_announces_them(cli, recipe, tmp_path, monkeypatch):
+    import lorafair.run.runner as runner
+
+    events = []
+    real_tree, real_json = runner.fsync_tree, runner.atomic_write_json
+    monkeypatch.setattr(runner, "fsync_tree", lambda p: (events.append(("fsync", os.path.basename(str(p)))), real_tree(p)))
+    monkeypatch.setattr(runner, "atomic_write_json",
+                        lambda p, o: (events.append(("write", os.path.basename(str(p)))), real_json(p, o)))
+    assert cli("run", recipe(), "--out", tmp_path / "r", "--quiet")[0] == 0
+    markers = [i for i, e in enumerate(events) if e == ("write", "train.json")]
+    fsyncs = [i for i, e in enumerate(events) if e[0] == "fsync"]
+    assert len(markers) == 3  # full, lora-r1, lora-r4
+    prev = -1
+    for i in markers:  # between two markers, the second variant's weights were fsynced
+        assert any(prev < j < i for j in fsyncs), events
+        prev = i
