@@ -52,20 +52,19 @@ def test_encode_pair_bos_and_trailing_space(tiny):
     assert ctx == [tok.bos_token_id] and len(cont) == 2
 
 
-class NoBos:
-    """The byte tokenizer seen as one without a BOS token."""
+class NoSpecials:
+    """The byte tokenizer seen as one with neither BOS nor EOS (nothing to condition the first token on)."""
 
     def __init__(self, tok):
-        self._tok, self.bos_token_id, self.pad_token_id = tok, None, tok.pad_token_id
+        self._tok, self.bos_token_id, self.eos_token_id, self.pad_token_id = tok, None, None, tok.pad_token_id
 
     def __call__(self, *a, **k):
         return self._tok(*a, **k)
 
 
-def test_empty_context_without_bos_skips_first_token(tiny):
+def test_empty_context_without_bos_or_eos_skips_first_token(tiny):
     model, tok = tiny
-    nb = NoBos(tok)
-    s = score_continuations(model, nb, [("", "hello")])[0]
+    s = score_continuations(model, NoSpecials(tok), [("", "hello")])[0]
     assert s.n_tokens == 4  # "hello" is 5 byte tokens; the first has no left context
     ids = torch.tensor([tok("hello", add_special_tokens=False)["input_ids"]])
     with torch.no_grad():
