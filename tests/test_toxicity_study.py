@@ -93,10 +93,16 @@ def test_perplexity_matches_model_loss(tiny):
     model, tok = tiny
     text = "The quick brown fox jumps."
     (nll, n), = text_nll(model, tok, [text])
+    from lorafair.studies.stereotypes.scoring import prefix_token_id
+
     enc = tok(text, return_tensors="pt")
+    ids = enc["input_ids"]
+    prefix = prefix_token_id(tok)
+    if prefix is not None and ids[0, 0].item() != prefix:  # every token of the text is scored, after the prefix token
+        ids = torch.cat([torch.tensor([[prefix]]), ids], dim=1)
     with torch.no_grad():
-        loss = model(**enc, labels=enc["input_ids"]).loss.item()
-    assert n == enc["input_ids"].shape[1] - 1
+        loss = model(input_ids=ids, labels=ids).loss.item()
+    assert n == ids.shape[1] - 1 == len(tok(text, add_special_tokens=False)["input_ids"])
     assert nll / n == pytest.approx(loss, rel=1e-5)
     # padding does not change a text's value
     (nll2, n2), _ = text_nll(model, tok, [text, text + " And a longer second text here."])

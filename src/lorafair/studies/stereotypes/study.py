@@ -34,12 +34,14 @@ BENCHMARKS = ("crows", "stereoset", "winobias", "bbq")
 Benchmark = Literal["crows", "stereoset", "winobias", "bbq"]
 
 # Sized for an answer: 95% interval half-widths of about 5 points or less for CrowS-Pairs %, StereoSet
-# SS and each BBQ accuracy (a proportion near 0.5-0.6 needs ~370-385 items), on items the shipped data
-# holds (CrowS-Pairs eval split: 758 pairs; StereoSet eval split: ~1,070 items per task). BBQ: 25
-# examples per (group, context condition) stratum, 15 groups × 2 conditions, so 375 per condition.
-# WinoBias: 200 pro/anti pairs (the gap's paired interval is narrow). Measured cost and half-widths
-# on the embedded SmolLM2-135M: docs/stereotypes.md.
-DEFAULT_LIMITS: dict[str, int] = {"crows": 400, "stereoset": 200, "winobias": 400, "bbq": 750}
+# SS and each BBQ accuracy (a proportion near 0.5-0.6 needs ~370-385 items), within what the shipped
+# data holds (CrowS-Pairs eval split: 758 pairs; StereoSet eval split: ~1,070 items per task).
+# StereoSet: 270 per task, 540 pooled (SS is a mean over target terms, so it needs more items than a
+# plain proportion: ±5.7 was measured at 400). BBQ: 25 examples per (group, context condition)
+# stratum, 15 groups × 2 conditions, so 375 per condition. WinoBias: 200 pro/anti pairs (the gap's
+# paired interval is narrow). Measured cost and half-widths on the embedded SmolLM2-135M:
+# docs/stereotypes.md.
+DEFAULT_LIMITS: dict[str, int] = {"crows": 400, "stereoset": 270, "winobias": 400, "bbq": 750}
 
 IDEAL = {
     "crows_stereotype_pct": 50.0, "crows_stereotype_pct_shared": 50.0,
