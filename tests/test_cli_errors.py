@@ -171,6 +171,17 @@ def test_a_finished_run_gains_a_study_without_retraining(cli, recipe, tmp_path):
     assert (out / "lora-r2-s0" / "results" / "heldout.json").is_file()
 
 
+@pytest.mark.parametrize("argv, expect", [
+    (["run"], "lorafair run: the following arguments are required: RECIPE_OR_YAML"),
+    (["nosuchcommand"], "invalid choice: 'nosuchcommand'"),
+    (["run", "tiny", "--bogus"], "unrecognized arguments: --bogus"),
+    (["report"], "lorafair report: the following arguments are required"),
+])
+def test_usage_mistakes_are_one_line(cli, argv, expect):
+    line = _one_error_line(*cli(*argv)[::2])
+    assert expect in line and "--help" in line
+
+
 def test_help_lists_commands(cli):
     import pytest as _p
 

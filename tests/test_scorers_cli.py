@@ -69,8 +69,9 @@ def test_missing_input_and_unknown_scorer(tmp_path, capsys):
     assert main(["score", "--scorer", "nosuch", str(src)]) == 2
     err = capsys.readouterr().err
     assert "nosuch" in err and "jigsaw-bilstm" in err
-    with pytest.raises(SystemExit):
-        main(["score", "--batch-size", "0", str(src)])
+    assert main(["score", "--batch-size", "0", str(src)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: lorafair score: argument --batch-size")
 
 
 def test_scorers_lists_every_scorer(capsys):

@@ -11,17 +11,25 @@ from lorafair import __version__
 from lorafair.errors import UserError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with lorafair's error contract: a usage mistake is one line ``error: …`` and exit code 2
+    (argparse prints its usage block first), raised as :class:`UserError` so ``main`` reports it."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        raise UserError.plain(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import lorafair.commands as pkg
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="lorafair",
         description="Did your low-rank fine-tune learn what the data asked for? "
         "Fine-tunes a ladder of variants (full, LoRA at many ranks, DoRA, rsLoRA, PiSSA) and measures "
         "toxicity, bias, fairness and distribution shift against rank.",
     )
     parser.add_argument("--version", action="version", version=f"lorafair {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     mods = []
     for info in pkgutil.iter_modules(pkg.__path__):
         mod = importlib.import_module(f"lorafair.commands.{info.name}")
@@ -36,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
