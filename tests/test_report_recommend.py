@@ -131,6 +131,10 @@ def test_only_targets_decide_and_guards_are_checked(tmp_path):
     assert rec.status == "reached" and rec.rank == 4
     assert [g.metric for g in rec.guards_broken] == ["g"]
     assert "breaks guard(s): g changes by +2 [+1, +3] from base" in rec.text
+    # when no rank reaches, broken guards are still named, with full's change
+    run = load_run(write_metrics(tmp_path / "nr", [cap("lora-r4", 0.5, 0.4, 0.6)] + rows[3:]))
+    rec = recommend(run, META, target=0.9)["s"][0]
+    assert rec.status == "not_reached" and "Guards broken: g at r=4 (full: +1.5 [+0.5, +2.5])" in rec.text
     # a guard that got better (lower) is not broken
     run = load_run(write_metrics(tmp_path / "ok", rows[:3] + [("lora-r4", "delta_g", -2.0, -3.0, -1.0)]))
     rec = recommend(run, META, target=0.9)["s"][0]

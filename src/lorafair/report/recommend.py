@@ -235,10 +235,20 @@ def _decide(scope: str, method: str, target: float, caps: list[MetricCapture],
         if over:
             s += f"; overshoots at r={', '.join(map(str, sorted(over)))}"
         parts.append(s)
+    broken: dict[str, list[int]] = {}
+    full_delta: dict[str, Optional[Estimate]] = {}
+    for r in ranks:
+        for g in guards_at(r):
+            key = f"{g.study + '/' if scope == 'overall' else ''}{g.metric}"
+            full_delta[key] = g.full_delta
+            if g.broken:
+                broken.setdefault(key, []).append(r)
+    gtext = (" Guards broken: " + "; ".join(f"{k} at r={', '.join(map(str, rs))} (full: {_signed(full_delta[k])})"
+                                            for k, rs in broken.items()) + ".") if broken else ""
     return Recommendation(
         scope, method, target, None, "not_reached",
         f"No {method} rank tried (r={ranks[0]}–{ranks[-1]}) has its {crit} within {band} on every "
-        f"{'defined ' if undefined else ''}target metric at once: " + "; ".join(parts) + f".{excluded}", caps)
+        f"{'defined ' if undefined else ''}target metric at once: " + "; ".join(parts) + f".{gtext}{excluded}", caps)
 
 
 def recommend(run: RunData, metas: dict[str, StudyMeta], target: float = 0.9) -> dict[str, list[Recommendation]]:
