@@ -24,3 +24,12 @@ def deep_update(d: dict, u: dict) -> dict:
 
 def run_cli_subprocess(*args, timeout=600, **kw):
     return subprocess.run([sys.executable, "-m", "lorafair", *map(str, args)], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def one_error_line(code, err):
+    """The CLI's contract for bad input: exit 2 and exactly one line ``error: …``, no traceback."""
+    assert code == 2, err
+    lines = [l for l in err.strip().splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "Traceback" not in err
+    return lines[0]

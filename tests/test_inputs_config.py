@@ -12,12 +12,7 @@ from lorafair.errors import UserError
 from helpers_lf import TINY, deep_update
 
 
-def _one_error_line(code, err):
-    assert code == 2, err
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
+from helpers_lf import one_error_line as _one_error_line  # noqa: E402
 
 
 def _bomb(levels=9):

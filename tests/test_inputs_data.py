@@ -11,12 +11,7 @@ from lorafair.data.registry import DataContext, DataSpec
 from lorafair.errors import UserError
 
 
-def _one_error_line(code, err):
-    assert code == 2, err
-    lines = [l for l in err.strip().splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    return lines[0]
+from helpers_lf import one_error_line as _one_error_line  # noqa: E402
 
 
 def _run_data(cli, recipe, tmp_path, source, **spec):

@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from lorafair.stats.capture import CaptureResult
+from lorafair.stats.capture import CaptureResult, _quantiles
 
 GROUP_PREFIX = "g:"
 _CHUNK_ELEMENTS = 4_000_000  # resample rows × items per chunk, to bound memory on large item sets
@@ -131,15 +131,6 @@ def paired_draws(stat, models: Sequence[dict[str, np.ndarray]], *, n_boot: int =
         for d, m in zip(draws, models):
             d[s:s + step] = stat({k: v[block] for k, v in m.items()})
     return points, draws
-
-
-def _quantiles(x: np.ndarray, level: float) -> tuple[float, float]:
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    lo, hi = np.quantile(x, [a, 1 - a])
-    return float(lo), float(hi)
 
 
 def _distance(x, ideal: Optional[float]):
