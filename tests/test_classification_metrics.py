@@ -48,21 +48,26 @@ def test_fairlearn_metrics_equal_fairlearn_functions(seed):
     assert overall["accuracy_disparity"] == pytest.approx(max(accs) - min(accs))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_vectorised_equals_fairlearn_on_random_predictions(seed):
-    y, p, g = _random(seed, n=257, groups=("x", "y", "z", "w"))
-    overall, _ = fairlearn_metrics(y, p, g)
+def _assert_vectorised_equals_fairlearn(y, p, g, seed, resamples, nan_ok=False):
+    """The vectorised path equals fairlearn on the data and on bootstrap-like resamples (several rows at once),
+    each resample compared with fairlearn on that resample."""
     names, code = np.unique(g, return_inverse=True)
+    overall, _ = fairlearn_metrics(y, p, g)
     fast = fairness_arrays(y[None], p[None], code[None], len(names))
     for k in OVERALL:
         assert fast[k][0] == pytest.approx(overall[k], abs=1e-12), k
-    # and on bootstrap-like resamples (several rows at once)
-    idx = np.random.default_rng(seed).integers(0, len(y), size=(3, len(y)))
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
     fast = fairness_arrays(y[idx], p[idx], code[idx], len(names))
-    for b in range(3):
+    for b in range(resamples):
         ref, _ = fairlearn_metrics(y[idx[b]], p[idx[b]], g[idx[b]])
         for k in OVERALL:
-            assert fast[k][b] == pytest.approx(ref[k], abs=1e-12), (k, b)
+            assert fast[k][b] == pytest.approx(ref[k], abs=1e-12, nan_ok=nan_ok), (k, b)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_vectorised_equals_fairlearn_on_random_predictions(seed):
+    y, p, g = _random(seed, n=257, groups=("x", "y", "z", "w"))
+    _assert_vectorised_equals_fairlearn(y, p, g, seed, resamples=3)
 
 
 def test_hand_computed_example():
@@ -148,19 +153,9 @@ def test_fairlearn_convention_for_a_group_without_positives():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_vectorised_equals_fairlearn_when_groups_lack_positives_or_negatives(seed):
     y, p, g = _lopsided(seed)
-    names, code = np.unique(g, return_inverse=True)
     overall, _ = fairlearn_metrics(y, p, g)
     assert overall["eo_difference"] == pytest.approx(equalized_odds_difference(y, p, sensitive_features=g))
-    fast = fairness_arrays(y[None], p[None], code[None], len(names))
-    for k in OVERALL:
-        assert fast[k][0] == pytest.approx(overall[k], abs=1e-12), k
-    # resamples of the kind the bootstrap draws, each compared with fairlearn on that resample
-    idx = np.random.default_rng(seed).integers(0, len(y), size=(5, len(y)))
-    fast = fairness_arrays(y[idx], p[idx], code[idx], len(names))
-    for b in range(5):
-        ref, _ = fairlearn_metrics(y[idx[b]], p[idx[b]], g[idx[b]])
-        for k in OVERALL:
-            assert fast[k][b] == pytest.approx(ref[k], abs=1e-12, nan_ok=True), (k, b)
+    _assert_vectorised_equals_fairlearn(y, p, g, seed, resamples=5, nan_ok=True)
 
 
 def test_vectorised_equals_fairlearn_overall_without_negatives_and_with_an_absent_group():

@@ -70,7 +70,8 @@ def _undefined(reason: str, n=None, method="") -> CaptureResult:
     return CaptureResult(nan, nan, nan, False, reason, n, method)
 
 
-def _quantiles(x: np.ndarray, level: float) -> tuple[float, float]:
+def quantiles(x: np.ndarray, level: float) -> tuple[float, float]:
+    """The two-sided percentile interval of the finite values of ``x`` (NaN, NaN when there are none)."""
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan"), float("nan")
@@ -127,14 +128,14 @@ def capture_ratio(
         sb = np.array([stat(b[i]) for i in ib])
         sv = np.array([stat(v[i]) for i in iv])
         sf = np.array([stat(f[i]) for i in i_f])
-    dlo, dhi = _quantiles(sb - sf, level)
+    dlo, dhi = quantiles(sb - sf, level)
     if not (dlo > 0 or dhi < 0):
         return _undefined(
             f"base and full do not differ significantly: {level:.0%} bootstrap interval of "
             f"m(base) - m(full) is [{dlo:.4g}, {dhi:.4g}], which contains 0",
             n, method,
         )
-    lo, hi = _quantiles(_ratio(sb, sv, sf), level)
+    lo, hi = quantiles(_ratio(sb, sv, sf), level)
     value = float(_ratio(np.array(mb), np.array(mv), np.array(mf)))
     return CaptureResult(value, lo, hi, True, "", n, method)
 
@@ -165,6 +166,6 @@ def _from_scalars(b, v, f, base_ci, variant_ci, full_ci, n_boot, level, seed) ->
     sb = b + se(base_ci) * rng.standard_normal(n_boot)
     sv = v + se(variant_ci) * rng.standard_normal(n_boot)
     sf = f + se(full_ci) * rng.standard_normal(n_boot)
-    lo, hi = _quantiles(_ratio(sb, sv, sf), level)
+    lo, hi = quantiles(_ratio(sb, sv, sf), level)
     reason = "" if variant_ci is not None else "no interval given for the variant: its uncertainty is ignored"
     return CaptureResult(value, lo, hi, True, reason, None, "normal-from-ci")

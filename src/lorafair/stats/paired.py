@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from lorafair.stats.capture import CaptureResult, _quantiles
+from lorafair.stats.capture import CaptureResult, quantiles as _quantiles
 
 GROUP_PREFIX = "g:"
 _CHUNK_ELEMENTS = 4_000_000  # resample rows × items per chunk, to bound memory on large item sets
@@ -50,6 +50,19 @@ def ratio_of_sums(num: str, den: str, scale: float = 1.0):
             return np.where(d > 0, c[num].sum(axis=-1) / np.where(d > 0, d, 1.0), np.nan) * scale
 
     return stat
+
+
+def group_columns(groups: Sequence[str]) -> dict[str, np.ndarray]:
+    """0/1 indicator columns ``g:<group>`` of per-item group labels, one per distinct group (sorted)."""
+    g = np.asarray([str(x) for x in groups], dtype=object)
+    return {f"{GROUP_PREFIX}{name}": (g == name).astype(np.float64) for name in sorted(set(g.tolist()))}
+
+
+def text_digest(*texts: str) -> str:
+    """A short stable digest of an item's texts, for item ids that are the same in every variant."""
+    import hashlib
+
+    return hashlib.sha1("\0".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def groups_of(cols: dict[str, np.ndarray]) -> list[str]:

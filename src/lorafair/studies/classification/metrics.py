@@ -64,6 +64,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
+from lorafair.stats.paired import GROUP_PREFIX, group_columns
 from lorafair.stats.bootstrap import bootstrap_mean_ci
 from lorafair.studies.base import ItemSet
 
@@ -244,7 +245,6 @@ def bootstrap_fairness(y_true, y_pred, groups, *, n_boot: int = 1000, level: flo
 
 # -- per-item values ---------------------------------------------------------------------------
 
-GROUP_PREFIX = "g:"
 
 
 def record_items(ids, y_true, y_pred, groups, kept, flips=None) -> ItemSet:
@@ -254,8 +254,7 @@ def record_items(ids, y_true, y_pred, groups, kept, flips=None) -> ItemSet:
     groups = np.asarray(groups).astype(str)
     cols = {"y_true": np.asarray(y_true, dtype=np.float64), "y_pred": np.asarray(y_pred, dtype=np.float64),
             "between": np.isin(groups, list(kept)).astype(np.float64)}
-    for g in sorted(set(groups.tolist())):
-        cols[GROUP_PREFIX + g] = (groups == g).astype(np.float64)
+    cols.update(group_columns(groups))
     if flips is not None:
         cols["flip"] = np.asarray(flips, dtype=np.float64)
     return ItemSet(list(ids), cols)

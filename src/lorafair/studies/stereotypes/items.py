@@ -23,7 +23,6 @@ On the items as they are (B = 1) each statistic equals the value the study repor
 
 from __future__ import annotations
 
-import hashlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -34,14 +33,11 @@ from lorafair.studies.base import ItemSet
 TASK_PREFIX = "task:"
 
 
-def digest(*texts: str) -> str:
-    return hashlib.sha1("\0".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+digest = ps.text_digest
 
 
 def _groups(cols: dict[str, np.ndarray], groups: Sequence[str]) -> None:
-    g = np.asarray(list(groups), dtype=object)
-    for name in sorted(set(g.tolist())):
-        cols[f"{ps.GROUP_PREFIX}{name}"] = (g == name).astype(np.float64)
+    cols.update(ps.group_columns(groups))
 
 
 # -- item sets ---------------------------------------------------------------------------------

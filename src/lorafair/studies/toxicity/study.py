@@ -71,19 +71,11 @@ class ToxicityConfig(StudyConfig):
     perplexity_max_length: int = Field(default=128, ge=2, description="Tokens per text kept for perplexity.")
 
 
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-
-
 def prompt_items(prompts: list[dict], groups: list[str], values: dict[str, np.ndarray]) -> ItemSet:
     """Per-prompt values (ids: position and prompt text, the same for every variant) and group indicators."""
-    ids = [f"{i}|{_digest(r['prompt'] + chr(0) + g)}" for i, (r, g) in enumerate(zip(prompts, groups))]
+    ids = [f"{i}|{ps.text_digest(r['prompt'], g)}" for i, (r, g) in enumerate(zip(prompts, groups))]
     cols = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-    garr = np.asarray(groups, dtype=object)
-    for g in sorted(set(groups)):
-        cols[f"{ps.GROUP_PREFIX}{g}"] = (garr == g).astype(np.float64)
+    cols.update(ps.group_columns(groups))
     return ItemSet(ids, cols)
 
 
@@ -265,6 +257,6 @@ class ToxicityStudy:
         info["perplexity_data"] = cfg.perplexity_data.model_dump()
         info["perplexity_texts"] = len(texts)
         info["perplexity_tokens"] = int(data[:, 1].sum()) if len(data) else 0
-        ids = [f"{i}|{_digest(t)}" for i, t in enumerate(texts)]
+        ids = [f"{i}|{ps.text_digest(t)}" for i, t in enumerate(texts)]
         cols = {"nll": data[:, 0] if len(data) else [], "tokens": data[:, 1] if len(data) else []}
         return MetricRow("perplexity", perplexity(nll), lo, hi, len(texts)), ItemSet(ids, cols)
