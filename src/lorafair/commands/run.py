@@ -9,7 +9,13 @@ ORDER = 1
 HELP = "run an experiment from a shipped recipe or a YAML file"
 DESCRIPTION = """Run an experiment: train every variant (base, full, LoRA ladder, other PEFT methods) on the
 shift data, evaluate every study, write RUN_DIR/metrics.csv, summary.md and the report.
-Re-running into an existing run directory resumes it (finished training and evaluations are skipped).
+Re-running into an existing run directory resumes it: each finished piece (data, a trained variant, a
+study's evaluation) is reused when its own fingerprint matches, so a recipe can gain studies, seeds,
+ranks or methods without retraining; a directory holding finished work of another model, data, train
+or start config is refused. A killed variant resumes from its last checkpoint (train.checkpoint_every);
+a variant whose loss stops being finite fails alone and is reported; the directory is locked while a
+run works in it. After the studies the runner writes paired capture_<m> / delta_<m> rows and the
+rank recommendation (see docs/report.md, docs/reliability.md).
 
 examples:
   lorafair run demo

@@ -1,10 +1,14 @@
 """The runner: plan variants × seeds, train each once (cached), evaluate every study (cached), tables.
 
 Phase 1 trains every variant and saves it (adapter as PEFT safetensors, full weights as safetensors);
-phase 2 evaluates every study on every variant. Each finished piece is marked by a file written
-atomically (``train.json``, ``results/<study>.json``), so a killed run resumes where it stopped and
-gives the same numbers as an uninterrupted one: training and evaluation are pure functions of
-(config, seed).
+phase 2 evaluates every study on every variant (saving its per-item values); phase 3 writes the
+cross-variant rows: studies' ``finalize`` rows and the paired ``capture_<m>`` / ``delta_<m>`` rows
+(:mod:`lorafair.run.paired`), then metrics.csv, summary.md and the report. Each finished piece is
+marked by a file written atomically (``train.json``, ``results/<study>.json``) carrying its own
+fingerprint, so a killed run resumes where it stopped and gives the same numbers as an
+uninterrupted one (training and evaluation are pure functions of (config, seed)), and a recipe can
+gain studies or variants without redoing what is unchanged. The run directory itself is checked,
+locked and cleaned by :mod:`lorafair.run.rundir`.
 """
 
 from __future__ import annotations
