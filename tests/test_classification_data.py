@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lorafair.data.registry import DATASETS, DataContext, DataSpec
-from lorafair.data.tabular_datasets import LabelBias, apply_label_bias, balance_labels, eval_frame
-from lorafair.data.tabular_loaders import (
+from lorafair.studies.classification.tabular.datasets import LabelBias, apply_label_bias, balance_labels, eval_frame
+from lorafair.studies.classification.tabular.loaders import (
     SPLIT_SEED,
     check_protected,
     compas_raw_rows,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lorafair.data.tabular_loaders import load_adult, load_compas, load_german
-from lorafair.data.tabular_render import (
+from lorafair.studies.classification.tabular.loaders import load_adult, load_compas, load_german
+from lorafair.studies.classification.tabular.render import (
     answer_for,
     counterfactual_row,
     describe,

@@ -10,7 +10,7 @@ import torch
 from lorafair.data.registry import DATASETS, DataContext, DataSpec
 from lorafair.errors import UserError
 from lorafair.models.tiny import build_tiny
-from lorafair.run.atomic import read_json
+from lorafair.atomic import read_json
 from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
 from lorafair.studies.decisions import DecisionsStudy
 from lorafair.studies.decisions.policies import build_policy

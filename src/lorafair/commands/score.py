@@ -130,7 +130,7 @@ def run(args) -> int:
         options["local_files_only"] = True
     scorer = build_scorer(args.scorer, device, **options)
     if out_path is not None:
-        from lorafair.run.atomic import atomic_write_text
+        from lorafair.atomic import atomic_write_text
 
         text = "".join(score_lines(scorer, texts, args.batch_size))
         try:

@@ -188,30 +188,6 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
-_TAGS = ("float", "int", "str", "bool", "none", "json-or-python[json=list[", "is-instance[")
-_TAG_PREFIXES = ("function-", "list[", "dict[", "literal[", "union[", "nullable[", "tagged-union[", "lax-or-strict[",
-                 "chain[", "constrained-")
-
-
-def _union_tag(x) -> bool:
-    """pydantic puts the member of a union it tried into ``loc`` (``alpha.float``): not a field the user wrote."""
-    return isinstance(x, str) and (x in _TAGS or x.startswith(_TAG_PREFIXES))
-
-
-def first_error(e: ValidationError, prefix: str = "") -> UserError:
-    err = e.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"] if not _union_tag(x))
-    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        return UserError.plain(f"{field}: unknown key (check spelling; see `lorafair run --help` and README)")
-    if err["type"] == "missing":
-        return UserError.plain(f"{field}: required field is missing")
-    value = err.get("input")
-    shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 80 else type(value).__name__
-    return UserError.plain(f"{field}={shown}: {msg}")
-
-
 def load_config(recipe: str, overrides: list[str] | None = None) -> RunConfig:
     raw, _ = read_recipe(recipe)
     raw = apply_overrides(raw, overrides or [])
@@ -222,7 +198,7 @@ def validate_config(raw: dict) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
-        raise first_error(e) from None
+        raise UserError.from_validation(e) from None
 
 
 def dump_config(cfg: RunConfig) -> str:

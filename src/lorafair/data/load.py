@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 import numbers
 import random
@@ -11,37 +10,11 @@ from lorafair.data.files import read_source_located
 from lorafair.data.registry import DATASETS, DataContext, DataSpec
 from lorafair.errors import UserError
 
-# modules that register datasets (imported on demand, tolerant of ones not written yet)
-DATASET_MODULES = (
-    "lorafair.data.prompts_honest",
-    "lorafair.data.prompts_redditbias",
-    "lorafair.data.prompts_bold",
-    "lorafair.data.prompts_mix",
-    "lorafair.data.toxicity_detox",
-    "lorafair.data.debias_data",
-    "lorafair.data.tabular_datasets",
-    "lorafair.studies.decisions",
-    "lorafair.studies.toxicity",
-    "lorafair.studies.stereotypes",
-    "lorafair.studies.classification",
-)
-
-
-def import_dataset_modules() -> None:
-    for m in DATASET_MODULES:
-        try:
-            importlib.import_module(m)
-        except ModuleNotFoundError as e:
-            if not (e.name and m.startswith(e.name)):
-                raise
-
-
 def check_dataset_name(spec: DataSpec, field: str) -> None:
     """UserError naming ``field.source`` when ``spec.source`` is neither a file/hub source nor a registered
-    dataset (imports the dataset modules): lets a config name the bad source before any work."""
+    dataset (the registry finds its plug-ins on this lookup): lets a config name the bad source before any work."""
     if ":" in spec.source:
         return
-    import_dataset_modules()
     if spec.source not in DATASETS:
         raise UserError(f"{field}.source", spec.source, f"one of {', '.join(DATASETS.names())}, or jsonl:PATH, csv:PATH, parquet:PATH, hf:DATASET_ID")
 

@@ -57,7 +57,7 @@ class DataContext:
     field_name: str = "data"  # the config path of this spec, for error messages
 
 
-DATASETS: Registry[Callable[[DataSpec, DataContext], list[dict]]] = Registry("dataset", "data.source")
+DATASETS: Registry[Callable[[DataSpec, DataContext], list[dict]]] = Registry("dataset", "data.source", plugins=("lorafair.data", "lorafair.studies"))
 
 
 def register_dataset(name: str, help: str = ""):

@@ -20,7 +20,7 @@ from lorafair.report.load import load_run
 from lorafair.report.render_html import render_html
 from lorafair.report.render_md import render_md
 from lorafair.report.style import report_style
-from lorafair.run.atomic import atomic_write_bytes, atomic_write_text
+from lorafair.atomic import atomic_write_bytes, atomic_write_text
 
 MANIFEST = ".lorafair-plots.json"
 _OWN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.png$")  # a figure file name lorafair writes

@@ -24,7 +24,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from lorafair.run.atomic import atomic_write_bytes, atomic_write_json, read_json
+from lorafair.atomic import atomic_write_bytes, atomic_write_json, read_json
 from lorafair.stats.paired import align, capture_from_draws, delta_from_draws, paired_draws
 from lorafair.studies.base import ItemSet, MetricSpec, metric_specs
 

@@ -38,7 +38,7 @@ from lorafair.data.load import load_records, split_holdout
 from lorafair.data.registry import DataContext
 from lorafair.errors import UserError
 from lorafair.models.sources import load_model, resolve_device
-from lorafair.run.atomic import (atomic_write_json, atomic_write_jsonl, atomic_write_text, fsync_dir, fsync_tree,
+from lorafair.atomic import (atomic_write_json, atomic_write_jsonl, atomic_write_text, fsync_dir, fsync_tree,
                                  make_temp_dir, read_json)
 from lorafair.run.info import run_info
 from lorafair.run.logs import setup_logging, show_progress

@@ -8,7 +8,7 @@ import json
 import math
 from pathlib import Path
 
-from lorafair.run.atomic import atomic_write_text
+from lorafair.atomic import atomic_write_text
 
 COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note"]
 

@@ -31,7 +31,7 @@ class Scorer(Protocol):
 
 
 # name -> factory(arg: str | None, device) -> Scorer
-SCORERS: Registry[Any] = Registry("scorer", "scorer")
+SCORERS: Registry[Any] = Registry("scorer", "scorer", plugins=("lorafair.scorers",))
 
 
 DEFAULT_SCORER = "jigsaw-bilstm"

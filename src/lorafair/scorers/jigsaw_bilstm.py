@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lorafair.errors import UserError
-from lorafair.run.atomic import atomic_write_json
+from lorafair.atomic import atomic_write_json
 from lorafair.scorers.base import SCORERS
 from lorafair.scorers.cache import cache_dir, sha256_file
 from lorafair.scorers.keras_text import KerasTokenizer, pad_sequences
@@ -49,7 +49,7 @@ DENSE_UNITS = 50
 
 def package_model_dir() -> Path | None:
     """``toxic_classifier/model`` of the installed package, found without importing it."""
-    from lorafair.data.packages import package_dir
+    from lorafair.packages import package_dir
 
     root = package_dir(PACKAGE)
     d = root / "model" if root else None

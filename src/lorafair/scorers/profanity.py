@@ -22,7 +22,7 @@ DISTRIBUTION = "alt-profanity-check"
 
 
 def _data_dir() -> Path | None:
-    from lorafair.data.packages import package_dir
+    from lorafair.packages import package_dir
 
     root = package_dir("profanity_check")
     d = root / "data" if root else None

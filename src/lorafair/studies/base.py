@@ -21,7 +21,7 @@ for cross-variant metrics computed once all variants are evaluated.
 
 ``evaluate`` must be a pure function of (config, seed, model): re-running it gives the
 same numbers. It may write artifacts (e.g. ``samples.jsonl``) into ``ctx.out_dir`` with the
-helpers of :mod:`lorafair.run.atomic`.
+helpers of :mod:`lorafair.atomic`.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class EvalContext:
     heldout_data: Optional[list] = None
 
 
-STUDIES: Registry[type] = Registry("study", "studies")
+STUDIES: Registry[type] = Registry("study", "studies", plugins=("lorafair.studies",))
 
 
 def metric_specs(cls) -> dict[str, MetricSpec]:

@@ -1,8 +1,7 @@
-"""Find and validate studies named in a config (imports ``lorafair.studies.<name>`` on demand)."""
+"""Find and validate studies named in a config (the study registry finds every study package on the first lookup)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,29 +9,14 @@ from pydantic import ValidationError
 from lorafair.errors import UserError
 from lorafair.studies.base import STUDIES
 
-KNOWN = ("heldout", "toxicity", "shift", "stereotypes", "classification", "decisions")
-
 
 def study_class(name: str) -> type:
-    if name not in STUDIES:
-        try:
-            importlib.import_module(f"lorafair.studies.{name}")
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith(f"lorafair.studies.{name}"):
-                raise UserError("studies", name, f"one of {', '.join(available_studies())}") from None
-            raise
+    """The registered study class ``name`` (UserError naming ``studies`` and the known names)."""
     return STUDIES.get(name)
 
 
 def available_studies() -> list[str]:
-    names = []
-    for n in KNOWN:
-        try:
-            study_class(n)
-            names.append(n)
-        except (UserError, ImportError):
-            pass
-    return names
+    return STUDIES.names()
 
 
 def validate_studies(raw: dict[str, Any]) -> dict[str, Any]:
@@ -48,9 +32,7 @@ def validate_studies(raw: dict[str, Any]) -> dict[str, Any]:
             out[name] = cls.Config.model_validate(fields or {})
             _check_names(out[name], prefix)
         except ValidationError as e:
-            from lorafair.config.load import first_error
-
-            raise first_error(e, prefix=prefix) from None
+            raise UserError.from_validation(e, prefix=prefix) from None
         except UserError as e:  # raised by a study's validator or a registry with a bare field name
             if e.field and not e.field.startswith(prefix):
                 field = f"{prefix}.{e.field.removeprefix('studies.')}"

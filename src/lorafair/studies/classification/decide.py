@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lorafair.data.tabular_render import NO, YES
+from lorafair.studies.classification.tabular.render import NO, YES
 
 
 def _tokenize(tokenizer, text: str, special: bool) -> list[int]:

@@ -3,14 +3,14 @@
 Protocol: ``n_eval`` records drawn (seeded by the run seed, so every variant sees the same ones) from
 the evaluation split of ``dataset`` (Adult's test file; the fixed held-out 30% of COMPAS / German,
 never used by the ``adult``/``compas``/``german`` training datasets) are rendered as a description and
-a yes/no question (:mod:`lorafair.data.tabular_render`), with or without the protected attribute.
+a yes/no question (:mod:`lorafair.studies.classification.tabular.render`), with or without the protected attribute.
 The decision is ``log P(" yes") − log P(" no") > threshold`` (:mod:`.decide`; zero-shot for ``base``,
 the fine-tuned model otherwise). Metrics (:mod:`.metrics`; fairlearn): accuracy, balanced accuracy,
 FPR, FNR, selection rate, per-group accuracy / FPR / FNR / selection rate, accuracy disparity,
 demographic-parity difference and ratio, equalized-odds difference, each with a 95% percentile
 bootstrap interval over records; with ``include_protected`` and ``counterfactual``, the counterfactual
 flip rate (the share of decisions that change when only the protected attribute in the prompt is set
-to another group, :func:`lorafair.data.tabular_render.counterfactual_row`).
+to another group, :func:`lorafair.studies.classification.tabular.render.counterfactual_row`).
 
 Groups with fewer than ``min_group_n`` evaluation records are left out of the between-group metrics
 (accuracy disparity, DP, EO; listed in ``info.excluded_groups``); overall metrics use every record.
@@ -38,10 +38,10 @@ from typing import Literal, Union
 import numpy as np
 from pydantic import Field, model_validator
 
-from lorafair.data.tabular_datasets import eval_frame
-from lorafair.data.tabular_loaders import INFO, PROTECTED_COLUMN, load_tabular
-from lorafair.data.tabular_render import NO, YES, counterfactual_row, render_prompt, representative_ages
-from lorafair.run.atomic import atomic_write_jsonl
+from lorafair.studies.classification.tabular.datasets import eval_frame
+from lorafair.studies.classification.tabular.loaders import INFO, PROTECTED_COLUMN, load_tabular
+from lorafair.studies.classification.tabular.render import NO, YES, counterfactual_row, render_prompt, representative_ages
+from lorafair.atomic import atomic_write_jsonl
 from lorafair.stats.bootstrap import bootstrap_mean_ci
 from lorafair.studies.base import EvalContext, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.classification.decide import decide, prior_threshold, yes_no_log_odds

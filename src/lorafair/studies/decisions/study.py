@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from lorafair.run.atomic import atomic_write_json
+from lorafair.atomic import atomic_write_json
 from lorafair.studies.base import EvalContext, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.decisions.lm_policy import LMPolicy
 from lorafair.studies.decisions.metrics import STATS, compute_metrics, episode_items, metrics_from_items, trajectory

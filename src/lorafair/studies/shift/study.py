@@ -35,7 +35,7 @@ from pydantic import Field
 
 from lorafair.data.registry import DataSpec
 from lorafair.errors import UserError
-from lorafair.run.atomic import atomic_write_json
+from lorafair.atomic import atomic_write_json
 from lorafair.stats.bootstrap import bootstrap_mean_ci
 from lorafair.stats.paired import ratio_of_sums
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study

@@ -21,7 +21,7 @@ BUILTIN = {"better-profanity": ("better_profanity", "profanity_wordlist.txt")}
 
 def _builtin_path(name: str) -> Path:
     pkg, fname = BUILTIN[name]
-    from lorafair.data.packages import package_dir
+    from lorafair.packages import package_dir
 
     root = package_dir(pkg)
     if root is None:

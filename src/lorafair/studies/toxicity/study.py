@@ -34,9 +34,9 @@ from typing import Any, Optional
 import numpy as np
 from pydantic import Field
 
-from lorafair.data.prompts_common import load_spec
+from lorafair.data.options import load_spec
 from lorafair.data.registry import DataContext, DataSpec
-from lorafair.run.atomic import atomic_write_jsonl
+from lorafair.atomic import atomic_write_jsonl
 from lorafair.stats import paired as ps
 from lorafair.stats.bootstrap import bootstrap_ci
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study

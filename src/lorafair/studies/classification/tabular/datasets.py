@@ -1,6 +1,6 @@
 """Registered training datasets ``adult``, ``compas``, ``german``: prompt/completion records of the
-training split of the tabular fairness datasets (see :mod:`lorafair.data.tabular_loaders`), rendered by
-:mod:`lorafair.data.tabular_render`; the completion is " yes" (label 1, the positive class) or " no".
+training split of the tabular fairness datasets (see :mod:`lorafair.studies.classification.tabular.loaders`), rendered by
+:mod:`lorafair.studies.classification.tabular.render`; the completion is " yes" (label 1, the positive class) or " no".
 
 Options (``data.options`` in a recipe; unknown keys are errors):
 
@@ -28,8 +28,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
-from lorafair.data.tabular_loaders import INFO, check_protected, load_tabular
-from lorafair.data.tabular_render import answer_for, render_prompt
+from lorafair.studies.classification.tabular.loaders import INFO, check_protected, load_tabular
+from lorafair.studies.classification.tabular.render import answer_for, render_prompt
 from lorafair.errors import UserError
 
 
@@ -62,9 +62,7 @@ def parse_options(options: dict, field: str) -> TabularOptions:
     try:
         return TabularOptions.model_validate(options or {})
     except ValidationError as e:
-        from lorafair.config.load import first_error
-
-        raise first_error(e, prefix=f"{field}.options") from None
+        raise UserError.from_validation(e, prefix=f"{field}.options") from None
 
 
 def apply_label_bias(df: pd.DataFrame, group_col: str, bias: LabelBias, seed: int) -> pd.DataFrame:

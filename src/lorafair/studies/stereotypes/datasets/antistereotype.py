@@ -12,7 +12,7 @@ this dataset never sees an evaluated item.
 
 from __future__ import annotations
 
-from lorafair.data.prompts_common import check_options, choice, choice_list
+from lorafair.data.options import check_options, choice, choice_list
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
 from lorafair.errors import UserError
 

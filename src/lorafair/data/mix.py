@@ -7,7 +7,7 @@ index) and keeps its ``source``. The concatenation is then shuffled (seeded) and
 
 from __future__ import annotations
 
-from lorafair.data.prompts_common import check_options, load_spec, shuffle_limit
+from lorafair.data.options import check_options, load_spec, shuffle_limit
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
 from lorafair.errors import UserError
 

