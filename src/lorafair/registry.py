@@ -83,5 +83,10 @@ class Registry(Generic[T]):
         self.discover()
         return self._help.get(name, "")
 
+    def ordered(self) -> list[str]:
+        """Names in registration order (``names()`` is sorted)."""
+        self.discover()
+        return list(self._items)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
