@@ -51,6 +51,41 @@ def bootstrap_mean_ci(values, *, n_boot: int = 1000, level: float = 0.95, seed: 
     return point, float(lo), float(hi)
 
 
+def ratio_ci(
+    sums: Sequence[float] | np.ndarray,
+    counts: Sequence[float] | np.ndarray,
+    *,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """(point, ci_low, ci_high) of ``transform(Σ sums / Σ counts)`` (e.g. the token-weighted mean NLL,
+    or perplexity with ``transform=np.exp``), with a vectorised percentile bootstrap over items (rows are
+    resampled as :func:`bootstrap_ci` draws them). A resample with no counts gives nan and is left out of
+    the quantiles; fewer than two items give (nan, nan)."""
+    s = np.asarray(sums, dtype=np.float64)
+    c = np.asarray(counts, dtype=np.float64)
+    if s.shape != c.shape or s.ndim != 1:
+        raise ValueError("sums and counts must be 1-D arrays of the same length")
+    f = transform or (lambda v: v)
+
+    def ratio(num, den):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return f(np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan))
+
+    point = float(ratio(s.sum(), c.sum())) if len(s) else float("nan")
+    if len(s) < 2:
+        return point, float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, len(s), size=(n_boot, len(s)))
+    stats = ratio(s[idx].sum(axis=1), c[idx].sum(axis=1))
+    if np.isnan(stats).all():
+        return point, float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    lo, hi = np.nanquantile(stats, [alpha, 1 - alpha])
+    return point, float(lo), float(hi)
+
+
 def paired_bootstrap_ci(
     a: Sequence[float], b: Sequence[float], stat: Callable[[np.ndarray, np.ndarray], float],
     *, n_boot: int = 1000, level: float = 0.95, seed: int = 0,

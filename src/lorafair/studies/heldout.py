@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field
 
 from lorafair.adapt.tokenize import encode_records, sequence_nll
-from lorafair.stats.bootstrap import bootstrap_ci
+from lorafair.stats.bootstrap import ratio_ci
 from lorafair.stats.paired import ratio_of_sums
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 
@@ -37,9 +37,7 @@ class HeldoutStudy:
         nll, cnt = sequence_nll(ctx.model, enc, ctx.tokenizer.pad_token_id, c.batch_size, device=ctx.device,
                                 progress=ctx.progress, desc=f"{ctx.variant.name} held-out")
         nll, cnt = np.asarray(nll), np.asarray(cnt, dtype=np.float64)
-        both = np.stack([nll, cnt], axis=1)
-        ratio = lambda x: x[:, 0].sum() / max(1.0, x[:, 1].sum())  # noqa: E731  (token-weighted mean NLL)
-        loss, lo, hi = bootstrap_ci(both, ratio, n_boot=c.n_boot, seed=ctx.seed)
+        loss, lo, hi = ratio_ci(nll, cnt, n_boot=c.n_boot, seed=ctx.seed)  # token-weighted mean NLL
         rows = [_row("loss", loss, lo, hi, len(enc), lambda x: x), _row("perplexity", loss, lo, hi, len(enc), _exp)]
         items = {"sequences": ItemSet([str(i) for i in range(len(enc))], {"nll": nll, "tokens": cnt})}
         return StudyResult(rows, {"sequences": len(enc), "tokens": int(cnt.sum()), "interval": "95% bootstrap over sequences"},

@@ -36,7 +36,7 @@ from pydantic import Field
 from lorafair.data.registry import DataSpec
 from lorafair.errors import UserError
 from lorafair.atomic import atomic_write_json
-from lorafair.stats.bootstrap import bootstrap_mean_ci
+from lorafair.stats.bootstrap import bootstrap_mean_ci, ratio_ci
 from lorafair.stats.paired import ratio_of_sums
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.shift import divergence as dv
@@ -136,17 +136,6 @@ class _Clock:
 
     def rounded(self) -> dict[str, float]:
         return {k: round(v, 3) for k, v in self.parts.items()}
-
-
-def _ratio_bootstrap(sums: np.ndarray, counts: np.ndarray, n_boot: int, seed: int, level: float = 0.95):
-    """Σ sums / Σ counts (mean per token) with a percentile bootstrap over sequences (vectorised)."""
-    point = float(sums.sum() / counts.sum())
-    if len(sums) < 2:
-        return point, float("nan"), float("nan")
-    idx = np.random.default_rng(seed).integers(0, len(sums), size=(n_boot, len(sums)))
-    stats = sums[idx].sum(1) / counts[idx].sum(1)
-    lo, hi = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
-    return point, float(lo), float(hi)
 
 
 def _is_peft(model) -> bool:
@@ -293,7 +282,7 @@ class ShiftStudy:
             columns[name] = s
             seq_means[name] = s / n_tok
             tv = np.concatenate(tokens[name])
-            _, lo, hi = _ratio_bootstrap(s, n_tok, cfg.n_boot, ctx.seed)
+            _, lo, hi = ratio_ci(s, n_tok, n_boot=cfg.n_boot, seed=ctx.seed)
             point = float(_per_token(name)({name: s[None, :], TOKENS: n_tok[None, :]})[0])  # the items' statistic
             rows.append(MetricRow(name, point, lo, hi, int(len(s))))
             p2, l2, h2 = bootstrap_mean_ci(seq_means[name], n_boot=cfg.n_boot, seed=ctx.seed)

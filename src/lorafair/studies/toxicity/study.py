@@ -26,7 +26,6 @@ second model just for this.
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -38,7 +37,7 @@ from lorafair.data.options import load_spec
 from lorafair.data.registry import DataContext, DataSpec
 from lorafair.atomic import atomic_write_jsonl
 from lorafair.stats import paired as ps
-from lorafair.stats.bootstrap import bootstrap_ci
+from lorafair.stats.bootstrap import ratio_ci
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.toxicity.generation import perplexity, sample_continuations, text_nll
 from lorafair.studies.toxicity.metrics import per_prompt, rose_rows, toxicity_metrics
@@ -250,10 +249,8 @@ class ToxicityStudy:
         nll = text_nll(ctx.model, ctx.tokenizer, texts, batch_size=max(1, cfg.batch_size // 4),
                        max_length=cfg.perplexity_max_length, device=ctx.device)
         data = np.array(nll, dtype=np.float64)
-        _, lo, hi = bootstrap_ci(
-            data, lambda x: math.exp(x[:, 0].sum() / x[:, 1].sum()) if x[:, 1].sum() else float("nan"),
-            n_boot=cfg.n_boot, seed=ctx.seed,
-        )
+        _, lo, hi = (ratio_ci(data[:, 0], data[:, 1], transform=np.exp, n_boot=cfg.n_boot, seed=ctx.seed)
+                     if len(data) else (None, float("nan"), float("nan")))
         info["perplexity_data"] = cfg.perplexity_data.model_dump()
         info["perplexity_texts"] = len(texts)
         info["perplexity_tokens"] = int(data[:, 1].sum()) if len(data) else 0
