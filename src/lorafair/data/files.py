@@ -17,9 +17,12 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lorafair.data.registry import DataContext, DataSpec
 from lorafair.errors import UserError
+
+if TYPE_CHECKING:  # annotations only: registry.py imports this module to check sources
+    from lorafair.data.registry import DataContext, DataSpec
 
 MAX_JSON_DEPTH = 100  # arrays/objects inside one jsonl record
 FILE_KINDS = ("jsonl", "json", "csv", "parquet")
