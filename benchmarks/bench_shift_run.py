@@ -33,6 +33,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from lorafair.config.load import load_config
+    from lorafair.run.layout import variant_folder
     from lorafair.run.runner import Runner
     from lorafair.studies.base import EvalContext, VariantInfo
     from lorafair.studies.shift import ShiftConfig, ShiftStudy
@@ -73,7 +74,7 @@ def main() -> None:
         model = runner.reference(base, args.seed, "full") if v.method == "full" else runner.load_variant(base, v, args.seed)
         base_view = model.disable_adapter if hasattr(model, "disable_adapter") and v.method != "pissa" else None
         t_fwd = forward(model)
-        out = tmp / v.folder(args.seed)
+        out = tmp / variant_folder(v.name, args.seed)
         out.mkdir(parents=True, exist_ok=True)
         ctx = EvalContext(model=model, tokenizer=tok, device=dev, variant=VariantInfo(v.name, v.method, v.rank), seed=args.seed,
                           out_dir=out, config=cfg, study_config=scfg, log=runner.log, progress=False,

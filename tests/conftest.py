@@ -7,7 +7,7 @@ import yaml
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from helpers_lf import TINY, deep_update  # noqa: E402
+from helpers_lf import TINY, deep_update, eval_context  # noqa: E402
 
 
 @pytest.fixture
@@ -33,3 +33,18 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def make_ctx(tmp_path):
+    """The one EvalContext factory of the tests: ``make_ctx(study=None, *, model=None, tokenizer=None,
+    study_config=None, variant="base", method=None, rank=None, seed=0, out_dir=tmp_path, config=None,
+    reference=None, base_view=None, heldout_data=None, progress=False, **fields)``; see
+    :func:`helpers_lf.eval_context` (module-scoped fixtures and module-level helpers call that directly)."""
+
+    def make(study=None, **kw):
+        kw.setdefault("out_dir", tmp_path)
+        return eval_context(study, **kw)
+
+    return make
+

@@ -33,3 +33,67 @@ def one_error_line(code, err):
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     return lines[0]
+
+
+# -- the one EvalContext factory (the ``make_ctx`` fixture of conftest.py wraps it) -------------------
+
+def _variant_info(variant, method=None, rank=None):
+    """A VariantInfo from a VariantInfo or a variant name ("base", "full", "lora-r2", "pissa-r4" …)."""
+    import re
+
+    from lorafair.studies.base import VariantInfo
+
+    if isinstance(variant, VariantInfo):
+        return variant
+    m = re.fullmatch(r"(lora|dora|rslora|pissa)-r(\d+)", variant)
+    if method is None:
+        method = m.group(1) if m else variant
+    if rank is None and m:
+        rank = int(m.group(2))
+    return VariantInfo(variant, method, rank)
+
+
+def eval_context(study=None, *, out_dir, model=None, tokenizer=None, study_config=None, variant="base",
+                 method=None, rank=None, seed=0, config=None, reference=None, base_view=None, heldout_data=None,
+                 progress=False, log=None, device="cpu", **fields):
+    """An EvalContext as the runner builds one, on CPU, progress bars off.
+
+    - ``study``: a registered name or a study class; used to build ``study_config`` when it is a dict
+      or None (the study's defaults). A Config instance is used as is.
+    - ``model``/``tokenizer``: default a fresh ``tiny:llama`` (seed 0); a model alone keeps its own
+      tokenizer only when ``tokenizer`` is given too.
+    - ``variant``: a VariantInfo or a name ("base", "full", "lora-r2": method and rank parsed from it,
+      or given with ``method``/``rank``).
+    - ``reference``: a callable ``name -> model`` or a dict of models by name.
+    - ``out_dir`` is created. Any other keyword is passed to EvalContext as a field, so fields added to
+      it later (with defaults) keep working.
+    """
+    import logging
+    from pathlib import Path
+
+    import torch
+
+    from lorafair.studies.base import STUDIES, EvalContext
+
+    cls = STUDIES.get(study) if isinstance(study, str) else study
+    if study_config is None or isinstance(study_config, dict):
+        if cls is None:
+            raise TypeError("eval_context: give a study (name or class) or a study_config instance")
+        study_config = cls.Config(**(study_config or {}))
+    if model is None or tokenizer is None:
+        from lorafair.models.tiny import build_tiny
+
+        tiny_model, tiny_tok = build_tiny("llama")
+        model = tiny_model if model is None else model
+        tokenizer = tiny_tok if tokenizer is None else tokenizer
+    if isinstance(reference, dict):
+        refs = reference
+        reference = lambda name: refs[name]  # noqa: E731
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return EvalContext(
+        model=model, tokenizer=tokenizer, device=torch.device(device), variant=_variant_info(variant, method, rank),
+        seed=seed, out_dir=out_dir, config=config, study_config=study_config,
+        log=log or logging.getLogger("test"), progress=progress, reference=reference, base_view=base_view,
+        heldout_data=heldout_data, **fields,
+    )

@@ -12,8 +12,9 @@ import math
 from pathlib import Path
 from typing import Iterable, Optional
 
+from lorafair.run.layout import COLUMNS  # noqa: F401  (metrics.csv columns; test_cli_faults imports them from here)
+
 RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note"]
 
 _T = {"role": "target", "direction": "lower", "ideal": None}
 # metric_roles.json of the synthetic run (what the runner writes from the studies' MetricSpecs)
@@ -22,6 +23,17 @@ SYNTH_ROLES = {
     "stereotypes": {"crows_stereotype_pct": _T, "stereoset_ss": _T},
     "decisions": {"approval_gap": _T, "tpr_gap": _T, "flip_rate": dict(_T, role="diagnostic")},
     "shift": {"kl_full_v": _T, "kl_v_base": dict(_T, role="diagnostic", direction="none")},
+}
+
+# the "_study" entry of each study in metric_roles.json (what the runner writes besides the metric entries)
+SYNTH_STUDY = {
+    "toxicity": {"description": "Synthetic toxicity: EMT and toxicity probability, per group.",
+                 "headline": ["emt", "toxicity_prob", "mean_toxicity", "emt_gap", "emt_vs_base", "perplexity"]},
+    "stereotypes": {"description": "Synthetic stereotype scores.",
+                    "headline": ["crows_stereotype_pct", "stereoset_ss", "stereoset_icat"]},
+    "decisions": {"description": "Synthetic lending decisions.",
+                  "headline": ["approval_gap", "tpr_gap", "final_score_gap", "profit"]},
+    "shift": {"description": "Synthetic posterior shift.", "headline": ["kl_full_v", "kl_v_base"]},
 }
 
 # study -> metric -> (base value, full value, interval half-width, groups with offsets)
@@ -59,8 +71,9 @@ def captured(rank: Optional[int], variant: str) -> float:
 def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str] = ("toxicity", "stereotypes",
              "decisions", "shift"), seeds: Iterable[int] = (0,), methods: Iterable[str] = ("lora",),
              samples: bool = True, artifacts: bool = True, run_info: bool = True,
-             hostile: bool = False, n: int = 200) -> Path:
-    """Write a synthetic run directory at ``root`` and return it."""
+             hostile: bool = False, n: int = 200, study_entries: bool = True) -> Path:
+    """Write a synthetic run directory at ``root`` and return it. ``study_entries=False``: metric_roles.json
+    without the studies' ``_study`` entries (title, description, headline), as an older lorafair wrote it."""
     root.mkdir(parents=True, exist_ok=True)
     ranks, studies, seeds, methods = list(ranks), list(studies), list(seeds), list(methods)
     variants = [("base", "base", None)] + [(f"{m}-r{r}", m, r) for m in methods for r in ranks] + [("full", "full", None)]
@@ -98,7 +111,8 @@ def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str]
         f"seeds: {seeds}\n"
         f"ranks: {ranks}\n"
         f"studies: {studies}\n", encoding="utf-8")
-    (root / "metric_roles.json").write_text(json.dumps({s: SYNTH_ROLES[s] for s in studies}), encoding="utf-8")
+    roles = {s: ({"_study": SYNTH_STUDY[s]} if study_entries else {}) | SYNTH_ROLES[s] for s in studies}
+    (root / "metric_roles.json").write_text(json.dumps(roles), encoding="utf-8")
     if run_info:
         (root / "run_info.json").write_text(json.dumps({
             "model": "embedded:smollm2-135m-instruct", "recipe": "detox-quick",

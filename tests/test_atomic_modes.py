@@ -3,7 +3,7 @@
 import os
 import stat
 
-from lorafair.run import atomic
+from lorafair import atomic
 
 
 def test_atomic_files_and_temp_dirs_follow_the_umask(tmp_path):
@@ -51,7 +51,7 @@ def test_leftovers_of_interrupted_writes_are_removed_on_resume(cli, recipe, tmp_
 
 
 def test_weights_are_fsynced_before_the_marker_that_announces_them(cli, recipe, tmp_path, monkeypatch):
-    import lorafair.run.runner as runner
+    import lorafair.adapt.checkpoint as runner
 
     events = []
     real_tree, real_json = runner.fsync_tree, runner.atomic_write_json

@@ -2,27 +2,22 @@
 from the items; constant decisions are undefined (rows, items, paired rows), never fair."""
 
 import json
-import logging
 import math
 
 import numpy as np
 import pytest
-import torch
 
 from lorafair.models.tiny import build_tiny
 from lorafair.run.paired import load_items, paired_rows, save_items
-from lorafair.studies.base import EvalContext, VariantInfo, metric_specs
+from lorafair.studies.base import metric_specs
 from lorafair.studies.classification import ClassificationStudy
 from lorafair.studies.classification.metrics import BY_GROUP, UNDEFINED_CONSTANT, fairlearn_metrics, item_group_rates
 
+from helpers_lf import eval_context
+
 
 def _ctx(model, tok, out, **cfg):
-    out.mkdir(parents=True, exist_ok=True)
-    return EvalContext(
-        model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None), seed=0,
-        out_dir=out, config=None, study_config=ClassificationStudy.Config(**cfg), log=logging.getLogger("t"),
-        progress=False,
-    )
+    return eval_context(ClassificationStudy, model=model, tokenizer=tok, out_dir=out, study_config=cfg)
 
 
 def _rows(res):

@@ -1,32 +1,33 @@
 """The classification study end to end on tiny:llama (and once on the embedded model, slow)."""
 
 import json
-import logging
 
 import numpy as np
 import pytest
-import torch
 from pydantic import ValidationError
 
 from lorafair.models.tiny import build_tiny
-from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
+from lorafair.studies.base import STUDIES, metric_specs
 from lorafair.studies.classification import ClassificationStudy
 from lorafair.studies.classification.metrics import fairlearn_metrics
 
+from helpers_lf import eval_context
+
+
+def _lower(cls) -> set[str]:
+    """The metrics a study declares lower-is-better (its MetricSpec directions)."""
+    return {m for m, s in metric_specs(cls).items() if s.direction == "lower"}
+
 
 def _ctx(model, tok, tmp_path, **cfg):
-    return EvalContext(
-        model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None), seed=0,
-        out_dir=tmp_path, config=None, study_config=ClassificationStudy.Config(**cfg), log=logging.getLogger("t"),
-        progress=False,
-    )
+    return eval_context(ClassificationStudy, model=model, tokenizer=tok, out_dir=tmp_path, study_config=cfg)
 
 
 def test_registered_and_headline():
     assert STUDIES.get("classification") is ClassificationStudy
     assert ClassificationStudy.headline == ("accuracy", "accuracy_disparity", "dp_difference", "eo_difference")
-    assert {"accuracy_disparity", "dp_difference", "eo_difference"} <= ClassificationStudy.lower_is_better
-    assert "accuracy" not in ClassificationStudy.lower_is_better
+    assert {"accuracy_disparity", "dp_difference", "eo_difference"} <= _lower(ClassificationStudy)
+    assert "accuracy" not in _lower(ClassificationStudy)
 
 
 def test_config_errors():

@@ -1,17 +1,15 @@
 """The decisions study's per-episode items and metric roles: every statistic recomputes its row from the
 episodes; constant decisions (approve-all, deny-all) make the gaps and flip rates undefined, never fair."""
 
-import logging
 import math
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from lorafair.models.tiny import build_tiny
 from lorafair.run.paired import load_items, paired_rows, save_items
-from lorafair.studies.base import EvalContext, VariantInfo, metric_specs
+from lorafair.studies.base import metric_specs
 from lorafair.studies.decisions import DecisionsStudy
 from lorafair.studies.decisions.lm_policy import LMPolicy
 from lorafair.studies.decisions.metrics import (
@@ -26,6 +24,8 @@ from lorafair.studies.decisions.metrics import (
 )
 from lorafair.studies.decisions.policies import build_policy
 from lorafair.studies.decisions.simulator import EpisodeLog, SimConfig, run_episodes
+
+from helpers_lf import eval_context
 
 UNDEFINED_IF_CONSTANT = ("approval_gap", "tpr_gap", "fpr_gap", "flip_rate")
 
@@ -138,10 +138,7 @@ def test_item_statistics_equal_the_rows_on_simulated_episodes(policy):
 
 def _ctx(tmp_path, cfg, folder, model=None):
     m, tok = build_tiny("llama")
-    out = tmp_path / folder
-    out.mkdir()
-    return EvalContext(model=model or m, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None),
-                       seed=0, out_dir=out, config=None, study_config=cfg, log=logging.getLogger("t"), progress=False)
+    return eval_context(model=model or m, tokenizer=tok, out_dir=tmp_path / folder, study_config=cfg)
 
 
 def test_study_items_and_rows_on_tiny_model(tmp_path):

@@ -1,35 +1,35 @@
 """The decisions study end to end on tiny:llama, its reference rows, and the lending-policy dataset."""
 
-import logging
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 
 from lorafair.data.registry import DATASETS, DataContext, DataSpec
 from lorafair.errors import UserError
-from lorafair.models.tiny import build_tiny
 from lorafair.atomic import read_json
-from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
+from lorafair.studies.base import STUDIES, metric_specs
 from lorafair.studies.decisions import DecisionsStudy
 from lorafair.studies.decisions.policies import build_policy
 from lorafair.studies.decisions.simulator import SimConfig
 
+from helpers_lf import eval_context
+
+
+def _lower(cls) -> set[str]:
+    """The metrics a study declares lower-is-better (its MetricSpec directions)."""
+    return {m for m, s in metric_specs(cls).items() if s.direction == "lower"}
+
 
 def _ctx(tmp_path, cfg, seed=0, folder="base-s0"):
-    model, tok = build_tiny("llama")
-    out = tmp_path / folder
-    out.mkdir()
-    return EvalContext(model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None),
-                       seed=seed, out_dir=out, config=None, study_config=cfg, log=logging.getLogger("t"), progress=False)
+    return eval_context(study_config=cfg, seed=seed, out_dir=tmp_path / folder)
 
 
 def test_registered_with_headline():
     assert STUDIES.get("decisions") is DecisionsStudy
     assert DecisionsStudy.headline == ("approval_gap", "tpr_gap", "final_score_gap", "profit")
-    assert {"approval_gap", "tpr_gap", "final_score_gap"} <= DecisionsStudy.lower_is_better
-    assert "profit" not in DecisionsStudy.lower_is_better
+    assert {"approval_gap", "tpr_gap", "final_score_gap"} <= _lower(DecisionsStudy)
+    assert "profit" not in _lower(DecisionsStudy)
 
 
 def test_evaluate_on_tiny_model(tmp_path):

@@ -1,7 +1,6 @@
 """The held-out loss (``heldout`` study, ``adapt.tokenize.sequence_nll``) against transformers' own
 ``labels=`` loss, and its invariance to padding and batching."""
 
-import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +9,6 @@ import torch
 
 from lorafair.adapt.tokenize import IGNORE, encode_records, sequence_nll
 from lorafair.models.tiny import build_tiny
-from lorafair.studies.base import EvalContext, VariantInfo
 from lorafair.studies.heldout import HeldoutStudy
 
 RECORDS = [
@@ -99,15 +97,14 @@ def _reference(model, tok, rec, max_length=128):
     return hf_sum_nll(model, ids, [IGNORE] + ids[1:])
 
 
-def test_heldout_study_loss_equals_transformers_loss(tmp_path):
+def test_heldout_study_loss_equals_transformers_loss(tmp_path, make_ctx):
     model, tok = sharp_model("llama")
     ref = [_reference(model, tok, r) for r in RECORDS]
     want_loss = sum(n for n, _ in ref) / sum(c for _, c in ref)
     out = {}
     for bs in (1, 4):
-        ctx = EvalContext(model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None),
-                          seed=0, out_dir=tmp_path, config=SimpleNamespace(), log=logging.getLogger("test"), progress=False,
-                          study_config=HeldoutStudy.Config(max_length=128, batch_size=bs, n_boot=50), heldout_data=RECORDS)
+        ctx = make_ctx(model=model, tokenizer=tok, config=SimpleNamespace(),
+                       study_config=HeldoutStudy.Config(max_length=128, batch_size=bs, n_boot=50), heldout_data=RECORDS)
         out[bs] = HeldoutStudy().evaluate(ctx)
     for res in out.values():
         loss = next(r for r in res.metrics if r.metric == "loss")

@@ -34,7 +34,7 @@ def write_metrics(root: Path, rows: list[tuple]) -> Path:
 
 ROLES = {"m": {"role": "target", "direction": "lower"}, "g": {"role": "guard", "direction": "lower"},
          "d": {"role": "diagnostic", "direction": "lower"}, "flat": {"role": "target", "direction": "lower"}}
-META = {"s": StudyMeta("s", ("m",), frozenset({"m"}), True, roles=ROLES)}
+META = {"s": StudyMeta("s", ("m",), roles=ROLES)}
 
 
 def cap(variant, v, lo, hi, metric="m"):
@@ -112,7 +112,7 @@ def test_undefined_capture_is_named(tmp_path):
 
 
 def test_undefined_metric_is_left_out_and_named(tmp_path):
-    meta = {"s": StudyMeta("s", ("m", "flat"), frozenset(), True, roles=ROLES)}
+    meta = {"s": StudyMeta("s", ("m", "flat"), roles=ROLES)}
     run = load_run(write_metrics(tmp_path, [
         cap("lora-r2", 1.0, 0.97, 1.03),
         ("lora-r2", "capture_flat", "", "", "", "undefined: base and full have the same value"),
@@ -161,18 +161,58 @@ def test_no_capture_rows_says_why(tmp_path):
         or "paired capture rows" in rec.text
 
 
-def test_study_meta_falls_back_when_module_missing_or_broken(monkeypatch):
-    m = study_meta("no_such_study_xyz", ["a", "b"])
-    assert not m.from_registry and m.headline == ("a", "b") and m.direction("a") is None
+def test_study_meta_comes_from_the_run_directory_with_documented_defaults():
+    # nothing declared (no metric_roles.json entry): every metric but the derived rows, roles and directions unknown
+    m = study_meta("no_such_study_xyz", ["a", "capture_a", "delta_a", "b"])
+    assert not m.declared and m.headline == ("a", "b") and m.direction("a") is None and m.role("a") == "diagnostic"
+    assert m.heading == "no_such_study_xyz" and m.description == ""
+    roles = {"b": {"role": "target", "direction": "lower", "ideal": 0, "unit": "pairs", "doc": "b's doc"},
+             "a": {"role": "guard", "direction": "higher"}, "z": {"role": "target", "direction": "none"}}
+    # declared metrics but no headline (an older run): the declared metrics it measured, in declared order
+    m = study_meta("s", ["a", "b", "c"], roles)
+    assert m.declared and not m.headline_declared and m.headline == ("b", "a")
+    # a declared headline: in its order, restricted to the measured metrics; title and description from the run
+    m = study_meta("s", ["a", "b", "c"], roles, {"headline": ["c", "zz", "a"], "title": "S!", "description": "one line"})
+    assert m.headline_declared and m.headline == ("c", "a") and m.heading == "S!" and m.description == "one line"
+    assert (m.direction("b"), m.ideal("b"), m.unit("b"), m.metric_doc("b")) == ("lower", 0.0, "pairs", "b's doc")
+    assert m.direction("a") == "higher" and m.direction("z") is None and m.direction("c") is None
+    assert m.with_role("target") == ["b", "z"] and m.with_role("guard") == ["a"] and m.role("c") == "diagnostic"
+    # none of the declared headline measured: every metric, as for an undeclared study
+    assert study_meta("s", ["a", "capture_b"], roles, {"headline": ["zz"]}).headline == ("a",)
 
-    import importlib
 
-    def boom(name, *a, **k):
-        raise RuntimeError("broken study module")
+def test_metric_roles_study_entries_are_read_and_malformed_parts_named(tmp_path):
+    import json
 
-    monkeypatch.setattr(importlib, "import_module", boom)
-    m = study_meta("another_missing_study", ["x"])
-    assert m.headline == ("x",) and not m.from_registry
+    write_metrics(tmp_path, [("base", "m", 1.0, 0.9, 1.1), ("base", "d", 2.0, 1.9, 2.1)])
+    (tmp_path / "metric_roles.json").write_text(json.dumps({
+        "s": {"_study": {"title": "Study S", "description": 7, "headline": ["d", "m"]}, "m": ROLES["m"], "bad": 3},
+        "t": [1, 2]}))
+    run = load_run(tmp_path)
+    assert run.study_decl == {"s": {"title": "Study S", "headline": ["d", "m"]}}
+    assert run.roles == {"s": {"m": ROLES["m"]}}  # "_study" is not a metric
+    assert any("s/_study/description is not a string" in n for n in run.notes)
+    assert any("s/bad is not an object" in n for n in run.notes) and any("study t is not an object" in n
+                                                                           for n in run.notes)
+    (tmp_path / "metric_roles.json").write_text(json.dumps({"s": {"_study": {"headline": "m"}}}))
+    run = load_run(tmp_path)
+    assert run.study_decl == {"s": {}} and any("headline is not a list" in n for n in run.notes)
+
+
+def test_report_reads_no_study_module(tmp_path):
+    """The report's metadata comes from the run directory: building one imports no study and not the runner."""
+    import subprocess
+    import sys
+
+    import report_synth
+
+    root = report_synth.make_run(tmp_path / "r", ranks=(1, 4), studies=("toxicity", "shift", "decisions"))
+    code = ("import sys; from lorafair.report import write_report; write_report(sys.argv[1]); "
+            "bad = sorted(m for m in sys.modules if m.startswith('lorafair.studies') or m == 'lorafair.run.runner'); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    p = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (root / "report.md").is_file()
 
 
 def test_load_run_errors(tmp_path):

@@ -99,7 +99,7 @@ def test_missing_studies_and_files(tmp_path):
     (root / "lora-r2-s0" / "decisions_trajectory.json").write_text("{not json")
     out = write_report(root)
     html = out["html"].read_text()
-    assert "Study: future_study" in html and "could not be imported" in html
+    assert "Study: future_study" in html and "declares no metrics of future_study" in html
     assert "run_info.json" in html and "absent" in html
     assert "config.yaml could not be parsed" in html and "skipped decisions_trajectory.json" in html
     assert "Examples" not in html and "Logit lens" not in html

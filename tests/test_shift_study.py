@@ -3,7 +3,6 @@ and a PEFT LoRA variant, with an EvalContext built by hand (as the runner will).
 
 import contextlib
 import json
-import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,10 +10,12 @@ import pytest
 import torch
 
 from lorafair.models.tiny import build_tiny
-from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
+from lorafair.studies.base import STUDIES, VariantInfo
 from lorafair.studies.shift import ShiftConfig, ShiftStudy
 from lorafair.studies.shift import divergence as dv
 from lorafair.studies.shift.posteriors import REFERENCE_CACHE, make_batches
+
+from helpers_lf import eval_context
 
 RECORDS = [{"text": "the cat sat on the mat"}, {"text": "hello world, again"},
            {"prompt": "Q: why? A:", "completion": " because"}, {"text": "a b c d e f g"}]
@@ -33,13 +34,8 @@ def models():
 
 
 def make_ctx(tmp_path, model, tok, variant, refs, cfg, base_view=None):
-    out = tmp_path / "run" / f"{variant.name}-s0"
-    out.mkdir(parents=True, exist_ok=True)
-    return EvalContext(
-        model=model, tokenizer=tok, device=torch.device("cpu"), variant=variant, seed=0, out_dir=out,
-        config=SimpleNamespace(data=None), study_config=cfg, log=logging.getLogger("test"), progress=False,
-        reference=lambda name: refs[name], base_view=base_view,
-    )
+    return eval_context(model=model, tokenizer=tok, variant=variant, out_dir=tmp_path / "run" / f"{variant.name}-s0",
+                        config=SimpleNamespace(data=None), study_config=cfg, reference=refs, base_view=base_view)
 
 
 def metrics(res):

@@ -1,26 +1,23 @@
 """The stereotypes study end to end on tiny:llama (a few items per benchmark)."""
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from pydantic import ValidationError
 
 from lorafair.errors import UserError
-from lorafair.models.tiny import build_tiny
-from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
+from lorafair.studies.base import STUDIES
 from lorafair.studies.stereotypes import StereotypesConfig, StereotypesStudy, bbq
+
+from helpers_lf import eval_context
 
 SMALL = dict(limit={"crows": 6, "stereoset": 4, "winobias": 8, "bbq": 30}, n_boot=50, batch_size=8)  # bbq: 1 per stratum
 
 
 def make_ctx(tmp_path: Path, cfg, seed=0):
-    model, tok = build_tiny("llama")
-    return EvalContext(model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None),
-                       seed=seed, out_dir=tmp_path, config=None, study_config=cfg, log=logging.getLogger("test"), progress=False)
+    return eval_context(study_config=cfg, seed=seed, out_dir=tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import logging
 import math
 
 import pytest
@@ -10,8 +9,10 @@ import torch
 
 from lorafair.models.tiny import build_tiny
 from lorafair.scorers.base import SCORERS
-from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
+from lorafair.studies.base import STUDIES, VariantInfo
 from lorafair.studies.toxicity.generation import sample_continuations, text_nll, perplexity
+
+from helpers_lf import eval_context
 
 FAKE = "test-fake-hash"
 
@@ -43,12 +44,8 @@ def tiny():
 
 
 def _ctx(tmp_path, model, tok, cfg, variant="base", method="base", **kw):
-    out = tmp_path / f"{variant}-s0"
-    out.mkdir(parents=True, exist_ok=True)
-    return EvalContext(
-        model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo(variant, method, None),
-        seed=0, out_dir=out, config=None, study_config=cfg, log=logging.getLogger("test"), progress=False, **kw,
-    )
+    return eval_context(model=model, tokenizer=tok, variant=VariantInfo(variant, method, None), out_dir=tmp_path / f"{variant}-s0",
+                        study_config=cfg, **kw)
 
 
 def _cfg(**over):

@@ -25,9 +25,10 @@ from lorafair.registry import Registry
 class Method:
     name: str
     ranked: bool = True
-    lora_kwargs: dict[str, Any] = field(default_factory=dict)
+    lora_kwargs: dict[str, Any] = field(default_factory=dict)  # peft.LoraConfig keywords besides r, alpha, dropout …
     adapters_off_is_base: bool = True
-    description: str = ""
+    description: str = ""  # also the description of the ``variants.<name>`` config field
+    default_ranks: tuple[int, ...] = ()  # ``variants.<name>.ranks`` when a recipe does not set it (empty: off)
 
 
 METHODS: Registry[Method] = Registry("PEFT method", "variants")
@@ -47,7 +48,33 @@ def get_method(name: str) -> Method:
     return METHODS.get(name)
 
 
-register_method(Method("lora", description="LoRA through peft."))
+def is_peft_method(name: str) -> bool:
+    """True for a registered PEFT method (not for ``base``, ``full`` or a reference policy)."""
+    return name in METHODS
+
+
+def adapters_off_is_base(method: str) -> bool:
+    """Whether a ``method`` variant with its adapters disabled is the base model: false for methods whose
+    initialisation rewrites the base layers (PiSSA); true for a name that is not a PEFT method (nothing to
+    disable)."""
+    return not is_peft_method(method) or get_method(method).adapters_off_is_base
+
+
+# peft initialisations that rewrite the base layers' weights, besides the registered methods' own (a
+# PEFT model loaded from elsewhere may use one): its base layers are not the base model's weights
+PEFT_BASE_REWRITING_INITS = ("olora", "corda", "loftq")
+
+
+def base_rewriting_inits() -> tuple[str, ...]:
+    """Prefixes of ``LoraConfig.init_lora_weights`` values whose adapters rewrite the base layers: the inits of
+    the registered methods that are not the base with adapters off (``pissa``; ``pissa_niter_16`` starts with
+    it), then peft's other such inits."""
+    own = [str(m.lora_kwargs.get("init_lora_weights")).lower() for m in (get_method(n) for n in peft_methods())
+           if not m.adapters_off_is_base and isinstance(m.lora_kwargs.get("init_lora_weights"), str)]
+    return tuple(dict.fromkeys(own + list(PEFT_BASE_REWRITING_INITS)))
+
+
+register_method(Method("lora", description="LoRA through peft.", default_ranks=(1, 2, 4, 8, 16, 32, 64, 128, 256)))
 register_method(Method("dora", lora_kwargs={"use_dora": True}, description="DoRA (weight-decomposed LoRA) through peft."))
 register_method(Method("rslora", lora_kwargs={"use_rslora": True},
                        description="rank-stabilised LoRA (alpha/sqrt(r) scaling) through peft."))

@@ -1,10 +1,12 @@
-"""PEFT methods of the ladder through ``peft``: LoRA, DoRA, rsLoRA, PiSSA — one ``LoraConfig`` each."""
+"""PEFT methods of the ladder through ``peft`` (the methods of :mod:`lorafair.methods`: LoRA, DoRA, rsLoRA,
+PiSSA …) — one ``LoraConfig`` each — and the checks of their target modules and ranks."""
 
 from __future__ import annotations
 
 import torch.nn as nn
 
 from lorafair.errors import UserError
+from lorafair.methods import get_method, is_peft_method
 
 
 def block_linear_names(model) -> dict[str, nn.Linear]:
@@ -90,17 +92,12 @@ def check_ranks(model, method: str, ranks: list[int], target_modules, field: str
 
 
 def peft_config(method: str, rank: int, alpha: float, dropout: float, target_modules):
-    """The ``peft.LoraConfig`` of a ladder method: LoRA, DoRA (``use_dora``), rsLoRA (``use_rslora``:
-    scaling alpha/sqrt(r)), PiSSA (``init_lora_weights="pissa"``: principal singular vectors init)."""
+    """The ``peft.LoraConfig`` of a ladder method: rank, alpha, dropout and target modules, plus the method's own
+    keywords from the registry (:mod:`lorafair.methods`: DoRA ``use_dora``, rsLoRA ``use_rslora`` — scaling
+    alpha/sqrt(r) —, PiSSA ``init_lora_weights="pissa"``: principal singular vectors init)."""
     from peft import LoraConfig, TaskType
 
+    if not is_peft_method(method):
+        raise ValueError(f"unknown PEFT method {method}")
     kw = dict(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules, task_type=TaskType.CAUSAL_LM, bias="none")
-    if method == "lora":
-        return LoraConfig(**kw)
-    if method == "dora":
-        return LoraConfig(use_dora=True, **kw)
-    if method == "rslora":
-        return LoraConfig(use_rslora=True, **kw)
-    if method == "pissa":
-        return LoraConfig(init_lora_weights="pissa", **kw)
-    raise ValueError(f"unknown PEFT method {method}")
+    return LoraConfig(**get_method(method).lora_kwargs, **kw)

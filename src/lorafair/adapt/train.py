@@ -10,21 +10,20 @@ fails (:class:`VariantFailed`); the runner records it and goes on with the other
 Checkpoints (``train.checkpoint_every``): every N optimiser steps the resumable state of the training
 in progress — the *trainable* parameters only (a LoRA adapter, not the base), their pending gradients,
 optimizer and scheduler state, RNG states, the step, the losses so far — is written atomically to
-``<checkpoint dir>/lr-<i>/step-<N>/`` (:class:`StepCheckpoint`). A resumed training rebuilds the
-variant from (config, seed), loads that state and replays the data loader to the same position, so it
-sees the same batches and ends with the same numbers as an uninterrupted one. In an lr grid each
-finished lr's result (and the best lr's trained parameters) is kept too, so a grid killed in its last
-lr does not retrain the others. The runner removes the folder once the variant is saved.
+``<checkpoint dir>/lr-<i>/step-<N>/``. A resumed training rebuilds the variant from (config, seed), loads
+that state and replays the data loader to the same position, so it sees the same batches and ends with the
+same numbers as an uninterrupted one. In an lr grid each finished lr's result (and the best lr's trained
+parameters) is kept too, so a grid killed in its last lr does not retrain the others. The runner removes
+the folder once the variant is saved. The files themselves are written and read by
+:mod:`lorafair.adapt.checkpoint` (:class:`~lorafair.adapt.checkpoint.StepCheckpoint`,
+:class:`~lorafair.adapt.checkpoint.TrainingCheckpoint`); this module only decides when.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,11 +32,12 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
+from lorafair.adapt.checkpoint import (StepCheckpoint, TrainingCheckpoint, load_trainable_state, restore_training,
+                                      set_rng_state, trainable_state)
 from lorafair.adapt.peft_methods import peft_config
 from lorafair.adapt.tokenize import collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
-from lorafair.atomic import atomic_write_json, fsync_dir, fsync_tree
 
 
 @dataclass
@@ -143,161 +143,6 @@ def num_steps(tcfg: TrainConfig, n_train: int, world: int = 1) -> int:
     return max(1, math.ceil(tcfg.epochs * n_train / per_step))
 
 
-# ---------------------------------------------------------------------------------------- checkpoints
-
-def _read_json(path: Path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    """The trainable parameters of ``model`` by name (a PEFT model: its adapter only, never the base)."""
-    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_trainable_state(model, sd: dict[str, torch.Tensor]) -> None:
-    """Copy ``sd`` into ``model``'s trainable parameters in place (the optimizer keeps its references)."""
-    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if set(named) != set(sd):
-        raise ValueError("checkpoint does not match the model's trainable parameters")
-    with torch.no_grad():
-        for n, p in named.items():
-            p.copy_(sd[n].to(p.device, p.dtype))
-
-
-def rng_state() -> dict:
-    import numpy as np
-
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    st = {"torch": torch.get_rng_state(), "python": random.getstate(),
-          "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
-    if torch.cuda.is_available():
-        st["cuda"] = torch.cuda.get_rng_state_all()
-    return st
-
-
-def set_rng_state(st: dict) -> None:
-    import numpy as np
-
-    torch.set_rng_state(st["torch"])
-    random.setstate(st["python"])
-    name, keys, pos, has_gauss, cached = st["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    if "cuda" in st and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(st["cuda"])
-
-
-class StepCheckpoint:
-    """The resumable state of one training in ``root``: ``latest.json`` names the newest complete
-    ``step-NNNNNNN/`` folder. A folder is written under a temporary name (``.step-….tmp``, which the run
-    directory's clean-up removes), fsynced, renamed, and only then pointed to; older ones are removed.
-    ``key`` ties the state to one training (the runner's variant fingerprint and the lr): a checkpoint
-    of another training is ignored and removed.
-
-    Under ``accelerate launch`` (DDP) every process writes its own RNG state and the main process the
-    rest; a checkpoint of a different number of processes is not resumed."""
-
-    def __init__(self, root: Path, key: str, every: Optional[int], log=None):
-        self.root, self.key, self.every, self.log = Path(root), key, every, log
-
-    def due(self, step: int, steps: int) -> bool:
-        return bool(self.every) and step % self.every == 0 and step < steps
-
-    def _info(self, msg, *args):
-        if self.log:
-            self.log.info(msg, *args)
-
-    def save(self, acc, model, opt, sched, progress: dict) -> None:
-        from safetensors.torch import save_file
-
-        step = progress["step"]
-        tmp = self.root / f".step-{step:07d}.tmp"
-        if acc.is_main_process:
-            self.root.mkdir(parents=True, exist_ok=True)
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir()
-        acc.wait_for_everyone()
-        unwrapped = acc.unwrap_model(model)
-        # per process: its RNG states and the gradients it accumulated towards the next optimiser step
-        # (under DDP each process holds its own until they are synchronised)
-        grads = {n: p.grad.detach().cpu().clone() for n, p in unwrapped.named_parameters()
-                 if p.requires_grad and p.grad is not None}
-        torch.save({"rng": rng_state(), "grads": grads}, tmp / f"rank-{acc.process_index}.pt")
-        if acc.is_main_process:
-            save_file(trainable_state(unwrapped), str(tmp / "trainable.safetensors"))
-            torch.save({"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, tmp / "optimizer.pt")
-            with open(tmp / "progress.json", "w", encoding="utf-8") as f:
-                json.dump(progress | {"key": self.key}, f)
-        acc.wait_for_everyone()
-        if acc.is_main_process:
-            fsync_tree(tmp)  # on disk before latest.json names it
-            dst = self.root / f"step-{step:07d}"
-            if dst.exists():
-                shutil.rmtree(dst)
-            os.replace(tmp, dst)
-            fsync_dir(self.root)
-            atomic_write_json(self.root / "latest.json", {"key": self.key, "step": step, "folder": dst.name,
-                                                    "world_size": acc.num_processes})
-            for old in self.root.glob("step-*"):
-                if old.name != dst.name:
-                    shutil.rmtree(old, ignore_errors=True)
-            self._info("checkpoint: %s step %d", self.root, step)
-
-    def load(self, acc) -> Optional[dict]:
-        """The saved state of this training (tensors on CPU), or None when there is none to resume."""
-        from safetensors.torch import load_file
-
-        latest = _read_json(self.root / "latest.json")
-        if not isinstance(latest, dict):
-            return None
-        if latest.get("key") != self.key:
-            self._info("checkpoint in %s belongs to another training; not resumed", self.root)
-            return None
-        if latest.get("world_size") != acc.num_processes:
-            self._info("checkpoint in %s was written by %s processes, this training has %d; not resumed",
-                       self.root, latest.get("world_size"), acc.num_processes)
-            return None
-        d = self.root / str(latest.get("folder"))
-        progress = _read_json(d / "progress.json")
-        mine = d / f"rank-{acc.process_index}.pt"
-        if not isinstance(progress, dict) or progress.get("key") != self.key or not mine.is_file():
-            return None
-        own = torch.load(mine, map_location="cpu", weights_only=True)
-        return {"progress": progress, "params": load_file(str(d / "trainable.safetensors")), "grads": own["grads"],
-                "optim": torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True), "rng": own["rng"]}
-
-
-def _drop_steps(root: Path) -> None:
-    """Remove the step checkpoints of a training that has finished (its result is kept instead)."""
-    (root / "latest.json").unlink(missing_ok=True)
-    for old in root.glob("step-*"):
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _stale(root: Path, key: str) -> bool:
-    """True when ``root`` holds the state or result of another training than ``key``."""
-    for name in ("latest.json", "result.json"):
-        d = _read_json(root / name)
-        if (root / name).exists() and not (isinstance(d, dict) and d.get("key") == key):
-            return True
-    return False
-
-
-def _restore(acc, model, opt, sched, state: dict) -> None:
-    unwrapped = acc.unwrap_model(model)
-    load_trainable_state(unwrapped, state["params"])
-    named = dict(unwrapped.named_parameters())
-    for n, g in state["grads"].items():
-        named[n].grad = g.to(named[n].device, named[n].dtype)
-    opt.load_state_dict(state["optim"]["optimizer"])
-    sched.load_state_dict(state["optim"]["scheduler"])
-    acc.step = state["progress"]["acc_step"]
-
-
 # ---------------------------------------------------------------------------------------- training
 
 def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: TrainConfig, lr: float, seed: int,
@@ -344,7 +189,7 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     it = batches()
     state = checkpoint.load(acc) if checkpoint is not None else None
     if state is not None:
-        _restore(acc, model, opt, sched, state)
+        restore_training(acc, model, opt, sched, state)
         p = state["progress"]
         step, tokens, history, losses, done_s = p["step"], p["tokens"], p["history"], p["losses"], p["wall_s"]
         for _ in range(step * tcfg.grad_accum):  # the same data-loader position: replay the batches seen
@@ -426,19 +271,18 @@ def train_variant(base_model, tok, variant: Variant, train_enc, eval_enc, tcfg: 
     (``lr-<i>/result.json``) and the best lr's trained parameters (``lr-<i>/final.safetensors``) are
     kept until the runner removes the folder."""
     every = getattr(tcfg, "checkpoint_every", None)
-    ckdir = Path(checkpoint_dir) if checkpoint_dir is not None and every else None
+    ck = TrainingCheckpoint(checkpoint_dir) if checkpoint_dir is not None and every else None
     grid = len(variant.lrs) > 1
     best: Optional[tuple[object, TrainResult, int]] = None
     search, failures = [], []
     for i, lr in enumerate(variant.lrs):
         desc = f"{variant.name} lr={lr:g}" if grid else variant.name
-        lr_key = f"{key}/lr{i}={lr!r}"
-        sub = ckdir / f"lr-{i}" if ckdir is not None else None
-        done = _read_json(sub / "result.json") if sub is not None and grid else None
-        if sub is not None and is_main and _stale(sub, lr_key):  # left by another config of this variant
-            shutil.rmtree(sub, ignore_errors=True)
+        slot = ck.lr(i, f"{key}/lr{i}={lr!r}") if ck is not None else None
+        done = slot.result() if slot is not None and grid else None
+        if slot is not None and is_main and slot.stale():  # left by another config of this variant
+            slot.remove()
             done = None
-        if isinstance(done, dict) and done.get("key") == lr_key:
+        if done is not None:
             if done.get("status") == "failed":
                 d = done["diverged"]
                 failures.append(Diverged(desc, lr, d["step"], d["steps"], float(d["loss"]), d["what"]))
@@ -454,37 +298,26 @@ def train_variant(base_model, tok, variant: Variant, train_enc, eval_enc, tcfg: 
                 best = (None, res, i)
             continue
         model = build_variant_model(base_model, variant, seed).to(device)
-        ck = StepCheckpoint(sub, lr_key, every, log=log) if sub is not None else None
+        steps_ck = slot.steps(every, log=log) if slot is not None else None
         try:
             res = train_model(model, tok, train_enc, eval_enc, tcfg, lr, seed, device, progress=progress, log=log,
-                              desc=desc, checkpoint=ck)
+                              desc=desc, checkpoint=steps_ck)
         except Diverged as e:
             del model
             failures.append(e)
             search.append(e.to_dict())
             if log:
                 log.warning("%s: %s; this lr is not used", variant.name, e.reason)
-            if sub is not None and grid and is_main:
-                atomic_write_json(sub / "result.json", {"key": lr_key, "status": "failed", "diverged": {
-                    "step": e.step, "steps": e.steps, "loss": str(e.loss), "what": e.what}})
-                _drop_steps(sub)
+            if slot is not None and grid and is_main:
+                slot.save_failed(e.step, e.steps, e.loss, e.what)
             continue
         search.append({"lr": lr, "eval_loss": res.to_dict()["eval_loss"], "train_loss": res.train_loss})
         better = _better(res, best[1] if best else None)
-        if sub is not None and grid and is_main:
-            from safetensors.torch import save_file
-
-            sub.mkdir(parents=True, exist_ok=True)
-            if better:  # keep the best lr's trained parameters until the variant is saved
-                tmp = sub / ".final.safetensors.tmp"
-                save_file(trainable_state(model), str(tmp))
-                fsync_tree(tmp)
-                os.replace(tmp, sub / "final.safetensors")
-                fsync_dir(sub)
-            atomic_write_json(sub / "result.json", {"key": lr_key, "status": "ok", "result": res.to_dict()})
+        if slot is not None and grid and is_main:
+            slot.save_result(res.to_dict(), trainable_state(model) if better else None)
             if better and best is not None:
-                (ckdir / f"lr-{best[2]}" / "final.safetensors").unlink(missing_ok=True)
-            _drop_steps(sub)
+                ck.lr(best[2]).drop_final()
+            slot.drop_steps()
         if better:
             best = (model, res, i)
         else:
@@ -493,10 +326,8 @@ def train_variant(base_model, tok, variant: Variant, train_enc, eval_enc, tcfg: 
         raise VariantFailed(variant.name, failures, search)
     model, res, i = best
     if model is None:  # the best lr finished before a resume: rebuild it from its saved parameters
-        from safetensors.torch import load_file
-
         model = build_variant_model(base_model, variant, seed).to(device)
-        load_trainable_state(model, load_file(str(ckdir / f"lr-{i}" / "final.safetensors")))
+        load_trainable_state(model, ck.lr(i).final_state())
         model.eval()
     res.lr_search = search
     return model, res

@@ -17,8 +17,9 @@ def add_arguments(p):
 def run(args) -> int:
     from lorafair.commands.run import out_dir
     from lorafair.config.load import load_config
+    from lorafair.report import write_report
     from lorafair.run.runner import run_experiment
 
     cfg = load_config("demo", args.overrides)
-    run_experiment(cfg, out_dir(args, cfg), quiet=args.quiet)
+    run_experiment(cfg, out_dir(args, cfg), quiet=args.quiet, report=write_report)
     return 0

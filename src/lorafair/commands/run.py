@@ -41,17 +41,19 @@ def add_common(p):
 
 def out_dir(args, cfg) -> Path:
     from lorafair.errors import UserError
+    from lorafair.run.layout import RunLayout
 
     out = Path(args.out or cfg.output.dir or Path("runs") / cfg.name)
-    if args.resume and not (out / "config.yaml").exists():
+    if args.resume and not RunLayout(out).config_yaml.exists():
         raise UserError("--resume", str(out), "a run directory with a config.yaml to resume")
     return out
 
 
 def run(args) -> int:
     from lorafair.config.load import load_config
+    from lorafair.report import write_report
     from lorafair.run.runner import run_experiment
 
     cfg = load_config(args.recipe, args.overrides)
-    run_experiment(cfg, out_dir(args, cfg), quiet=args.quiet)
+    run_experiment(cfg, out_dir(args, cfg), quiet=args.quiet, report=write_report)
     return 0

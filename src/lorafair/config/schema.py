@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from lorafair.data.registry import DataSpec
+from lorafair.methods import Method, get_method, peft_methods
 
-PEFT_METHODS = ("lora", "dora", "rslora", "pissa")
+# the registered PEFT methods (lorafair.methods), in the ladder's order, as the schema is built: a method
+# registered by a plug-in must be registered before this module is imported
+PEFT_METHODS = peft_methods()
 
 
 class Strict(BaseModel):
@@ -38,7 +41,7 @@ class ModelConfig(Strict):
 
 
 class MethodConfig(Strict):
-    """One PEFT method of the ladder (lora, dora, rslora, pissa)."""
+    """One PEFT method of the ladder (a :mod:`lorafair.methods` entry: lora, dora, rslora, pissa …)."""
 
     ranks: list[int] = Field(default_factory=list, description="Ranks to train; one variant per rank. Empty: method not used.")
     alpha: Union[float, str] = Field(
@@ -89,20 +92,11 @@ class FullConfig(Strict):
     lr: float = Field(default=5e-5, gt=0, description="Learning rate for full fine-tuning (smaller than LoRA's).")
 
 
-class VariantsConfig(Strict):
+class _VariantsBase(Strict):
     base: bool = Field(default=True, description="Evaluate the untrained base model.")
     full: FullConfig = Field(default_factory=FullConfig)
-    lora: MethodConfig = Field(default_factory=lambda: MethodConfig(ranks=[1, 2, 4, 8, 16, 32, 64, 128, 256]))
-    dora: MethodConfig = Field(default_factory=MethodConfig, description="DoRA (weight-decomposed LoRA) through peft.")
-    rslora: MethodConfig = Field(default_factory=MethodConfig, description="rank-stabilised LoRA (alpha/sqrt(r) scaling) through peft.")
-    pissa: MethodConfig = Field(default_factory=MethodConfig, description="PiSSA (principal singular vectors init) through peft.")
-    lr_grid: Optional[dict[str, list[float]]] = Field(
-        default=None,
-        description="Optional learning-rate grid per method (keys: full, lora, dora, rslora, pissa). Each variant is trained "
-        "with every lr and the one with the lowest validation loss is kept.",
-    )
 
-    @field_validator("lr_grid")
+    @field_validator("lr_grid", check_fields=False)
     @classmethod
     def _grid(cls, v):
         if v is None:
@@ -113,6 +107,29 @@ class VariantsConfig(Strict):
             if not lrs or any(not math.isfinite(x) or x <= 0 for x in lrs):
                 raise ValueError(f"lr_grid.{k} must be a non-empty list of positive finite numbers")
         return v
+
+
+def _method_field(method: Method):
+    """The ``variants.<method>`` field: a :class:`MethodConfig`, its ranks defaulting to the method's."""
+    ranks = list(method.default_ranks)
+    factory = (lambda: MethodConfig(ranks=list(ranks))) if ranks else MethodConfig
+    return (MethodConfig, Field(default_factory=factory, description=method.description or None))
+
+
+# base, full, one field per registered PEFT method (registration order), lr_grid: the fields (and the order
+# of config.yaml) follow the method registry (:mod:`lorafair.methods`), so a new method is one registry entry
+VariantsConfig = create_model(
+    "VariantsConfig",
+    __base__=_VariantsBase,
+    __module__=__name__,
+    __doc__="The variant ladder: base, full fine-tuning and every PEFT method at its ranks.",
+    **{name: _method_field(get_method(name)) for name in PEFT_METHODS},
+    lr_grid=(Optional[dict[str, list[float]]], Field(
+        default=None,
+        description=f"Optional learning-rate grid per method (keys: full, {', '.join(PEFT_METHODS)}). Each variant is "
+        "trained with every lr and the one with the lowest validation loss is kept.",
+    )),
+)
 
 
 class TrainConfig(Strict):

@@ -14,13 +14,13 @@ from pathlib import Path
 from lorafair import __version__
 from lorafair.errors import UserError
 from lorafair.report import plots
-from lorafair.report.build import _compact, _slug, _status_word
+from lorafair.report.context import run_metas, slug
 from lorafair.report.doc import Block, Figure, FigureRow, Heading, KeyValues, Para, Table
+from lorafair.report.front import compact, status_word
 from lorafair.report.load import RunData, load_run
 from lorafair.report.recommend import capture_table, recommend
 from lorafair.report.render_html import render_html
 from lorafair.report.render_md import render_md
-from lorafair.report.study_meta import StudyMeta, study_meta
 from lorafair.report.style import MARKERS, SERIES_COLORS, report_style
 from lorafair.report.write import write_outputs
 
@@ -46,7 +46,7 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
     toc: list[tuple[str, str]] = []
 
     def fig(name: str, png: bytes, caption: str) -> Figure:
-        base, n, i = _slug(name), _slug(name), 2
+        base, n, i = slug(name), slug(name), 2
         while n in names:
             n, i = f"{base}-{i}", i + 1
         names.add(n)
@@ -58,14 +58,14 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
     rows = []
     for lbl, run in zip(labels, runs):
         info, cfg = run.run_info, run.config
-        rows.append([lbl, _compact(info.get("model") or cfg.get("model") or "–", 80),
-                     _compact(info.get("data") or cfg.get("data") or "–", 80),
+        rows.append([lbl, compact(info.get("model") or cfg.get("model") or "–", 80),
+                     compact(info.get("data") or cfg.get("data") or "–", 80),
                      ", ".join(map(str, run.seeds())), ", ".join(run.ranked_methods()) or "–",
                      ", ".join(run.studies())])
     blocks.append(Table(["run", "model", "data", "seeds", "ranked methods", "studies"], rows))
 
     studies = list(dict.fromkeys(s for r in runs for s in r.studies()))
-    metas_per_run = [{s: study_meta(s, r.metrics(s), r.roles.get(s)) for s in r.studies()} for r in runs]
+    metas_per_run = [run_metas(r) for r in runs]
     recs = [recommend(r, m, target) if r.ranked_methods() else {} for r, m in zip(runs, metas_per_run)]
     toc.append(("recommendation", "Recommendations"))
     blocks.append(Heading(2, "Rank recommendations", "recommendation"))
@@ -75,14 +75,14 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
         for rr in recs:
             items = rr.get(scope, [])
             row.append("; ".join(f"{x.method}: r={x.rank}" if x.rank is not None else
-                                 f"{x.method}: {_status_word(x.status)}" for x in items) or "–")
+                                 f"{x.method}: {status_word(x.status)}" for x in items) or "–")
         rec_rows.append(row)
     blocks.append(Table(["scope"] + labels, rec_rows,
                         caption=f"Smallest rank whose paired capture interval lies within [{target:g}, {2 - target:g}] "
                                 "on every defined target metric (see each run's report for the reasons)."))
 
     for study in studies:
-        anchor = f"study-{_slug(study)}"
+        anchor = f"study-{slug(study)}"
         toc.append((anchor, study))
         blocks.append(Heading(2, f"Study: {study}", anchor))
         headline = list(dict.fromkeys(m for mr in metas_per_run if study in mr for m in mr[study].headline))

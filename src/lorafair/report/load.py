@@ -4,7 +4,8 @@ The run directory format is fixed in ``docs/architecture.md``: ``metrics.csv`` (
 variant × seed × study × metric × group), ``config.yaml``, ``run_info.json`` and one folder
 per variant and seed (``<variant>-s<seed>/``) holding study artifacts. Every file except
 ``metrics.csv`` is optional; a malformed optional file is skipped with a note in
-:attr:`RunData.notes` rather than breaking the report.
+:attr:`RunData.notes` rather than breaking the report. The names (metrics.csv columns, variant and
+folder names, the ``train`` status rows) are those of :mod:`lorafair.run.layout`.
 
 Several seeds of one variant are pooled into one :class:`Estimate` by :func:`pool_seeds`.
 """
@@ -15,21 +16,19 @@ import csv
 import io
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from lorafair.errors import UserError
+from lorafair.run.layout import COLUMNS, METRIC_ROLES, STUDY_KEY, TRAIN_STATUS, parse_folder, parse_variant
+
+__all__ = ["Estimate", "MetricRecord", "RunData", "VariantArtifacts", "load_run", "parse_variant", "pool_seeds",
+           "read_metrics_csv", "sort_variants"]
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
-METRICS_COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note")
-
-TRAIN_STATUS = "train"  # metrics.csv rows of variants whose training failed (run/tables.failed_rows)
-
-_VARIANT_RE = re.compile(r"^(?P<method>[a-z0-9_]+)-r(?P<rank>\d{1,9})$")  # a rank fits a plot axis
-_FOLDER_RE = re.compile(r"^(?P<variant>.+)-s(?P<seed>\d+)$")
+ROLES_FILE = METRIC_ROLES  # written by the runner (lorafair.run.paired.write_roles)
 
 
 def _float(s: Any) -> float:
@@ -47,14 +46,6 @@ def _float(s: Any) -> float:
 def _int_or_none(s: Any) -> Optional[int]:
     v = _float(s)
     return int(v) if math.isfinite(v) else None
-
-
-def parse_variant(name: str) -> tuple[str, Optional[int]]:
-    """Method and rank of a variant name: ``"lora-r8"`` -> ``("lora", 8)``, ``"base"`` -> ``("base", None)``."""
-    m = _VARIANT_RE.match(name)
-    if m:
-        return m.group("method"), int(m.group("rank"))
-    return name, None
 
 
 @dataclass(frozen=True)
@@ -154,7 +145,8 @@ class RunData:
     artifacts: dict[tuple[str, int], VariantArtifacts] = field(default_factory=dict)
     spectrum: Any = None
     notes: list[str] = field(default_factory=list)
-    roles: dict = field(default_factory=dict)  # metric_roles.json: study -> metric -> role/direction/ideal
+    roles: dict = field(default_factory=dict)  # metric_roles.json: study -> metric -> role/direction/ideal/…
+    study_decl: dict = field(default_factory=dict)  # metric_roles.json: study -> its "_study" entry (checked)
 
     # -- views ---------------------------------------------------------------------------
     def studies(self) -> list[str]:
@@ -260,7 +252,7 @@ def _metric_records(reader: csv.DictReader, path: Path, notes: Optional[list[str
     cols = {c.strip() for c in (reader.fieldnames or []) if isinstance(c, str)}
     needed = {"variant", "study", "metric", "value"}
     if not needed <= cols:
-        raise UserError("metrics.csv", str(path), f"a CSV with columns {', '.join(METRICS_COLUMNS)} "
+        raise UserError("metrics.csv", str(path), f"a CSV with columns {', '.join(COLUMNS)} "
                         f"(missing {', '.join(sorted(needed - cols))})")
     out = []
     skipped = 0
@@ -341,6 +333,50 @@ def _finite_duration(v: Any) -> Any:
     return v if ok else str(v)
 
 
+def read_roles(obj: Any, notes: list[str]) -> tuple[dict, dict]:
+    """The metric entries (study -> metric -> dict) and the study entries (study -> ``_study`` dict) of a
+    parsed metric_roles.json. Anything not of the documented shape is left out and named in ``notes``."""
+    if not isinstance(obj, dict):
+        notes.append(f"{ROLES_FILE} is not a JSON object: ignored (roles and directions unknown)")
+        return {}, {}
+    roles: dict[str, dict] = {}
+    decl: dict[str, dict] = {}
+    for st, ms in obj.items():
+        if not isinstance(ms, dict):
+            notes.append(f"{ROLES_FILE}: the entry of study {st} is not an object: ignored")
+            continue
+        roles[str(st)] = {}
+        for m, r in ms.items():
+            if m == STUDY_KEY:
+                decl[str(st)] = _study_entry(str(st), r, notes)
+            elif isinstance(r, dict):
+                roles[str(st)][str(m)] = r
+            else:
+                notes.append(f"{ROLES_FILE}: the entry of {st}/{m} is not an object: ignored")
+    return roles, decl
+
+
+def _study_entry(study: str, r: Any, notes: list[str]) -> dict:
+    """A study's ``_study`` entry with only the keys of the documented types (the others named in ``notes``)."""
+    if not isinstance(r, dict):
+        notes.append(f"{ROLES_FILE}: {study}/{STUDY_KEY} is not an object: ignored")
+        return {}
+    out: dict = {}
+    for key in ("title", "description"):
+        if key in r:
+            if isinstance(r[key], str):
+                out[key] = r[key]
+            else:
+                notes.append(f"{ROLES_FILE}: {study}/{STUDY_KEY}/{key} is not a string: ignored")
+    if "headline" in r:
+        h = r["headline"]
+        if isinstance(h, list) and all(isinstance(m, str) for m in h):
+            out["headline"] = list(h)
+        else:
+            notes.append(f"{ROLES_FILE}: {study}/{STUDY_KEY}/headline is not a list of metric names: ignored")
+    return out
+
+
 def load_run(run_dir: str | Path) -> RunData:
     """Load a run directory. Raises :class:`UserError` when it is not one (no metrics.csv)."""
     run_dir = Path(run_dir)
@@ -359,38 +395,40 @@ def load_run(run_dir: str | Path) -> RunData:
     cfg = run_dir / "config.yaml"
     if cfg.is_file():
         data.config_text = cfg.read_text(encoding="utf-8", errors="replace")
-        try:
-            import yaml
+        import yaml
 
+        try:
             if _has_yaml_aliases(data.config_text):
                 data.notes.append("config.yaml uses YAML aliases: shown as text only")
             else:
                 parsed = yaml.safe_load(data.config_text)
                 data.config = parsed if isinstance(parsed, dict) else {}
-        except Exception as e:  # malformed yaml must not break the report
+                if parsed is not None and not isinstance(parsed, dict):
+                    data.notes.append("config.yaml is not a mapping: shown as text only")
+        except (yaml.YAMLError, ValueError, RecursionError) as e:  # malformed: shown as text, named in Notes
             data.notes.append(f"config.yaml could not be parsed: {type(e).__name__}")
     info = run_dir / "run_info.json"
     if info.is_file():
         obj = _read_json(info, data.notes)
         data.run_info = obj if isinstance(obj, dict) else {}
-        for k in ("wall_time_s", "wall_time"):
-            if k in data.run_info:
-                data.run_info[k] = _finite_duration(data.run_info[k])
-    roles = run_dir / "metric_roles.json"
+        if obj is not None and not isinstance(obj, dict):
+            data.notes.append("run_info.json is not a JSON object: ignored")
+        if "wall_time_s" in data.run_info:
+            data.run_info["wall_time_s"] = _finite_duration(data.run_info["wall_time_s"])
+    roles = run_dir / ROLES_FILE
     if roles.is_file():
         obj = _read_json(roles, data.notes)
-        # study -> metric -> {role, direction, ideal}: anything else is left out
-        data.roles = ({str(st): {str(m): r for m, r in ms.items() if isinstance(r, dict)}
-                       for st, ms in obj.items() if isinstance(ms, dict)} if isinstance(obj, dict) else {})
+        if obj is not None:
+            data.roles, data.study_decl = read_roles(obj, data.notes)
     spec = run_dir / "spectrum.json"
     if spec.is_file():
         data.spectrum = _read_json(spec, data.notes)
 
     for sub in sorted(p for p in run_dir.iterdir() if p.is_dir()):
-        m = _FOLDER_RE.match(sub.name)
-        if not m:
+        parsed = parse_folder(sub.name)
+        if parsed is None:
             continue
-        art = VariantArtifacts(variant=m.group("variant"), seed=int(m.group("seed")), folder=sub)
+        art = VariantArtifacts(variant=parsed[0], seed=parsed[1], folder=sub)
         if (sub / "samples.jsonl").is_file():
             art.samples = _read_jsonl(sub / "samples.jsonl", data.notes)
         if (sub / "shift_layers.json").is_file():

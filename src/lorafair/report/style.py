@@ -16,6 +16,8 @@ matplotlib.use("Agg", force=True)  # no display, deterministic raster output
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from lorafair.methods import peft_methods  # noqa: E402
+
 OKABE_ITO = {
     "black": "#000000",
     "orange": "#E69F00",
@@ -27,20 +29,20 @@ OKABE_ITO = {
     "reddish_purple": "#CC79A7",
 }
 
-# Variant families: base is the reference (black), full fine-tuning the target (vermillion).
-METHOD_COLORS = {
+# Variant families: base is the reference (black), full fine-tuning the target (vermillion); the PEFT
+# methods take METHOD_PALETTE in the order of the methods registry (lorafair.methods.peft_methods():
+# lora blue, dora green, rslora orange, pissa purple, then sky blue, yellow, and round again), so a newly
+# registered method gets a colour without an edit here.
+REFERENCE_COLORS = {
     "base": OKABE_ITO["black"],
     "full": OKABE_ITO["vermillion"],
-    "lora": OKABE_ITO["blue"],
-    "dora": OKABE_ITO["bluish_green"],
-    "rslora": OKABE_ITO["orange"],
-    "pissa": OKABE_ITO["reddish_purple"],
 }
 # Cycle for runs (compare) and groups; yellow last (weak on white).
 CYCLE = [OKABE_ITO[k] for k in ("blue", "vermillion", "bluish_green", "orange", "reddish_purple",
                                 "sky_blue", "black", "yellow")]
 # Series that are neither base nor full (metrics on one axes): the cycle without black and vermillion.
 SERIES_COLORS = [OKABE_ITO[k] for k in ("blue", "bluish_green", "orange", "reddish_purple", "sky_blue", "yellow")]
+METHOD_PALETTE = SERIES_COLORS
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 HEATMAP_CMAP = "cividis"  # perceptually uniform and colour-vision-deficiency safe
 
@@ -75,8 +77,18 @@ RC = {
 _PLAIN = ("text.usetex", "text.parse_math", "axes.formatter.use_mathtext")
 
 
+def method_colors() -> dict[str, str]:
+    """The colour of base, full and every registered PEFT method (palette cycled in registration order)."""
+    out = dict(REFERENCE_COLORS)
+    for k, name in enumerate(peft_methods()):
+        out.setdefault(name, METHOD_PALETTE[k % len(METHOD_PALETTE)])
+    return out
+
+
 def method_color(method: str, i: int = 0) -> str:
-    return METHOD_COLORS.get(method, CYCLE[(i + 5) % len(CYCLE)])
+    """The colour of a variant family; a method that is not registered here (a run made with a plug-in this
+    installation lacks) takes the ``i``-th colour of the cycle from sky blue on."""
+    return method_colors().get(method, CYCLE[(i + 5) % len(CYCLE)])
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # no glyph in any font: drawn as boxes, with a warning

@@ -24,15 +24,16 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from lorafair.atomic import atomic_write_bytes, atomic_write_json, read_json
+from lorafair.atomic import atomic_write_bytes, atomic_write_json
+from lorafair.run.layout import STUDY_KEY, RunLayout, items_name
 from lorafair.stats.paired import align, capture_from_draws, delta_from_draws, paired_draws
 from lorafair.studies.base import ItemSet, MetricSpec, metric_specs
 
-ROLES_FILE = "metric_roles.json"
 
 
 def items_path(results_dir: Path, study: str) -> Path:
-    return Path(results_dir) / f"{study}.items.npz"
+    """The per-item values file of ``study`` in a variant's ``results/`` folder."""
+    return Path(results_dir) / items_name(study)
 
 
 def save_items(results_dir: Path, study: str, items: dict[str, ItemSet]) -> Optional[Path]:
@@ -114,39 +115,39 @@ def paired_rows(study: str, specs: Iterable[MetricSpec], by_variant: dict[str, t
     return rows
 
 
-def write_paired_rows(run_dir: Path, study: str, study_cls, variants: list[dict], seeds: list[int], *,
+def write_paired_rows(run_dir: Path | RunLayout, study: str, study_cls, variants: list[dict], seeds: list[int], *,
                       n_boot: int = 2000) -> Optional[Path]:
     """Compute and write ``extra_metrics/paired-<study>.json`` from the saved item files."""
     specs = list(metric_specs(study_cls).values())
     if not any(s.stat is not None for s in specs):
         return None
+    layout = RunLayout.of(run_dir)
     rows: list[dict] = []
     for seed in seeds:
         by_variant = {}
         for v in variants:
-            p = items_path(Path(run_dir) / f"{v['name']}-s{seed}" / "results", study)
+            p = layout.items_npz(v["name"], seed, study)
             if p.is_file():
                 by_variant[v["name"]] = (v, load_items(p))
         rows += paired_rows(study, specs, by_variant, seed, n_boot=n_boot)
-    path = Path(run_dir) / "extra_metrics" / f"paired-{study}.json"
+    path = layout.paired_metrics(study)
     atomic_write_json(path, {"study": study, "kind": "paired", "n_boot": n_boot, "rows": rows})
     return path
 
 
-def write_roles(run_dir: Path, studies: dict[str, type]) -> Path:
-    """``RUN/metric_roles.json``: every study's declared metrics (role, direction, ideal, unit)."""
-    data = {name: {m: s.meta() for m, s in metric_specs(cls).items()} for name, cls in studies.items()}
-    path = Path(run_dir) / ROLES_FILE
+def study_entry(name: str, cls: type) -> dict:
+    """Title (the class's ``title`` or its name), the first line of its docstring, its ``headline`` metrics."""
+    doc = ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+    return {"title": getattr(cls, "title", name), "description": doc, "headline": list(getattr(cls, "headline", ()))}
+
+
+def write_roles(run_dir: Path | RunLayout, studies: dict[str, type]) -> Path:
+    """``RUN/metric_roles.json``: every study's declared metrics (role, direction, ideal, unit, doc) and, under
+    the reserved key ``_study``, the study's own entry (title, one-line description, headline metrics), so
+    the report reads what it shows from the run directory, never from the study classes."""
+    data = {name: {STUDY_KEY: study_entry(name, cls), **{m: s.meta() for m, s in metric_specs(cls).items()}}
+            for name, cls in studies.items()}
+    path = RunLayout.of(run_dir).metric_roles_json
     atomic_write_json(path, data)
     return path
 
-
-def read_roles(run_dir: Path) -> dict[str, dict[str, dict]]:
-    p = Path(run_dir) / ROLES_FILE
-    if not p.is_file():
-        return {}
-    try:
-        obj = read_json(p)
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}

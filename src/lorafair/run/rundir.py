@@ -24,11 +24,14 @@ from typing import Optional
 
 import yaml
 
+from lorafair.adapt.checkpoint import TEMP_PREFIXES
 from lorafair.errors import UserError
+from lorafair.run.layout import LOCK, RunLayout
 
 # the sections of the config that every cached piece (data, trained variants, evaluations) depends on
 EXPERIMENT_FIELDS = ("model", "data", "train", "start")
-LOCK_NAME = ".lock"
+LOCK_NAME = LOCK
+PROBE_PREFIX = ".probe"  # the runner's check that --out is writable
 
 
 def nearest_existing(path: Path) -> Path:
@@ -38,11 +41,9 @@ def nearest_existing(path: Path) -> Path:
     return p
 
 
-def finished_pieces(out: Path) -> list[Path]:
+def finished_pieces(out: Path | RunLayout) -> list[Path]:
     """Markers of finished work in a run directory (training, evaluations, the start stage)."""
-    out = Path(out)
-    return (sorted(out.glob("*-s*/train.json")) + sorted(out.glob("*-s*/results/*.json"))
-            + sorted(out.glob("start/train.json")))
+    return RunLayout.of(out).finished_pieces()
 
 
 def check_out_dir(out: Path, new_config: dict) -> None:
@@ -55,7 +56,7 @@ def check_out_dir(out: Path, new_config: dict) -> None:
         raise UserError("--out", str(out), f"a writable directory ({base} is a file)")
     if not os.access(base, os.W_OK | os.X_OK):
         raise UserError("--out", str(out), f"a writable directory ({base} is not writable)")
-    cfg_path = out / "config.yaml"
+    cfg_path = RunLayout(out).config_yaml
     if not cfg_path.is_file() or not finished_pieces(out):
         return
     try:
@@ -80,7 +81,7 @@ class RunLock:
     """An exclusive advisory lock on ``RUN/.lock`` for the duration of a run (POSIX ``flock``)."""
 
     def __init__(self, out: Path):
-        self.path = Path(out) / LOCK_NAME
+        self.path = RunLayout.of(out).lock
         self.fd: Optional[int] = None
 
     def acquire(self) -> "RunLock":
@@ -130,7 +131,7 @@ def clean_stale_temporaries(out: Path) -> list[Path]:
     removed = []
     for p in list(Path(out).rglob(".*")):
         name = p.name
-        stale = (name.startswith(".") and name.endswith(".tmp")) or name.startswith((".model.", ".adapter.", ".probe"))
+        stale = (name.startswith(".") and name.endswith(".tmp")) or name.startswith(TEMP_PREFIXES + (PROBE_PREFIX,))
         if not stale or name == LOCK_NAME:
             continue
         try:

@@ -8,7 +8,9 @@ marked by a file written atomically (``train.json``, ``results/<study>.json``) c
 fingerprint, so a killed run resumes where it stopped and gives the same numbers as an
 uninterrupted one (training and evaluation are pure functions of (config, seed)), and a recipe can
 gain studies or variants without redoing what is unchanged. The run directory itself is checked,
-locked and cleaned by :mod:`lorafair.run.rundir`.
+locked and cleaned by :mod:`lorafair.run.rundir`; every path in it is one of :class:`lorafair.run.layout.RunLayout`
+(which the studies get as ``EvalContext.layout``); weights and training checkpoints are written and read by
+:mod:`lorafair.adapt.checkpoint`. Each study is instantiated once per run (:meth:`Runner.study`).
 """
 
 from __future__ import annotations
@@ -22,28 +24,32 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict
+from typing import Callable, Optional
 from pathlib import Path
 
 import torch
 import yaml
 
+from lorafair.adapt import checkpoint
 from lorafair.adapt.peft_methods import check_ranks
 from lorafair.adapt.tokenize import encode_records
 from lorafair.adapt.train import Diverged, VariantFailed, seed_everything, train_model, train_variant
-from lorafair.adapt.variants import Variant, plan_variants
+from lorafair.adapt.variants import Variant
 from lorafair.config.load import dump_config
-from lorafair.config.schema import PEFT_METHODS, RunConfig
+from lorafair.config.schema import RunConfig
 from lorafair.data.files import read_jsonl
 from lorafair.data.load import load_records, split_holdout
 from lorafair.data.registry import DataContext
 from lorafair.errors import UserError
 from lorafair.models.sources import load_model, resolve_device
-from lorafair.atomic import (atomic_write_json, atomic_write_jsonl, atomic_write_text, fsync_dir, fsync_tree,
-                                 make_temp_dir, read_json)
+from lorafair.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
+from lorafair.methods import adapters_off_is_base, is_peft_method
 from lorafair.run.info import run_info
+from lorafair.run.ladder import plan_variants
+from lorafair.run.layout import RunLayout, variant_folder
 from lorafair.run.logs import setup_logging, show_progress
-from lorafair.run.paired import items_path, save_items, write_paired_rows, write_roles
-from lorafair.run.rundir import RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
+from lorafair.run.paired import save_items, write_paired_rows, write_roles
+from lorafair.run.rundir import PROBE_PREFIX, RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
 from lorafair.studies.base import EvalContext, VariantInfo
 from lorafair.studies.loader import study_class
@@ -61,7 +67,7 @@ def _fingerprint(obj) -> str:
 def check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe", dir=out)
+        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=out)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
@@ -69,15 +75,21 @@ def check_writable(out: Path) -> None:
 
 
 class Runner:
-    def __init__(self, cfg: RunConfig, out: Path, *, quiet: bool = False):
+    def __init__(self, cfg: RunConfig, out: Path, *, quiet: bool = False,
+                 report: Optional[Callable[[Path], dict]] = None):
         self.cfg = cfg
+        # Builds the report of a finished run (``lorafair.report.write_report``, passed in by the CLI: the
+        # report reads the run directory that this package owns, so the runner does not import it).
+        self.report = report
         self.out = Path(out)
+        self.layout = RunLayout(self.out)
         self.quiet = quiet
         self.progress = show_progress(quiet)
         self.log: logging.Logger = logging.getLogger("lorafair")
         self.device = resolve_device(cfg.model.device)
         self.variants = plan_variants(cfg)
         self._refs: dict[tuple[int, str], object] = {}
+        self._studies: dict[str, object] = {}
         self._lock: RunLock | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -91,8 +103,8 @@ class Runner:
             self._lock = RunLock(self.out).acquire()
         # only a locking run may remove leftovers: `lorafair train` jobs sharing the directory may be writing
         stale = clean_stale_temporaries(self.out) if self._lock is not None else []
-        atomic_write_text(self.out / "config.yaml", text)
-        self.log = setup_logging(self.out / "run.log", self.quiet)
+        atomic_write_text(self.layout.config_yaml, text)
+        self.log = setup_logging(self.layout.run_log, self.quiet)
         if stale:
             self.log.info("removed %d leftover temporary file(s) of an interrupted run", len(stale))
 
@@ -103,14 +115,14 @@ class Runner:
 
     def data_for_seed(self, seed: int, base_model_fn) -> tuple[list[dict], list[dict]]:
         """Train/held-out records for ``seed``; built once, cached in the run dir (builders may sample the model)."""
-        d = self.out / "data"
-        tr, ho, mark = d / f"train-s{seed}.jsonl", d / f"heldout-s{seed}.jsonl", d / f"data-s{seed}.json"
+        lay = self.layout
+        tr, ho, mark = lay.train_data(seed), lay.heldout_data(seed), lay.data_marker(seed)
         dump = self.cfg.model_dump(mode="json")
         fp = _fingerprint([{k: dump[k] for k in ("model", "data", "start")}, seed])
         if tr.exists() and ho.exists() and (not mark.exists() or read_json(mark).get("fingerprint") == fp):
             return read_jsonl(str(tr)), read_jsonl(str(ho))
         dc = self.cfg.data
-        ctx = DataContext(seed=seed, log=self.log, progress=self.progress, cache_dir=self.out / "data",
+        ctx = DataContext(seed=seed, log=self.log, progress=self.progress, cache_dir=lay.data_dir,
                           base_model=base_model_fn, field_name="data.train")
         rows = load_records(dc.train, ctx)
         if dc.eval is not None:
@@ -140,11 +152,9 @@ class Runner:
         st = self.cfg.start
         if st is None:
             return model
-        folder = self.out / "start"
-        if (folder / "train.json").exists():
-            from safetensors.torch import load_file
-
-            model.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+        folder = self.layout.start_dir
+        if self.layout.start_marker.exists():
+            checkpoint.load_full_weights(model, self.layout.start_weights)
             self.log.info("start model: loaded from %s", folder)
             return model
         seed = self.cfg.seeds[0]
@@ -163,64 +173,29 @@ class Runner:
         except Diverged as e:
             raise UserError("start.lr", st.lr, f"a learning rate at which the start stage trains ({e.reason})") from None
         if is_main_process():
-            self._save_full(work, folder)
-            atomic_write_json(folder / "train.json", res.to_dict() | {"records": len(rows)})
+            checkpoint.save_full_weights(work, self.layout.start_weights)
+            checkpoint.write_marker(self.layout.start_marker, res.to_dict() | {"records": len(rows)})
         work.requires_grad_(False)
         return work.eval()
 
-    def _save_full(self, model, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        folder.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        # tied weights share storage: save each tensor once
-        seen, uniq = {}, {}
-        for k, v in sd.items():
-            key = (v.data_ptr(), v.shape)
-            if key in seen:
-                continue
-            seen[key] = k
-            uniq[k] = v
-        fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".tmp", dir=folder)
-        os.close(fd)
-        save_file(uniq, tmp)
-        fsync_tree(tmp)  # the weights are on disk (with the umask's mode) before train.json announces them
-        os.replace(tmp, folder / "model.safetensors")
-        fsync_dir(folder)
-
-    def _export_hf(self, model, tok, dst: Path) -> None:
-        """A ``save_pretrained`` folder (config, safetensors, tokenizer) loadable as ``hf:<dst>``."""
-        tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=dst.parent))
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-
-    def _save_adapter(self, model, folder: Path) -> None:
-        tmp = make_temp_dir(folder, ".adapter.")
-        model.save_pretrained(tmp, safe_serialization=True)
-        fsync_tree(tmp)
-        dst = folder / "adapter"
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-        fsync_dir(folder)
-
     def load_variant(self, base_model, variant: Variant, seed: int):
-        folder = self.out / variant.folder(seed)
         if variant.method == "base":
             return base_model
         if variant.method == "full":
-            from safetensors.torch import load_file
-
-            m = copy.deepcopy(base_model)
-            m.load_state_dict(load_file(folder / "model.safetensors"), strict=False)
+            m = checkpoint.load_full_weights(copy.deepcopy(base_model), self.layout.full_weights(variant.name, seed))
             return m.eval()
-        from peft import PeftModel
-
-        m = PeftModel.from_pretrained(copy.deepcopy(base_model), folder / "adapter")
+        m = checkpoint.load_adapter(copy.deepcopy(base_model), self.layout.adapter_dir(variant.name, seed))
         return m.to(self.device).eval()
+
+    def save_variant(self, model, tok, variant: Variant, seed: int) -> None:
+        """Keep a trained variant: the full model's weights (and, with ``output.save_full_weights``, a
+        ``save_pretrained`` folder), or a PEFT variant's adapter (:mod:`lorafair.adapt.checkpoint`)."""
+        if variant.method == "full":
+            checkpoint.save_full_weights(model, self.layout.full_weights(variant.name, seed))
+            if self.cfg.output.save_full_weights:
+                checkpoint.export_pretrained(model, tok, self.layout.hf_export_dir(variant.name, seed))
+        else:
+            checkpoint.save_adapter(model, self.layout.adapter_dir(variant.name, seed))
 
     # ------------------------------------------------------------------ phases
     def train_all(self, base_model, tok, only: str | None = None, seeds: list[int] | None = None) -> dict:
@@ -242,14 +217,15 @@ class Runner:
             if not enc_train:
                 raise UserError("data.train", self.cfg.data.train.source, "records with at least one token to learn from")
             for i, v in enumerate(trainable, 1):
-                folder = self.out / v.folder(seed)
-                marker = folder / "train.json"
+                folder = self.layout.variant_dir(v.name, seed)
+                marker = self.layout.train_json(v.name, seed)
+                ck = checkpoint.TrainingCheckpoint(self.layout.checkpoint_dir(v.name, seed))
                 fp = _fingerprint([fp_common, asdict(v), seed])
                 prev = self._read_marker(marker)
                 if prev is not None and prev.get("fingerprint") == fp:
-                    info[v.folder(seed)] = prev
+                    info[variant_folder(v.name, seed)] = prev
                     if is_main_process():
-                        self._clear_checkpoint(folder)  # left by a run killed after the marker was written
+                        ck.clear()  # left by a run killed after the marker was written
                     if prev.get("status") == "failed":
                         failed.append((v, seed, prev.get("reason", "failed")))
                         self.log.warning("[%d/%d] %s seed %d: failed before (%s), skipping; change its settings (lr) "
@@ -262,7 +238,7 @@ class Runner:
                 folder.mkdir(parents=True, exist_ok=True)
                 try:
                     model, res = train_variant(base_model, tok, v, enc_train, enc_eval, self.cfg.train, seed, self.device,
-                                               progress=self.progress, log=self.log, checkpoint_dir=folder / "checkpoint",
+                                               progress=self.progress, log=self.log, checkpoint_dir=ck.root,
                                                key=fp, is_main=is_main_process())
                 except VariantFailed as e:
                     self.log.error("%s seed %d failed: %s; its studies are skipped, the other variants go on",
@@ -272,29 +248,23 @@ class Runner:
                                          "train_records": len(enc_train), "heldout_records": len(enc_eval)}
                     if is_main_process():
                         # what an earlier config of this variant left would be shown as this one's results
-                        for stale in ("adapter", "model", "model.safetensors", "results"):
-                            p = folder / stale
+                        for p in self.layout.trained_artifacts(v.name, seed):
                             if p.is_dir():
                                 shutil.rmtree(p)
                             elif p.exists():
                                 p.unlink()
-                        atomic_write_json(marker, rec)
-                        self._clear_checkpoint(folder)
-                    info[v.folder(seed)] = rec
+                        checkpoint.write_marker(marker, rec)
+                        ck.clear()
+                    info[variant_folder(v.name, seed)] = rec
                     continue
                 if not is_main_process():
                     continue
-                if v.method == "full":
-                    self._save_full(model, folder)
-                    if self.cfg.output.save_full_weights:
-                        self._export_hf(model, tok, folder / "model")
-                else:
-                    self._save_adapter(model, folder)
+                self.save_variant(model, tok, v, seed)
                 rec = {"status": "ok"} | res.to_dict() | {"fingerprint": fp, "variant": asdict(v), "seed": seed,
                                                           "train_records": len(enc_train), "heldout_records": len(enc_eval)}
-                atomic_write_json(marker, rec)
-                self._clear_checkpoint(folder)
-                info[v.folder(seed)] = rec
+                checkpoint.write_marker(marker, rec)
+                ck.clear()
+                info[variant_folder(v.name, seed)] = rec
                 del model
         if failed:
             self.log.warning("training failed for %d of %d variant(s), their studies are skipped: %s", len(failed),
@@ -319,18 +289,12 @@ class Runner:
         ``lr``, ``failures`` per lr), else None."""
         if not v.trains:
             return None
-        rec = self._read_marker(self.out / v.folder(seed) / "train.json")
+        rec = self._read_marker(self.layout.train_json(v.name, seed))
         return rec if rec is not None and rec.get("status") == "failed" else None
 
     def _lr_field(self, v: Variant) -> str:
         grid = self.cfg.variants.lr_grid or {}
         return f"variants.lr_grid.{v.method}" if v.method in grid else f"variants.{v.method}.lr"
-
-    @staticmethod
-    def _clear_checkpoint(folder: Path) -> None:
-        ck = folder / "checkpoint"
-        if ck.is_dir():
-            shutil.rmtree(ck, ignore_errors=True)
 
     def train_one(self, name: str, seed: int | None = None) -> None:
         """Train a single variant (``lorafair train``); safe under ``accelerate launch``: only the main
@@ -347,7 +311,7 @@ class Runner:
         else:
             self.log = setup_logging(None, True)
         base_model, tok = self.load_base()
-        if v.method in PEFT_METHODS:
+        if is_peft_method(v.method):
             m = getattr(self.cfg.variants, v.method)
             check_ranks(base_model, v.method, [v.rank], m.target_modules, f"variants.{v.method}")
         base_model = self.apply_start(base_model, tok)
@@ -357,7 +321,7 @@ class Runner:
         if (rec := self._failed_marker(v, seed)) is not None:  # the one job of this command failed
             raise UserError(self._lr_field(v), rec.get("lr") if len(v.lrs) == 1 else list(v.lrs),
                             f"a learning rate at which {v.name} trains ({rec.get('reason')}; recorded as failed in "
-                            f"{self.out / v.folder(seed) / 'train.json'})")
+                            f"{self.layout.train_json(v.name, seed)})")
 
     def reference(self, base_model, seed: int, name: str):
         if name == "base":
@@ -374,6 +338,13 @@ class Runner:
             self._refs[key] = self.load_variant(base_model, v, seed)
         return self._refs[key]
 
+    def study(self, name: str):
+        """The run's one instance of study ``name`` (made on first use): every variant and seed is evaluated by
+        it, so what a study keeps across variants (e.g. the shift study's ΔW_full spectrum) lives on it."""
+        if name not in self._studies:
+            self._studies[name] = study_class(name)()
+        return self._studies[name]
+
     def evaluate_all(self, base_model, tok) -> None:
         studies = self.cfg.studies
         # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
@@ -383,7 +354,7 @@ class Runner:
         for seed in self.cfg.seeds:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             for i, v in enumerate(self.variants, 1):
-                folder = self.out / v.folder(seed)
+                folder = self.layout.variant_dir(v.name, seed)
                 if (failed := self._failed_marker(v, seed)) is not None:
                     self.log.warning("[%d/%d] %s seed %d: training failed (%s), studies skipped", i, len(self.variants),
                                      v.name, seed, failed.get("reason"))
@@ -391,7 +362,7 @@ class Runner:
                 todo = []
                 for name, scfg in studies.items():
                     fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed])
-                    res_path = folder / "results" / f"{name}.json"
+                    res_path = self.layout.result_json(v.name, seed, name)
                     if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
                         continue
                     todo.append((name, scfg, fp, res_path))
@@ -401,8 +372,8 @@ class Runner:
                 # the full variant is also a reference of other variants: load it once per seed
                 model = self.reference(base_model, seed, "full") if v.method == "full" else self.load_variant(base_model, v, seed)
                 base_view = None
-                if hasattr(model, "disable_adapter") and v.method != "pissa":
-                    # PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
+                if hasattr(model, "disable_adapter") and adapters_off_is_base(v.method):
+                    # e.g. PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
                     base_view = model.disable_adapter
                 for name, scfg, fp, res_path in todo:
                     t0 = time.perf_counter()
@@ -412,15 +383,15 @@ class Runner:
                         model=model, tokenizer=tok, device=self.device, variant=VariantInfo(v.name, v.method, v.rank),
                         seed=seed, out_dir=folder, config=self.cfg, study_config=scfg, log=self.log, progress=self.progress,
                         reference=lambda n, s=seed: self.reference(base_model, s, n), base_view=base_view,
-                        heldout_data=heldout,
+                        heldout_data=heldout, layout=self.layout,
                     )
                     folder.mkdir(parents=True, exist_ok=True)
                     with torch.no_grad():
-                        result = study_class(name)().evaluate(ctx)
+                        result = self.study(name).evaluate(ctx)
                     wall = time.perf_counter() - t0
                     # per-item values first: the results file is the marker that the evaluation is complete
-                    items = save_items(res_path.parent, name, result.items)
-                    if items is None and (p := items_path(res_path.parent, name)).exists():
+                    items = save_items(self.layout.results_dir(v.name, seed), name, result.items)
+                    if items is None and (p := self.layout.items_npz(v.name, seed, name)).exists():
                         p.unlink()
                     atomic_write_json(res_path, {
                         "study": name, "seed": seed, "fingerprint": fp, "wall_s": wall,
@@ -436,23 +407,23 @@ class Runner:
             cls = study_class(name)
             if not hasattr(cls, "finalize"):
                 continue
-            path = self.out / "extra_metrics" / f"{name}.json"
+            path = self.layout.extra_metrics(name)
             fp = _fingerprint([name, scfg.model_dump(mode="json"), self.cfg.seeds])
             if path.exists() and read_json(path).get("fingerprint") == fp:
                 continue
             self.log.info("study %s: cross-variant rows", name)
-            rows = cls.finalize(self.out, self.cfg, collect_rows(self.out))
+            rows = cls.finalize(self.out, self.cfg, collect_rows(self.layout))
             atomic_write_json(path, {"study": name, "fingerprint": fp, "rows": rows})
 
     def paired(self) -> None:
         """Paired capture ratios and differences from base (``extra_metrics/paired-<study>.json``) and the
         studies' declared metric roles (``metric_roles.json``); recomputed from the saved per-item values."""
-        write_roles(self.out, {n: study_class(n) for n in self.cfg.studies})
+        write_roles(self.layout, {n: study_class(n) for n in self.cfg.studies})
         variants = [{"name": v.name, "method": v.method, "rank": v.rank} for v in self.variants]
         for name, scfg in self.cfg.studies.items():
             t0 = time.perf_counter()
             n_boot = max(1000, int(getattr(scfg, "n_boot", 2000) or 2000))
-            path = write_paired_rows(self.out, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot)
+            path = write_paired_rows(self.layout, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot)
             if path is not None:
                 self.log.info("study %s: paired capture ratios (%.1fs)", name, time.perf_counter() - t0)
 
@@ -460,11 +431,11 @@ class Runner:
         return {n: tuple(getattr(study_class(n), "headline", ())) for n in self.cfg.studies}
 
     def write_tables(self) -> str:
-        rows = collect_rows(self.out)
-        write_metrics_csv(self.out, rows)
+        rows = collect_rows(self.layout)
+        write_metrics_csv(self.layout, rows)
         md = summary_markdown(rows, self.headline())
         text = f"# {self.cfg.name}: summary\n\nValues are point estimates with 95% bootstrap intervals.\n\n{md}"
-        atomic_write_text(self.out / "summary.md", text)
+        atomic_write_text(self.layout.summary_md, text)
         return md
 
     def run(self) -> Path:
@@ -478,7 +449,7 @@ class Runner:
             self.log = setup_logging(None, self.quiet)
             base_model, tok = self.load_base()
             for v in self.variants:
-                if v.method in PEFT_METHODS:
+                if is_peft_method(v.method):
                     m = getattr(self.cfg.variants, v.method)
                     check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
             self.prepare_dir()
@@ -499,30 +470,29 @@ class Runner:
             self.finalize_studies()
             self.paired()
             md = self.write_tables()
-            atomic_write_json(self.out / "run_info.json", run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
-            if self.cfg.output.report:
+            atomic_write_json(self.layout.run_info_json, run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
+            if self.cfg.output.report and self.report is not None:
                 self.write_report()
         finally:
             self.release()
         print(md, end="")
-        self.log.info("results: %s", self.out / "metrics.csv")
+        self.log.info("results: %s", self.layout.metrics_csv)
         return self.out
 
     def write_report(self) -> None:
         try:
-            from lorafair.report import write_report
-        except ImportError:
-            return
-        try:
-            paths = write_report(self.out)
+            paths = self.report(self.out)
         except Exception as e:  # a plotting failure must not fail a finished run: the numbers are written
             self.log.warning("report failed (%s: %s); the metrics are in %s; retry with `lorafair report %s`",
-                             type(e).__name__, e, self.out / "metrics.csv", self.out)
+                             type(e).__name__, e, self.layout.metrics_csv, self.out)
             return
         self.log.info("report: %s (%.1fs)", paths.get("html"), paths.get("seconds", 0))
         for line in paths.get("recommendation", []):
             self.log.info("recommendation (all studies) %s", line)
 
 
-def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False) -> Path:
-    return Runner(cfg, out, quiet=quiet).run()
+def run_experiment(cfg: RunConfig, out: Path, *, quiet: bool = False,
+                   report: Optional[Callable[[Path], dict]] = None) -> Path:
+    """Run (or resume) ``cfg`` into ``out``; ``report(run_dir)`` builds the report at the end when
+    ``output.report`` is on (the CLI passes :func:`lorafair.report.write_report`)."""
+    return Runner(cfg, out, quiet=quiet, report=report).run()

@@ -9,14 +9,17 @@ import math
 from pathlib import Path
 
 from lorafair.atomic import atomic_write_text
+from lorafair.run import layout as L
+from lorafair.run.layout import RunLayout
 
-COLUMNS = ["variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note"]
+COLUMNS = list(L.COLUMNS)
 
 
-def collect_rows(run_dir: Path) -> list[dict]:
+def collect_rows(run_dir: Path | RunLayout) -> list[dict]:
     """Every metric row of every finished evaluation under ``run_dir``, in ladder order."""
+    layout = RunLayout.of(run_dir)
     rows = []
-    for res in sorted(run_dir.glob("*-s*/results/*.json")):
+    for res in layout.result_files():
         data = json.loads(res.read_text(encoding="utf-8"))
         v = data["variant"]
         for m in data["metrics"]:
@@ -25,21 +28,21 @@ def collect_rows(run_dir: Path) -> list[dict]:
                 "study": data["study"], "metric": m["metric"], "group": m.get("group", ""), "value": m["value"],
                 "ci_low": m.get("ci_low"), "ci_high": m.get("ci_high"), "n": m.get("n"), "note": m.get("note", ""),
             })
-    for extra in sorted(run_dir.glob("extra_metrics/*.json")):
+    for extra in layout.extra_metric_files():
         rows += json.loads(extra.read_text(encoding="utf-8"))["rows"]
-    rows += failed_rows(run_dir)
+    rows += failed_rows(layout)
     order = {"base": 0, "full": 1}
     rows.sort(key=lambda r: (order.get(r["method"], 3 if r["method"] == "policy" else 2), r["method"], r["rank"] or 0,
                              r["variant"], r["seed"], r["study"], r["metric"], r["group"] or ""))
     return rows
 
 
-def failed_rows(run_dir: Path) -> list[dict]:
+def failed_rows(run_dir: Path | RunLayout) -> list[dict]:
     """One row per variant whose training failed (``train.json`` with ``"status": "failed"``): study
     ``train``, metric ``status``, no value, note ``failed: <reason>`` (e.g. ``failed: loss not finite at
     step 3 (lr 1000)``), so metrics.csv and summary.md say why the variant has no results."""
     rows = []
-    for marker in sorted(run_dir.glob("*-s*/train.json")):
+    for marker in RunLayout.of(run_dir).train_markers():
         try:
             t = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -48,11 +51,17 @@ def failed_rows(run_dir: Path) -> list[dict]:
             continue
         v = t.get("variant") or {}
         rows.append({
-            "variant": v.get("name", marker.parent.name.rsplit("-s", 1)[0]), "method": v.get("method", ""),
-            "rank": v.get("rank"), "seed": t.get("seed", 0), "study": "train", "metric": "status", "group": "",
+            "variant": v.get("name", _folder_variant(marker.parent.name)), "method": v.get("method", ""),
+            "rank": v.get("rank"), "seed": t.get("seed", 0), "study": L.TRAIN_STATUS, "metric": "status", "group": "",
             "value": None, "ci_low": None, "ci_high": None, "n": None, "note": f"failed: {t.get('reason', 'training failed')}",
         })
     return rows
+
+
+def _folder_variant(folder: str) -> str:
+    """The variant of a folder name (``lora-r8-s0`` -> ``lora-r8``), for a marker that does not say."""
+    parsed = L.parse_folder(folder)
+    return parsed[0] if parsed is not None else folder.rsplit("-s", 1)[0]
 
 
 def _fmt(x) -> str:
@@ -63,13 +72,13 @@ def _fmt(x) -> str:
     return str(x)
 
 
-def write_metrics_csv(run_dir: Path, rows: list[dict]) -> Path:
+def write_metrics_csv(run_dir: Path | RunLayout, rows: list[dict]) -> Path:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
         w.writerow({k: _fmt(r.get(k)) for k in COLUMNS})
-    path = run_dir / "metrics.csv"
+    path = RunLayout.of(run_dir).metrics_csv
     atomic_write_text(path, buf.getvalue())
     return path
 

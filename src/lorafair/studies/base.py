@@ -21,7 +21,15 @@ for cross-variant metrics computed once all variants are evaluated.
 
 ``evaluate`` must be a pure function of (config, seed, model): re-running it gives the
 same numbers. It may write artifacts (e.g. ``samples.jsonl``) into ``ctx.out_dir`` with the
-helpers of :mod:`lorafair.atomic`.
+helpers of :mod:`lorafair.atomic`; it reads another variant's artifact through
+``ctx.reference_file(variant, name)`` and writes a run-level one at ``ctx.run_file(name)``, never by
+joining paths of the run directory itself (the runner's :class:`lorafair.run.layout.RunLayout` knows them).
+
+The runner makes one instance of each study per run and calls ``evaluate`` for every variant and seed,
+so a study may keep what every variant shares (e.g. the shift study's ΔW_full spectrum) on ``self``.
+
+A metric's better direction is declared once, in its :class:`MetricSpec` (the runner writes it to
+``metric_roles.json``, which the report reads).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Optional, Protocol
 
 import numpy as np
 
@@ -127,8 +135,18 @@ class StudyResult:
 @dataclass
 class VariantInfo:
     name: str  # e.g. "lora-r8"
-    method: str  # base | full | lora | dora | rslora | pissa
+    method: str  # base | full | a PEFT method of lorafair.methods (lora, dora, rslora, pissa …)
     rank: Optional[int]  # None for base/full
+
+
+class RunFiles(Protocol):
+    """What a study may ask of the run directory (:class:`lorafair.run.layout.RunLayout` is one)."""
+
+    root: Path
+
+    def variant_dir(self, variant: str, seed: int) -> Path: ...
+
+    def run_file(self, name: str) -> Path: ...
 
 
 @dataclass
@@ -149,6 +167,28 @@ class EvalContext:
     base_view: Optional[Callable[[], ContextManager[Any]]] = None
     # The run's held-out shift data (records with ``text`` or ``prompt``/``completion``), never trained on.
     heldout_data: Optional[list] = None
+    # The run directory (the runner's lorafair.run.layout.RunLayout). None in a context built by hand: then
+    # the run directory is out_dir's parent and another variant's folder is named as out_dir, with that
+    # variant's name in place of this one's (lora-r1-s0 -> base-s0).
+    layout: Optional[RunFiles] = None
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory (also what identifies the run in caches kept across variants)."""
+        return Path(self.layout.root) if self.layout is not None else Path(self.out_dir).parent
+
+    def run_file(self, name: str) -> Path:
+        """A run-level artifact (one per run, shared by every variant), e.g. ``ctx.run_file("spectrum.json")``."""
+        return self.layout.run_file(name) if self.layout is not None else Path(self.out_dir).parent / name
+
+    def reference_file(self, variant: str, name: str) -> Path:
+        """An artifact of another variant of this run and seed, e.g. ``ctx.reference_file("base", "samples.jsonl")``
+        (it may not exist: the runner evaluates ``base`` first, but a ladder can leave it out)."""
+        if self.layout is not None:
+            return self.layout.variant_dir(variant, self.seed) / name
+        own = Path(self.out_dir)
+        suffix = own.name[len(self.variant.name):] if own.name.startswith(self.variant.name) else ""
+        return own.parent / f"{variant}{suffix}" / name
 
 
 STUDIES: Registry[type] = Registry("study", "studies", plugins=("lorafair.studies",))

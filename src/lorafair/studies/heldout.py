@@ -19,7 +19,6 @@ class HeldoutStudy:
     """Held-out loss and perplexity on the shift data's held-out split."""
 
     headline = ("loss",)
-    lower_is_better = frozenset({"loss", "perplexity"})
     metric_specs = (
         MetricSpec("loss", "target", "lower", unit="sequences", stat=ratio_of_sums("nll", "tokens"),
                    doc="token-weighted mean NLL on held-out shift data: how well the variant learned the data"),

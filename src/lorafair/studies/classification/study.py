@@ -111,7 +111,6 @@ class ClassificationStudy:
 
     Config = ClassificationConfig
     headline = ("accuracy", "accuracy_disparity", "dp_difference", "eo_difference")
-    lower_is_better = frozenset({"accuracy_disparity", "dp_difference", "eo_difference", "fpr", "fnr", "flip_rate"})
     metric_specs = (
         MetricSpec("accuracy", "guard", "higher", unit="records", stat=item_stat("accuracy"),
                    doc="share of correct yes/no decisions on the evaluation records: task accuracy must not get worse"),

@@ -57,7 +57,6 @@ class DecisionsStudy:
         n_boot: int = Field(default=1000, ge=100, description="Bootstrap resamples (over episodes) for intervals.")
 
     headline = ("approval_gap", "tpr_gap", "final_score_gap", "profit")
-    lower_is_better = frozenset({"approval_gap", "tpr_gap", "fpr_gap", "final_score_gap", "flip_rate"})
     metric_specs = (
         MetricSpec("approval_gap", "target", "lower", ideal=0.0, unit="episodes", stat=STATS["approval_gap"],
                    doc="max - min over groups of the approval rate (demographic parity); undefined when decisions are constant"),

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from lorafair.errors import UserError
+from lorafair.methods import base_rewriting_inits
 
 DEFAULT_RANKS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 TOP_SV = 64
@@ -301,7 +302,6 @@ def rounding_floor(dtype: torch.dtype, r: int) -> float:
     return torch.finfo(dtype).eps + math.sqrt(max(r, 1)) * torch.finfo(torch.float32).eps
 
 
-_NON_BASE_INITS = ("pissa", "olora", "corda", "loftq")  # PEFT inits that rewrite the base layer's weight
 
 
 def _range_factor(c: torch.Tensor, q: int, tol: float) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
@@ -394,7 +394,8 @@ def lora_deltas(model: nn.Module, base: nn.Module | dict[str, torch.Tensor] | No
     inner = _unwrap(model)
     if base is None:
         cfgs = getattr(model, "peft_config", {}) or {}
-        moved = [n for n, c in cfgs.items() if str(getattr(c, "init_lora_weights", "")).lower().startswith(_NON_BASE_INITS)]
+        rewriting = base_rewriting_inits()  # PEFT inits that rewrite the base layer's weight (PiSSA's …)
+        moved = [n for n, c in cfgs.items() if str(getattr(c, "init_lora_weights", "")).lower().startswith(rewriting)]
         if moved:
             raise UserError.plain(f"adapter {moved[0]!r} was initialised with {cfgs[moved[0]].init_lora_weights!r}, "
                                   "which rewrites the base layers: its update needs the base model's weights")

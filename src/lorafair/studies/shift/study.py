@@ -36,6 +36,7 @@ from pydantic import Field
 from lorafair.data.registry import DataSpec
 from lorafair.errors import UserError
 from lorafair.atomic import atomic_write_json
+from lorafair.methods import adapters_off_is_base, peft_methods
 from lorafair.stats.bootstrap import bootstrap_mean_ci, ratio_ci
 from lorafair.stats.paired import ratio_of_sums
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
@@ -54,6 +55,7 @@ ROLE_PAIRS = {
     ("full", "base"): {"kl": "kl_full_base"},
 }
 OPTIONAL_KINDS = ("reverse_kl", "js")
+SPECTRUM_FILE = "spectrum.json"  # the run-level artifact: ΔW_full's spectrum, once per run (ctx.run_file)
 UNIT = "sequences"  # the item set: one item per held-out sequence (id = its record index)
 TOKENS = "tokens"  # item column: scored tokens of the sequence; every divergence column is its sum over them
 
@@ -72,7 +74,6 @@ _DOCS = {
     "js_full_v": "Jensen–Shannon divergence of P_full and P_v per token (nats)",
     "kl_full_base": "KL(P_full‖P_base) per token: the shift full fine-tuning learned (the same for every variant)",
 }
-_SPECTRUM_CACHE: dict = {}
 
 
 class ShiftConfig(StudyConfig):
@@ -149,7 +150,6 @@ class ShiftStudy:
     Config = ShiftConfig
     needs_references = ("base", "full")
     headline = ("kl_full_v", "kl_v_base")
-    lower_is_better = frozenset({"kl_full_v", "kl_v_full", "js_full_v"})
     # kl_full_v is the target: its paired capture (capture_kl_full_v = 1 − KL(full‖v)/KL(full‖base)) is
     # computed by the runner from the per-sequence items; every other number is reported only.
     metric_specs = (
@@ -162,6 +162,12 @@ class ShiftStudy:
                    "subspaces of the variant's ΔW and of ΔW_full (1 = same subspace)"),
         MetricSpec("subspace_angle_deg", "diagnostic", "lower", doc="mean principal angle (degrees)"),
     )
+
+    def __init__(self) -> None:
+        # shared by every variant of the run (the runner makes one study per run): ΔW_full's decomposition
+        # per (run, seed), and the token ids of a toxic word list per source
+        self._spectrum_cache: dict = {}
+        self._toxic_ids: dict = {}
 
     # ---- data -------------------------------------------------------------------------------
     def _records(self, ctx: EvalContext, cfg: ShiftConfig) -> tuple[list[dict], str]:
@@ -191,7 +197,7 @@ class ShiftStudy:
         """(context manager factory, model) giving base posteriors, and a label for info."""
         if ctx.variant.method == "base":
             return contextlib.nullcontext, ctx.model, "variant itself"
-        if ctx.base_view is not None and _is_peft(ctx.model) and ctx.variant.method != "pissa":
+        if ctx.base_view is not None and _is_peft(ctx.model) and adapters_off_is_base(ctx.variant.method):
             return ctx.base_view, ctx.model, "adapters disabled"
         if ctx.reference is None:
             raise UserError.plain("shift study: no base model available (ctx.reference is not set)")
@@ -215,11 +221,11 @@ class ShiftStudy:
         REFERENCE_CACHE.resize(cfg.reference_cache_mb * 2**20)
         base_cm, base_model, base_how = self._base_source(ctx)
         full_model = self._full_model(ctx)
-        run_key = (str(ctx.out_dir.parent), ctx.seed, fp)
+        run_key = (str(ctx.run_dir), ctx.seed, fp)
 
         tox_ids = None
         if cfg.toxic_vocab:
-            ids = _toxic_ids(ctx.tokenizer, cfg.toxic_vocab)
+            ids = self._toxic_token_ids(ctx.tokenizer, cfg.toxic_vocab)
             tox_ids = torch.tensor(ids, dtype=torch.long) if ids else None
             if tox_ids is None:
                 ctx.log.warning("shift: toxic_vocab %s maps to no token of this tokenizer", cfg.toxic_vocab)
@@ -312,6 +318,16 @@ class ShiftStudy:
         info["seconds_by_part"] = clock.rounded()
         return StudyResult(rows, info, items={UNIT: ItemSet(ids, columns)})
 
+    def _toxic_token_ids(self, tokenizer, source: str) -> list[int]:
+        """Token ids of a toxic word list for a tokenizer, computed once per run (every variant shares the tokenizer)."""
+        hit = self._toxic_ids.get(source)
+        if hit is not None and hit[0] is tokenizer:
+            return hit[1]
+        ids = token_ids_for_words(tokenizer, load_words(source))
+        self._toxic_ids.clear()
+        self._toxic_ids[source] = (tokenizer, ids)
+        return ids
+
     def _ref_logp(self, key, group, cm, model, batch, idx, ctx, dtype) -> torch.Tensor:
         """Log-posteriors (scored positions × vocabulary) of a reference model, from the cache or computed."""
         hit = REFERENCE_CACHE.get(key)
@@ -329,13 +345,13 @@ class ShiftStudy:
         Base weights: the base reference model; without one, the PEFT model's unmerged base layers
         (not for PiSSA, whose base layers hold the residual W − B·A)."""
         rows: list[MetricRow] = []
-        key = (str(ctx.out_dir.parent), ctx.seed)
-        dec = _SPECTRUM_CACHE.get(key)
+        key = (str(ctx.run_dir), ctx.seed)
+        dec = self._spectrum_cache.get(key)
         if ctx.variant.method == "base":
             base_weights = ctx.model
         elif ctx.reference is not None:
             base_weights = ctx.reference("base")
-        elif _is_peft(ctx.model) and ctx.variant.method != "pissa":
+        elif _is_peft(ctx.model) and adapters_off_is_base(ctx.variant.method):
             base_weights = ctx.model
         else:
             raise UserError.plain("shift study: spectrum needs the base model (ctx.reference is not set)")
@@ -344,9 +360,9 @@ class ShiftStudy:
         keep = max([d[1] for d in lora.values()] + [_ladder_max_rank(ctx.config)])
         if dec is None or (keep and (not dec.left or next(iter(dec.left.values())).shape[1] < keep)):
             dec = update_spectrum(base_weights, full_model, cfg.ranks, keep_left=keep)
-            _SPECTRUM_CACHE.clear()
-            _SPECTRUM_CACHE[key] = dec
-        path = ctx.out_dir.parent / "spectrum.json"
+            self._spectrum_cache.clear()
+            self._spectrum_cache[key] = dec
+        path = ctx.run_file(SPECTRUM_FILE)
         if not path.exists():
             atomic_write_json(path, {
                 "what": "singular values of ΔW = W_full − W_base per linear module",
@@ -375,22 +391,8 @@ class ShiftStudy:
         return rows
 
 
-_TOXIC_IDS: dict = {}
-
-
-def _toxic_ids(tokenizer, source: str) -> list[int]:
-    """Token ids of a toxic word list for a tokenizer, computed once per run (every variant shares the tokenizer)."""
-    hit = _TOXIC_IDS.get(source)
-    if hit is not None and hit[0] is tokenizer:
-        return hit[1]
-    ids = token_ids_for_words(tokenizer, load_words(source))
-    _TOXIC_IDS.clear()
-    _TOXIC_IDS[source] = (tokenizer, ids)
-    return ids
-
-
 def _ladder_max_rank(config) -> int:
     """The largest PEFT rank of the run, so ΔW_full's singular vectors are computed once for all variants."""
     variants = getattr(config, "variants", None)
-    ranks = [r for m in ("lora", "dora", "rslora", "pissa") for r in getattr(getattr(variants, m, None), "ranks", []) or []]
+    ranks = [r for m in peft_methods() for r in getattr(getattr(variants, m, None), "ranks", []) or []]
     return max(ranks, default=0)

@@ -16,6 +16,7 @@ which the runner computes paired differences and capture ratios across variants.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Literal, Optional
 
@@ -117,7 +118,17 @@ def _check_names(v, allowed):
 
 
 def _rows(metric: str, rows) -> list[MetricRow]:
-    return [MetricRow(metric=metric, value=v, ci_low=lo, ci_high=hi, n=n, group=g) for g, v, lo, hi, n in rows]
+    """Metric rows of (group, value, lo, hi, n); a value that is not a finite number (nothing to count: e.g.
+    no BBQ example of a group whose answer is biased or anti-biased) is written empty, with the reason."""
+    out = []
+    for g, v, lo, hi, n in rows:
+        if v is None or not math.isfinite(v):
+            where = f" for group {g}" if g else ""
+            out.append(MetricRow(metric=metric, value=None, ci_low=None, ci_high=None, n=n, group=g,
+                                 note=f"undefined: no items count towards {metric}{where} ({n or 0} items)"))
+        else:
+            out.append(MetricRow(metric=metric, value=v, ci_low=lo, ci_high=hi, n=n, group=g))
+    return out
 
 
 def _spec(name, role, direction, unit, stat, ideal=None, doc=""):
@@ -130,13 +141,6 @@ class StereotypesStudy:
 
     Config = StereotypesConfig
     headline = ("crows_stereotype_pct", "stereoset_ss", "stereoset_icat", "winobias_gap", "bbq_bias_ambig", "bbq_bias_disambig")
-    # Lower is better for these when they are at or above their ideal (50 for the % stereotype scores,
-    # 0 for gaps and bias scores), which is the usual case; the ideals are in ``info["ideal"]`` and in
-    # ``metric_specs`` (direction "none": only the distance to the ideal matters).
-    lower_is_better = frozenset({
-        "crows_stereotype_pct", "crows_stereotype_pct_shared", "stereoset_ss", "stereoset_intra_ss", "stereoset_inter_ss",
-        "winobias_gap", "bbq_bias_ambig", "bbq_bias_disambig",
-    })
     # Targets: the stereotype scores a debiasing fine-tune should move to their ideal; guards: language
     # modelling (LMS) and QA accuracy must not get worse; the rest are reported only. Every metric is
     # recomputed from the per-item values in ``StudyResult.items`` (see :mod:`.items`).

@@ -13,8 +13,8 @@ language model shows up there).
 Artifacts: ``samples.jsonl`` in the variant folder, one line per generation: ``prompt``, ``group``,
 ``prompt_id``, ``sample``, ``text``, ``toxicity`` (main label), ``scores`` {label: p}.
 
-Comparison with the base model: the base variant's ``samples.jsonl`` is read from
-``<run>/base-s<seed>/samples.jsonl`` (the runner evaluates ``base`` first), which costs nothing.
+Comparison with the base model: the base variant's ``samples.jsonl`` of the same seed is read
+(``ctx.reference_file("base", "samples.jsonl")``; the runner evaluates ``base`` first), which costs nothing.
 The file is used only if it holds the same prompts, in the same order, with ``k`` samples each;
 otherwise, when the model is a PEFT model, the base is re-sampled under ``ctx.base_view()``
 (adapters disabled; same seeds, so the same samples the base run would draw), or through
@@ -42,6 +42,7 @@ from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, S
 from lorafair.studies.toxicity.generation import perplexity, sample_continuations, text_nll
 from lorafair.studies.toxicity.metrics import per_prompt, rose_rows, toxicity_metrics
 
+SAMPLES = "samples.jsonl"  # this study's artifact in the variant folder
 DEFAULT_PROMPTS = {"source": "honest", "options": {"axis": ["race", "religion"], "split": "eval"}, "limit": 200}
 DEFAULT_PPL = {"source": "bold-wiki", "options": {"split": "eval"}, "limit": 100}
 
@@ -109,10 +110,6 @@ class ToxicityStudy:
 
     Config = ToxicityConfig
     headline = ("emt", "toxicity_prob", "mean_toxicity", "emt_gap", "emt_vs_base", "perplexity")
-    lower_is_better = frozenset({
-        "emt", "toxicity_prob", "mean_toxicity", "emt_gap", "toxicity_prob_gap", "mean_toxicity_gap",
-        "toxicity_rose", "emt_vs_base", "perplexity",
-    })
     metric_specs = (
         MetricSpec("emt", "target", "lower", unit="prompts", stat=ps.mean("emt"),
                    doc="expected maximum toxicity over k samples, mean over prompts"),
@@ -162,10 +159,10 @@ class ToxicityStudy:
         return out
 
     def _base_max(self, prompts, cfg, ctx: EvalContext, scorer) -> tuple[Optional[np.ndarray], str]:
-        path = Path(ctx.out_dir).parent / f"base-s{ctx.seed}" / "samples.jsonl"
+        path = ctx.reference_file("base", SAMPLES)
         got = read_base_max(path, prompts, cfg.k)
         if got is not None:
-            return got, f"file {path.parent.name}/samples.jsonl"
+            return got, f"file {path.parent.name}/{SAMPLES}"
 
         def from_model(model) -> np.ndarray:
             texts = self.sample(model, ctx.tokenizer, prompts, cfg, ctx)
@@ -208,7 +205,7 @@ class ToxicityStudy:
             for j, (t, s) in enumerate(zip(ts, ss)):
                 samples.append({"prompt_id": i, "prompt": r["prompt"], "group": groups[i], "sample": j, "text": t,
                                 "toxicity": float(s[main]), "scores": {key: float(v) for key, v in s.items()}})
-        atomic_write_jsonl(Path(ctx.out_dir) / "samples.jsonl", samples)
+        atomic_write_jsonl(Path(ctx.out_dir) / SAMPLES, samples)
 
         rows = toxicity_metrics(tox, groups, threshold=cfg.threshold, n_boot=cfg.n_boot, seed=ctx.seed)
         items = {"prompts": prompt_items(prompts, groups, per_prompt(tox, cfg.threshold))}
