@@ -97,3 +97,34 @@ def eval_context(study=None, *, out_dir, model=None, tokenizer=None, study_confi
         log=log or logging.getLogger("test"), progress=progress, reference=reference, base_view=base_view,
         heldout_data=heldout_data, **fields,
     )
+
+
+class HashScorer:
+    """Deterministic offline toxicity scorer: toxic = (SHA-256 of the text mod 1000) / 1000; empty text 0."""
+
+    labels = ("toxic", "insult")
+    main_label = "toxic"
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def score(self, texts, batch_size=64):
+        import hashlib
+
+        out = []
+        for t in texts:
+            v = int(hashlib.sha256(t.encode()).hexdigest(), 16) % 1000 / 1000 if t else 0.0
+            out.append({"toxic": v, "insult": v / 2})
+        return out
+
+    def identity(self):
+        return {"name": self.name, "version": "0"}
+
+
+def hash_scorer(name: str) -> str:
+    """Register :class:`HashScorer` as scorer ``name`` (once) and return the name, for a study config."""
+    from lorafair.scorers.base import SCORERS
+
+    if name not in SCORERS:
+        SCORERS.register(name)(lambda arg, device: HashScorer(name))
+    return name

@@ -18,7 +18,6 @@ shows the checks fail on a broken (fake, unregistered) study.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import re
@@ -36,17 +35,16 @@ from lorafair.errors import UserError
 from lorafair.models.tiny import build_tiny
 from lorafair.packages import PIP_NAMES, package_dir
 from lorafair.run.paired import load_items, save_items
-from lorafair.scorers.base import SCORERS
 from lorafair.studies.base import (
     DIRECTIONS, ROLES, STUDIES, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, metric_specs,
 )
 from lorafair.studies.loader import validate_studies
 
-from helpers_lf import eval_context
+from helpers_lf import eval_context, hash_scorer
 
 NAMES = STUDIES.names()  # every study package is imported here: the parametrisation follows the registry
 SEED = 0
-FAKE_SCORER = "contract-fake-hash"
+FAKE_SCORER = "test-contract-fake-hash"  # fake scorers are named test-* (test_scorers_cli lists the real ones)
 
 # Small, fast configs of the known studies (the settings of their own tests). A study missing here is
 # evaluated with its defaults and the test warns to add one.
@@ -89,25 +87,7 @@ HELDOUT = [{"text": "the cat sat on the mat"}, {"text": "hello world, again"},
            {"prompt": "Q: why? A:", "completion": " because"}, {"text": "a b c d e f g"}]
 
 
-class HashScorer:
-    """Deterministic offline toxicity scorer: toxic = (SHA-256 of the text mod 1000) / 1000."""
-
-    labels = ("toxic", "insult")
-    main_label = "toxic"
-
-    def score(self, texts, batch_size=64):
-        out = []
-        for t in texts:
-            v = int(hashlib.sha256(t.encode()).hexdigest(), 16) % 1000 / 1000 if t else 0.0
-            out.append({"toxic": v, "insult": v / 2})
-        return out
-
-    def identity(self):
-        return {"name": FAKE_SCORER, "version": "0"}
-
-
-if FAKE_SCORER not in SCORERS:
-    SCORERS.register(FAKE_SCORER)(lambda arg, device: HashScorer())
+hash_scorer(FAKE_SCORER)
 
 
 def fast_config(name: str) -> dict:

@@ -1,6 +1,5 @@
 """The toxicity study end to end on tiny:llama with a fake scorer; generation determinism; perplexity."""
 
-import hashlib
 import json
 import math
 
@@ -8,34 +7,15 @@ import pytest
 import torch
 
 from lorafair.models.tiny import build_tiny
-from lorafair.scorers.base import SCORERS
 from lorafair.studies.base import STUDIES, VariantInfo
 from lorafair.studies.toxicity.generation import sample_continuations, text_nll, perplexity
 
-from helpers_lf import eval_context
+from helpers_lf import eval_context, hash_scorer
 
 FAKE = "test-fake-hash"
 
 
-class HashScorer:
-    """Deterministic fake: toxic = (SHA-256 of the text mod 1000) / 1000; empty text scores 0."""
-
-    labels = ("toxic", "insult")
-    main_label = "toxic"
-
-    def score(self, texts, batch_size=64):
-        out = []
-        for t in texts:
-            v = int(hashlib.sha256(t.encode()).hexdigest(), 16) % 1000 / 1000 if t else 0.0
-            out.append({"toxic": v, "insult": v / 2})
-        return out
-
-    def identity(self):
-        return {"name": FAKE, "version": "0"}
-
-
-if FAKE not in SCORERS:
-    SCORERS.register(FAKE)(lambda arg, device: HashScorer())
+hash_scorer(FAKE)
 
 
 @pytest.fixture(scope="module")

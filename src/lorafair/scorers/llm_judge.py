@@ -84,27 +84,13 @@ class LLMJudgeScorer:
         return content
 
     def generate(self, texts: Sequence[str], batch_size: int = 8) -> list[str]:
-        """The judge's raw answers (greedy decoding), one per text."""
-        import torch
+        """The judge's raw answers (greedy decoding), one per text (:meth:`lorafair.lm.LM.generate`)."""
+        from lorafair.lm import LM
 
-        tok = self.tokenizer
-        answers: list[str] = []
-        old_side = tok.padding_side
-        tok.padding_side = "left"
-        try:
-            for start in range(0, len(texts), max(1, batch_size)):
-                prompts = [self.build_prompt(t) for t in texts[start : start + batch_size]]
-                enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=not getattr(tok, "chat_template", None))
-                enc = {k: v.to(self.device) for k, v in enc.items()}
-                with torch.inference_mode():
-                    out = self.model.generate(
-                        **enc, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
-                    )
-                new = out[:, enc["input_ids"].shape[1] :]
-                answers.extend(tok.batch_decode(new, skip_special_tokens=True))
-        finally:
-            tok.padding_side = old_side
-        return answers
+        lm = LM(self.model, self.tokenizer, batch_size=max(1, batch_size), device=self.device)
+        prompts = [self.build_prompt(t) for t in texts]
+        return lm.generate(prompts, max_new_tokens=self.max_new_tokens,
+                           add_special_tokens=not getattr(self.tokenizer, "chat_template", None))
 
     def score(self, texts: Sequence[str], batch_size: int = 8) -> list[dict[str, float]]:
         out = []

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from pydantic import Field
 
-from lorafair.adapt.tokenize import encode_records, sequence_nll
+from lorafair.lm import LM, encode_records
 from lorafair.stats.bootstrap import ratio_ci
 from lorafair.stats.paired import ratio_of_sums
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
@@ -33,8 +33,9 @@ class HeldoutStudy:
     def evaluate(self, ctx: EvalContext) -> StudyResult:
         c = ctx.study_config
         enc = encode_records(ctx.heldout_data or [], ctx.tokenizer, c.max_length)
-        nll, cnt = sequence_nll(ctx.model, enc, ctx.tokenizer.pad_token_id, c.batch_size, device=ctx.device,
-                                progress=ctx.progress, desc=f"{ctx.variant.name} held-out")
+        lm = LM(ctx.model, ctx.tokenizer, batch_size=c.batch_size, device=ctx.device, progress=ctx.progress,
+                pad_id=ctx.tokenizer.pad_token_id)
+        nll, cnt = lm.sequence_nll(enc, desc=f"{ctx.variant.name} held-out")
         nll, cnt = np.asarray(nll), np.asarray(cnt, dtype=np.float64)
         loss, lo, hi = ratio_ci(nll, cnt, n_boot=c.n_boot, seed=ctx.seed)  # token-weighted mean NLL
         rows = [_row("loss", loss, lo, hi, len(enc), lambda x: x), _row("perplexity", loss, lo, hi, len(enc), _exp)]

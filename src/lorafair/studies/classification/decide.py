@@ -11,7 +11,8 @@ The decision is ``log_odds > threshold`` (label 1 = the dataset's positive class
 which the share of "yes" decisions equals a given base rate (the positive rate of the training split).
 
 Batches are left-padded with explicit ``position_ids`` (cumulative sum of the attention mask), so a
-record's score does not depend on its batch (tested: batched equals one-by-one).
+record's score does not depend on its batch (tested: batched equals one-by-one). The scoring itself is
+:meth:`lorafair.lm.LM.answer_logprobs` (shared with the decisions study).
 """
 
 from __future__ import annotations
@@ -19,69 +20,19 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
+from lorafair.lm import LM
 from lorafair.studies.classification.tabular.render import NO, YES
 
 
-def _tokenize(tokenizer, text: str, special: bool) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=special)["input_ids"])
-
-
-def _left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        mask[i, width - len(s):] = 1
-    pos = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    return ids.to(device), mask.to(device), pos.to(device)
-
-
-def _last_logits(model, ids, mask, pos, keep: int) -> torch.Tensor:
-    """Logits of the last ``keep`` positions (all positions' logits are computed only if the model
-    does not accept ``logits_to_keep``)."""
-    try:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=keep, use_cache=False)
-    except TypeError:
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
-    return out.logits[:, -keep:, :].float()
-
-
-@torch.no_grad()
 def answer_log_probs(
     model, tokenizer, prompts: Sequence[str], answers: Sequence[str] = (YES, NO), *,
     batch_size: int = 16, device=None, progress: bool = False,
 ) -> np.ndarray:
-    """``log P(answer | prompt)`` for every prompt (rows) and answer (columns), float64 array."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
-    device = device if device is not None else next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    answer_ids = [_tokenize(tokenizer, a, False) for a in answers]
-    if any(len(a) == 0 for a in answer_ids):
-        raise ValueError(f"an answer tokenizes to nothing: {answers!r}")
-    single = all(len(a) == 1 for a in answer_ids)
-    prompt_ids = [_tokenize(tokenizer, p, True) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))  # less padding; results re-ordered
-    out = np.zeros((len(prompts), len(answers)), dtype=np.float64)
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    for batch in tqdm(batches, desc="yes/no scores", disable=not progress):
-        if single:
-            ids, mask, pos = _left_pad([prompt_ids[i] for i in batch], pad_id, device)
-            logp = torch.log_softmax(_last_logits(model, ids, mask, pos, 1)[:, -1, :], dim=-1)
-            cols = torch.tensor([a[0] for a in answer_ids], device=logp.device)
-            out[batch] = logp[:, cols].double().cpu().numpy()
-            continue
-        for j, a in enumerate(answer_ids):
-            ids, mask, pos = _left_pad([prompt_ids[i] + a for i in batch], pad_id, device)
-            logits = _last_logits(model, ids, mask, pos, len(a) + 1)[:, :-1, :]  # positions predicting a
-            logp = torch.log_softmax(logits, dim=-1)
-            target = torch.tensor(a, device=logp.device).expand(len(batch), -1)
-            out[batch, j] = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1).double().cpu().numpy()
-    return out
+    """``log P(answer | prompt)`` for every prompt (rows) and answer (columns), float64 array
+    (:meth:`lorafair.lm.LM.answer_logprobs`: left padding with position ids, prompts batched by length)."""
+    lm = LM(model, tokenizer, batch_size=batch_size, device=device, progress=progress)
+    return lm.answer_logprobs(prompts, answers, padding="left", order="ascending", desc="yes/no scores")
 
 
 def yes_no_log_odds(model, tokenizer, prompts: Sequence[str], *, batch_size: int = 16, device=None, progress: bool = False) -> np.ndarray:

@@ -3,7 +3,8 @@
 A record's text is ``text``, or ``prompt`` + ``completion``. Positions scored: every position that
 predicts a real token of the text (position t predicts token t+1); for prompt+completion records
 only the positions predicting completion tokens. Padding is on the right and masked out.
-The tokenizer is never mutated (it may be shared): padding is done here.
+The tokenizer is never mutated (it may be shared): padding and the forward pass are the LM engine's
+(:mod:`lorafair.lm`); the records' encoding and the reference cache are the shift study's.
 """
 
 from __future__ import annotations
@@ -11,24 +12,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 
 from lorafair.errors import UserError
+from lorafair.lm import LM, PositionBatch, position_batches, rows_logp, rows_of, tokens
+
+__all__ = ["Batch", "REFERENCE_CACHE", "ReferenceCache", "encode_record", "fingerprint", "forward_batch", "make_batches",
+           "rows_logp", "rows_of"]
 
 
-@dataclass
-class Batch:
-    input_ids: torch.Tensor  # B × T
-    attention_mask: torch.Tensor  # B × T
-    score_mask: torch.Tensor  # B × T: position t's posterior is scored (predicts a kept token t+1)
-    index: list[int]  # record indices
+Batch = PositionBatch  # input_ids, attention_mask, score_mask (position t predicts a kept token t+1), index
 
 
 def _ids(tokenizer, text: str) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return tokens(tokenizer, text, special=False)
 
 
 def encode_record(tokenizer, rec: dict, max_length: int) -> tuple[list[int], int]:
@@ -47,8 +46,8 @@ def encode_record(tokenizer, rec: dict, max_length: int) -> tuple[list[int], int
 
 
 def make_batches(tokenizer, records: list[dict], *, max_length: int, batch_size: int) -> list[Batch]:
-    """Right-padded batches; records with fewer than one scored position are skipped."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    """Right-padded batches (:func:`lorafair.lm.position_batches`); records with fewer than one scored
+    position are skipped."""
     enc = []
     for i, rec in enumerate(records):
         ids, first = encode_record(tokenizer, rec, max_length)
@@ -56,38 +55,14 @@ def make_batches(tokenizer, records: list[dict], *, max_length: int, batch_size:
             enc.append((i, ids, first))
     if not enc:
         raise UserError.plain("shift data: no record has a token to score (empty texts or completions?)")
-    batches = []
-    for s in range(0, len(enc), batch_size):
-        chunk = enc[s : s + batch_size]
-        T = max(len(ids) for _, ids, _ in chunk)
-        ii = torch.full((len(chunk), T), pad, dtype=torch.long)
-        am = torch.zeros((len(chunk), T), dtype=torch.long)
-        sm = torch.zeros((len(chunk), T), dtype=torch.bool)
-        for b, (_, ids, first) in enumerate(chunk):
-            ii[b, : len(ids)] = torch.tensor(ids)
-            am[b, : len(ids)] = 1
-            sm[b, first - 1 : len(ids) - 1] = True  # position t predicts token t+1
-        batches.append(Batch(ii, am, sm, [i for i, _, _ in chunk]))
-    return batches
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return position_batches(enc, pad, batch_size)
 
 
 def forward_batch(model, batch: Batch, device, hidden: bool = False):
-    """The model's output on a batch (no gradients, no KV cache), with hidden states on request."""
-    with torch.no_grad():
-        return model(
-            input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
-            output_hidden_states=hidden, use_cache=False,
-        )
-
-
-def rows_of(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """The given flat (batch·position) rows of a batch × positions × features tensor."""
-    return x.reshape(-1, x.shape[-1]).index_select(0, rows.to(x.device))
-
-
-def rows_logp(logits: torch.Tensor, rows: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Log-posteriors at the given flat positions: (len(rows) × vocabulary), in ``dtype``."""
-    return torch.log_softmax(rows_of(logits, rows).to(dtype), dim=-1)
+    """The model's output on a batch (no gradients, no KV cache), with hidden states on request
+    (:meth:`lorafair.lm.LM.forward`)."""
+    return LM(model, device=device).forward(batch.input_ids, batch.attention_mask, hidden=hidden)[1]
 
 
 def fingerprint(records: list[dict], max_length: int, batch_size: int) -> str:

@@ -74,8 +74,8 @@ def _device_of(model: Any) -> Any:
 
 @register_dataset("counterfactual", help="non-toxic completions of training prompts, rejection-sampled from the base model")
 def build_counterfactual(spec: DataSpec, ctx: DataContext) -> list[dict]:
+    from lorafair.lm import LM
     from lorafair.scorers.base import build_scorer
-    from lorafair.studies.toxicity.generation import sample_continuations
 
     opts = check_options(spec, ctx, OPTIONS_CF)
     f = f"{ctx.field_name}.options"
@@ -104,11 +104,9 @@ def build_counterfactual(spec: DataSpec, ctx: DataContext) -> list[dict]:
             raise UserError.plain(f"{ctx.field_name}: counterfactual data samples the base model, which is not available here")
         model, tok = ctx.base_model()
         device = _device_of(model)
-        texts = sample_continuations(
-            model, tok, [r["prompt"] for r in to_sample], k=k, max_new_tokens=max_new_tokens,
-            temperature=temperature, top_p=top_p, seed=ctx.seed, batch_size=batch_size, device=device,
-            progress=ctx.progress, stream="counterfactual",
-        )
+        lm = LM(model, tok, batch_size=batch_size, device=device, progress=ctx.progress)
+        texts = lm.sample([r["prompt"] for r in to_sample], k=k, max_new_tokens=max_new_tokens, temperature=temperature,
+                          top_p=top_p, seed=ctx.seed, stream="counterfactual")
         candidates += list(zip(to_sample, texts))
     flat = [c for _, cs in candidates for c in cs]
     need_scores = bool(to_sample) or filter_given
