@@ -35,9 +35,10 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
 
     from lorafair.models.tiny import build_tiny
+    from lorafair.run.layout import variant_folder
     from lorafair.studies.base import EvalContext, VariantInfo
     from lorafair.studies.shift import ShiftConfig, ShiftStudy
-    from lorafair.studies.shift.posteriors import REFERENCE_CACHE, make_batches
+    from lorafair.studies.shift.posteriors import make_batches
 
     dev = torch.device(args.device)
     base, tok = build_tiny(args.model)
@@ -78,6 +79,8 @@ def main() -> None:
     # as in a run: the ladder's ranks are known, so ΔW_full is decomposed once for all variants
     run_config = SimpleNamespace(data=None, variants=SimpleNamespace(lora=SimpleNamespace(ranks=[8, 16])))
 
+    shift = ShiftStudy()  # one per run, as the runner makes it: its reference cache is warm for later variants
+
     def study(variant, model, **cfg_kw):
         pm = model
 
@@ -87,18 +90,17 @@ def main() -> None:
                 yield pm
 
         cfg = ShiftConfig(max_length=args.length, batch_size=args.batch_size, n_boot=200, **cfg_kw)
-        ctx = EvalContext(model=model, tokenizer=tok, device=dev, variant=variant, seed=0, out_dir=run_dir / f"{variant.name}-s0",
+        ctx = EvalContext(model=model, tokenizer=tok, device=dev, variant=variant, seed=0, out_dir=run_dir / variant_folder(variant.name, 0),
                           config=run_config, study_config=cfg, log=logging.getLogger("bench"), progress=False,
                           reference={"base": base, "full": full}.__getitem__, base_view=base_view)
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         ctx.heldout_data = records
         sync()
         t = time.perf_counter()
-        ShiftStudy().evaluate(ctx)
+        shift.evaluate(ctx)
         sync()
         return time.perf_counter() - t
 
-    REFERENCE_CACHE.resize(0)
     t_cold = study(*variants[0], logit_lens=False, spectrum=False)
     t_warm = study(*variants[1], logit_lens=False, spectrum=False)
     n_lens = min(8, args.n)

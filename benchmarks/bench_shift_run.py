@@ -33,11 +33,12 @@ def main() -> None:
     args = ap.parse_args()
 
     from lorafair.config.load import load_config
+    from lorafair.methods import adapters_off_is_base
     from lorafair.run.layout import variant_folder
     from lorafair.run.runner import Runner
     from lorafair.studies.base import EvalContext, VariantInfo
     from lorafair.studies.shift import ShiftConfig, ShiftStudy
-    from lorafair.studies.shift.posteriors import REFERENCE_CACHE, make_batches
+    from lorafair.studies.shift.posteriors import make_batches
 
     cfg = load_config(str(args.run_dir / "config.yaml"))
     runner = Runner(cfg, args.run_dir, quiet=True)
@@ -64,15 +65,15 @@ def main() -> None:
         return best
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_shift_run_"))
-    REFERENCE_CACHE.resize(0)
     n_tok = sum(int(b.score_mask.sum()) for b in batches)
     print(f"{args.run_dir}: {cfg.model.source}, {len(records)} sequences, {n_tok} scored tokens; "
           f"logit_lens={scfg.logit_lens} ({scfg.lens_positions} positions of {scfg.lens_max_sequences} sequences), spectrum={scfg.spectrum}")
     print(f"{'variant':12s} {'forward s':>9s} {'study s':>8s} {'ratio':>6s}  kl_full_v  capture (point)")
     kl_full_base = float("nan")
+    study = ShiftStudy()  # one per run, as the runner makes it (its reference cache serves every variant)
     for v in runner.variants:
         model = runner.reference(base, args.seed, "full") if v.method == "full" else runner.load_variant(base, v, args.seed)
-        base_view = model.disable_adapter if hasattr(model, "disable_adapter") and v.method != "pissa" else None
+        base_view = model.disable_adapter if hasattr(model, "disable_adapter") and adapters_off_is_base(v.method) else None
         t_fwd = forward(model)
         out = tmp / variant_folder(v.name, args.seed)
         out.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def main() -> None:
                           reference=lambda n: runner.reference(base, args.seed, n), base_view=base_view, heldout_data=heldout)
         t = time.perf_counter()
         with torch.no_grad():
-            res = ShiftStudy().evaluate(ctx)
+            res = study.evaluate(ctx)
         t_study = time.perf_counter() - t
         m = {r.metric: r.value for r in res.metrics if not r.group}
         if v.method == "base":
@@ -89,8 +90,8 @@ def main() -> None:
         capture = 1 - m["kl_full_v"] / kl_full_base if kl_full_base > 0 else float("nan")
         parts = "  ".join(f"{k} {x:.2f}" for k, x in res.info["seconds_by_part"].items())
         print(f"{v.name:12s} {t_fwd:9.2f} {t_study:8.2f} {t_study / t_fwd:6.2f}  {m['kl_full_v']:9.4f}  {capture:10.3f}   {parts}")
-    print(f"reference cache: {REFERENCE_CACHE.used / 2**20:.0f} MiB, hits {REFERENCE_CACHE.hits}, misses {REFERENCE_CACHE.misses}, "
-          f"not kept {REFERENCE_CACHE.skipped}")
+    print(f"reference cache: {study.reference_cache.used / 2**20:.0f} MiB, hits {study.reference_cache.hits}, misses {study.reference_cache.misses}, "
+          f"not kept {study.reference_cache.skipped}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from lorafair.models.tiny import build_tiny
 from lorafair.studies.base import STUDIES, VariantInfo
 from lorafair.studies.shift import ShiftConfig, ShiftStudy
 from lorafair.studies.shift import divergence as dv
-from lorafair.studies.shift.posteriors import REFERENCE_CACHE, make_batches
+from lorafair.studies.shift.posteriors import make_batches
 
 from helpers_lf import eval_context
 
@@ -84,7 +84,6 @@ def test_evaluate_base_full_lora(tmp_path, models):
                       toxic_vocab=None, ranks=[1, 2, 4], n_boot=200)
     refs = {"base": base, "full": full}
     study = ShiftStudy()
-    REFERENCE_CACHE.resize(0)
 
     def run(model, variant, base_view=None):
         ctx = make_ctx(tmp_path, model, tok, variant, refs, cfg, base_view)
@@ -146,7 +145,7 @@ def test_evaluate_base_full_lora(tmp_path, models):
     res_cached, _ = run(peft_model, VariantInfo("lora-r2", "lora", 2), base_view)
     assert not calls
     # ... and without it from the PEFT model with adapters disabled: the same numbers
-    REFERENCE_CACHE.resize(0)
+    study.reference_cache.resize(0)
     res_l, ctx_l = run(peft_model, VariantInfo("lora-r2", "lora", 2), base_view)
     ml = metrics(res_l)
     assert calls and res_l.info["base_posteriors"] == "adapters disabled"
@@ -168,14 +167,13 @@ def test_evaluate_base_full_lora(tmp_path, models):
 def test_reference_cache_shares_base_posteriors(tmp_path, models):
     base, full, tok = models
     cfg = ShiftConfig(batch_size=4, max_length=16, logit_lens=False, spectrum=False, n_boot=50)
-    REFERENCE_CACHE.resize(0)
-    REFERENCE_CACHE.resize(64 * 2**20)
-    hits0 = REFERENCE_CACHE.hits
+    study = ShiftStudy()  # one study per run, as the runner makes it: its cache serves every variant
+    hits0 = study.reference_cache.hits
     for name in ("lora-r1", "lora-r2"):
         ctx = make_ctx(tmp_path, base, tok, VariantInfo(name, "lora", 1), {"base": base, "full": full}, cfg)
         ctx.heldout_data = RECORDS
-        res = ShiftStudy().evaluate(ctx)
-    assert REFERENCE_CACHE.hits - hits0 == 3  # second variant: base, full and KL(full‖base) from cache
+        res = study.evaluate(ctx)
+    assert study.reference_cache.hits - hits0 == 3  # second variant: base, full and KL(full‖base) from cache
     assert metrics(res)["kl_v_base"].value == pytest.approx(0.0, abs=1e-7)
 
 
@@ -257,7 +255,6 @@ def test_lens_equals_manual_computation(tmp_path, models, positions):
     from lorafair.studies.shift.logit_lens import lens_head
 
     base, full, tok = models
-    REFERENCE_CACHE.resize(0)
     cfg = ShiftConfig(batch_size=3, max_length=16, lens_max_sequences=3, lens_positions=positions, spectrum=False, n_boot=20)
     ctx = make_ctx(tmp_path, full, tok, VariantInfo("full", "full", None), {"base": base, "full": full}, cfg)
     ctx.heldout_data = RECORDS
@@ -297,7 +294,6 @@ def test_items_reproduce_rows_and_full_like_variant_captures_all(tmp_path, model
     from lorafair.studies.base import metric_specs
 
     base, full, tok = models
-    REFERENCE_CACHE.resize(0)
     cfg = ShiftConfig(batch_size=3, max_length=24, logit_lens=False, spectrum=False, n_boot=100)
     refs = {"base": base, "full": full}
     res = {}
@@ -332,7 +328,6 @@ def test_untrained_pissa_has_no_angles(tmp_path, models):
     from peft import LoraConfig, get_peft_model
 
     base, full, tok = models
-    REFERENCE_CACHE.resize(0)
     cfg = ShiftConfig(batch_size=4, max_length=16, logit_lens=False, ranks=[1, 2], n_boot=50)
     pissa = get_peft_model(copy.deepcopy(base), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "o_proj"],
                                                            init_lora_weights="pissa")).eval()

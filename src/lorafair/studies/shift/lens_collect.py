@@ -23,7 +23,7 @@ import torch
 
 from lorafair.studies.shift import divergence as dv
 from lorafair.studies.shift.logit_lens import lens_head, toxic_mass_logp
-from lorafair.studies.shift.posteriors import REFERENCE_CACHE, Batch, forward_batch, rows_logp, rows_of
+from lorafair.studies.shift.posteriors import Batch, ReferenceCache, forward_batch, rows_logp, rows_of
 
 HEAD_ROWS = 1024  # positions per unembedding call (bounds the positions × vocabulary logits tensor)
 
@@ -87,7 +87,7 @@ class LensCollector:
 
     @torch.no_grad()
     def compute(self, model, base_cm, base_model, device, *, dtype=torch.float32, tox_ids: Optional[torch.Tensor] = None,
-                cache_key: Optional[tuple] = None, cache_group: Any = None) -> dict:
+                cache: Optional[ReferenceCache] = None, cache_key: Optional[tuple] = None, cache_group: Any = None) -> dict:
         """Per-layer lens statistics (lists over layers 0 … L) for ``shift_layers.json``.
 
         Layers are read through the lens in groups whose positions add up to about ``HEAD_ROWS``, so
@@ -103,11 +103,14 @@ class LensCollector:
         head_v = lens_head(model)
         base_states = None
 
+        if cache is None:
+            cache_key = None  # no cache: every layer of the base is computed
+
         def key(layer):
             return None if cache_key is None else cache_key + (layer,)
 
         def cached(layer):
-            hit = REFERENCE_CACHE.get(key(layer)) if cache_key is not None else None
+            hit = cache.get(key(layer)) if cache_key is not None else None
             return hit if hit is not None and hit.dtype == dtype and hit.shape[0] == n else None
 
         def base_layers(layers: list[int]) -> dict[int, torch.Tensor]:
@@ -129,7 +132,7 @@ class LensCollector:
                 out[L] = final_b
             for layer in missing:
                 if cache_key is not None:
-                    REFERENCE_CACHE.put(key(layer), out[layer], group=cache_group)
+                    cache.put(key(layer), out[layer], group=cache_group)
             return out
 
         final_b = base_layers([L])[L]

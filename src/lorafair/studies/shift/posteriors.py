@@ -19,7 +19,7 @@ import torch
 from lorafair.errors import UserError
 from lorafair.lm import LM, PositionBatch, position_batches, rows_logp, rows_of, tokens
 
-__all__ = ["Batch", "REFERENCE_CACHE", "ReferenceCache", "encode_record", "fingerprint", "forward_batch", "make_batches",
+__all__ = ["Batch", "ReferenceCache", "encode_record", "fingerprint", "forward_batch", "make_batches",
            "rows_logp", "rows_of"]
 
 
@@ -116,6 +116,3 @@ class ReferenceCache:
         self.budget = budget_bytes
         while self.used > self.budget and self._d:
             self._drop(next(iter(self._d)))
-
-
-REFERENCE_CACHE = ReferenceCache(0)

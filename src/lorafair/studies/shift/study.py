@@ -42,7 +42,7 @@ from lorafair.stats.paired import ratio_of_sums
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.shift import divergence as dv
 from lorafair.studies.shift.lens_collect import LensCollector
-from lorafair.studies.shift.posteriors import REFERENCE_CACHE, fingerprint, forward_batch, make_batches, rows_logp
+from lorafair.studies.shift.posteriors import ReferenceCache, fingerprint, forward_batch, make_batches, rows_logp
 from lorafair.studies.shift.spectrum import (
     DEFAULT_RANKS, LowRankDelta, lora_deltas, lora_subspace_angles, summarise_spectra, update_spectrum,
 )
@@ -165,9 +165,11 @@ class ShiftStudy:
 
     def __init__(self) -> None:
         # shared by every variant of the run (the runner makes one study per run): ΔW_full's decomposition
-        # per (run, seed), and the token ids of a toxic word list per source
+        # per (run, seed), the token ids of a toxic word list per source, and the reference posteriors
+        # (base, full, KL(full‖base), the base's lens) keyed by run and seed, within a memory budget
         self._spectrum_cache: dict = {}
         self._toxic_ids: dict = {}
+        self.reference_cache = ReferenceCache(0)
 
     # ---- data -------------------------------------------------------------------------------
     def _records(self, ctx: EvalContext, cfg: ShiftConfig) -> tuple[list[dict], str]:
@@ -218,7 +220,7 @@ class ShiftStudy:
         records, origin = self._records(ctx, cfg)
         batches = make_batches(ctx.tokenizer, records, max_length=cfg.max_length, batch_size=cfg.batch_size)
         fp = fingerprint(records, cfg.max_length, cfg.batch_size)
-        REFERENCE_CACHE.resize(cfg.reference_cache_mb * 2**20)
+        self.reference_cache.resize(cfg.reference_cache_mb * 2**20)
         base_cm, base_model, base_how = self._base_source(ctx)
         full_model = self._full_model(ctx)
         run_key = (str(ctx.run_dir), ctx.seed, fp)
@@ -231,7 +233,7 @@ class ShiftStudy:
                 ctx.log.warning("shift: toxic_vocab %s maps to no token of this tokenizer", cfg.toxic_vocab)
 
         clock = _Clock(ctx.device)
-        skipped_before = REFERENCE_CACHE.skipped
+        skipped_before = self.reference_cache.skipped
         kinds = ("kl",) + tuple(k for k in OPTIONAL_KINDS if k in cfg.divergences)
         names = [m for pair in ROLE_PAIRS.values() for k, m in pair.items() if k in kinds]
         sums: dict[str, list] = {k: [] for k in names}  # per-sequence sums
@@ -258,12 +260,12 @@ class ShiftStudy:
                     else:
                         lp[role] = self._ref_logp((role,) + run_key + (bi,), run_key, cm, model, batch, idx, ctx, dtype)
             fb_key = ("kl_full_base",) + run_key + (bi,)
-            fb = REFERENCE_CACHE.get(fb_key)
+            fb = self.reference_cache.get(fb_key)
             with clock("divergences"):
                 pairs = ROLE_PAIRS if fb is None else {k: v for k, v in ROLE_PAIRS.items() if k != ("full", "base")}
                 vals = dv.role_divergences(lp, pairs, kinds, rows=dv.chunk_rows(lp["v"].shape[-1], lp["v"].device))
             if fb is None:
-                REFERENCE_CACHE.put(fb_key, vals["kl_full_base"], group=run_key)
+                self.reference_cache.put(fb_key, vals["kl_full_base"], group=run_key)
             else:
                 vals["kl_full_base"] = fb
             for name, v in vals.items():
@@ -274,7 +276,7 @@ class ShiftStudy:
             if do_lens:
                 lens.add(batch, out_v, lp["v"], idx, seq)
             del out_v, lp, vals
-        if REFERENCE_CACHE.skipped > skipped_before:
+        if self.reference_cache.skipped > skipped_before:
             ctx.log.warning("shift: reference posteriors do not all fit in reference_cache_mb=%d; the rest is recomputed "
                             "for every variant (raise it, or lower max_sequences/max_length)", cfg.reference_cache_mb)
 
@@ -300,12 +302,13 @@ class ShiftStudy:
         if lens is not None:
             with clock("logit_lens"):
                 layers = lens.compute(ctx.model, base_cm, base_model, ctx.device, dtype=dtype, tox_ids=tox_ids,
+                                      cache=self.reference_cache,
                                       cache_key=("lens_base",) + run_key + (cfg.lens_max_sequences, cfg.lens_positions), cache_group=run_key)
         info = {
             "data": origin, "n_sequences": int(len(n_tok)), "n_tokens": int(n_tok.sum()),
             "max_length": cfg.max_length, "base_posteriors": base_how, "dtype": cfg.dtype,
             "ci": f"95% percentile bootstrap over sequences, {cfg.n_boot} resamples, seed {ctx.seed}",
-            "reference_cache": {"hits": REFERENCE_CACHE.hits, "misses": REFERENCE_CACHE.misses, "bytes": REFERENCE_CACHE.used},
+            "reference_cache": {"hits": self.reference_cache.hits, "misses": self.reference_cache.misses, "bytes": self.reference_cache.used},
         }
         shift_layers = {"variant": ctx.variant.name, **layers}
         if tox_ids is not None:
@@ -330,13 +333,13 @@ class ShiftStudy:
 
     def _ref_logp(self, key, group, cm, model, batch, idx, ctx, dtype) -> torch.Tensor:
         """Log-posteriors (scored positions × vocabulary) of a reference model, from the cache or computed."""
-        hit = REFERENCE_CACHE.get(key)
+        hit = self.reference_cache.get(key)
         if hit is not None and hit.dtype == dtype:
             return hit
         with cm():
             out = forward_batch(model, batch, ctx.device)
         logp = rows_logp(out.logits, idx, dtype)
-        REFERENCE_CACHE.put(key, logp, group=group)
+        self.reference_cache.put(key, logp, group=group)
         return logp
 
     # ---- spectrum ---------------------------------------------------------------------------
