@@ -39,18 +39,13 @@ def one_error_line(code, err):
 
 def _variant_info(variant, method=None, rank=None):
     """A VariantInfo from a VariantInfo or a variant name ("base", "full", "lora-r2", "pissa-r4" …)."""
-    import re
-
+    from lorafair.run.layout import parse_variant
     from lorafair.studies.base import VariantInfo
 
     if isinstance(variant, VariantInfo):
         return variant
-    m = re.fullmatch(r"(lora|dora|rslora|pissa)-r(\d+)", variant)
-    if method is None:
-        method = m.group(1) if m else variant
-    if rank is None and m:
-        rank = int(m.group(2))
-    return VariantInfo(variant, method, rank)
+    parsed_method, parsed_rank = parse_variant(variant)
+    return VariantInfo(variant, method or parsed_method, parsed_rank if rank is None else rank)
 
 
 def eval_context(study=None, *, out_dir, model=None, tokenizer=None, study_config=None, variant="base",

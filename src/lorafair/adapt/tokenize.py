@@ -8,7 +8,7 @@ import torch
 
 from lorafair.lm import IGNORE, LM, encode_record, encode_records, pad
 
-__all__ = ["IGNORE", "collate", "encode_record", "encode_records", "mean_token_loss", "sequence_nll"]
+__all__ = ["IGNORE", "collate", "encode_record", "encode_records", "sequence_nll"]
 
 
 def collate(batch: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -29,8 +29,3 @@ def sequence_nll(model, encoded: list[dict], pad_id: int, batch_size: int = 16, 
     scored too instead of silently dropped; sequences that already start with it are unchanged."""
     lm = LM(model, batch_size=batch_size, device=device, progress=progress, pad_id=pad_id)
     return lm.sequence_nll(encoded, prefix="auto" if prefix_id is None else prefix_id, desc=desc)
-
-
-def mean_token_loss(model, encoded, pad_id, batch_size=16, progress=False) -> float:
-    nll, cnt = sequence_nll(model, encoded, pad_id, batch_size, progress=progress)
-    return sum(nll) / max(1, sum(cnt))

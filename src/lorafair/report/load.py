@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from lorafair.errors import UserError
+from lorafair.methods import peft_methods
 from lorafair.run.layout import COLUMNS, METRIC_ROLES, STUDY_KEY, TRAIN_STATUS, parse_folder, parse_variant
 
 __all__ = ["Estimate", "MetricRecord", "RunData", "VariantArtifacts", "load_run", "parse_variant", "pool_seeds",
@@ -28,7 +29,6 @@ __all__ = ["Estimate", "MetricRecord", "RunData", "VariantArtifacts", "load_run"
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
-ROLES_FILE = METRIC_ROLES  # written by the runner (lorafair.run.paired.write_roles)
 
 
 def _float(s: Any) -> float:
@@ -186,9 +186,9 @@ class RunData:
         return "; ".join(dict.fromkeys(notes))
 
     def ranked_methods(self) -> list[str]:
-        """Methods that come with a rank (lora first, then the others alphabetically)."""
+        """Methods that come with a rank (the first registered method, LoRA, first; then the others alphabetically)."""
         ms = {parse_variant(v)[0] for v in self.variants() if parse_variant(v)[1] is not None}
-        return sorted(ms, key=lambda m: (m != "lora", m))
+        return sorted(ms, key=lambda m: (m != _PRIMARY, m))
 
     def ranks(self, method: str) -> list[int]:
         return sorted({r for v in self.variants() for m, r in [parse_variant(v)] if m == method and r is not None})
@@ -207,6 +207,9 @@ class RunData:
         return {}
 
 
+_PRIMARY = peft_methods()[0]  # the method the report lists first (LoRA: registered first in lorafair.methods)
+
+
 def sort_variants(names: Iterable[str]) -> list[str]:
     """base first, full last, ranked variants grouped by method (lora first) and sorted by rank."""
 
@@ -218,7 +221,7 @@ def sort_variants(names: Iterable[str]) -> list[str]:
             return (3, "", 0, name)
         if rank is None:
             return (2, method, 0, name)
-        return (1, "" if method == "lora" else method, rank, name)
+        return (1, "" if method == _PRIMARY else method, rank, name)
 
     return sorted(set(names), key=key)
 
@@ -337,13 +340,13 @@ def read_roles(obj: Any, notes: list[str]) -> tuple[dict, dict]:
     """The metric entries (study -> metric -> dict) and the study entries (study -> ``_study`` dict) of a
     parsed metric_roles.json. Anything not of the documented shape is left out and named in ``notes``."""
     if not isinstance(obj, dict):
-        notes.append(f"{ROLES_FILE} is not a JSON object: ignored (roles and directions unknown)")
+        notes.append(f"{METRIC_ROLES} is not a JSON object: ignored (roles and directions unknown)")
         return {}, {}
     roles: dict[str, dict] = {}
     decl: dict[str, dict] = {}
     for st, ms in obj.items():
         if not isinstance(ms, dict):
-            notes.append(f"{ROLES_FILE}: the entry of study {st} is not an object: ignored")
+            notes.append(f"{METRIC_ROLES}: the entry of study {st} is not an object: ignored")
             continue
         roles[str(st)] = {}
         for m, r in ms.items():
@@ -352,14 +355,14 @@ def read_roles(obj: Any, notes: list[str]) -> tuple[dict, dict]:
             elif isinstance(r, dict):
                 roles[str(st)][str(m)] = r
             else:
-                notes.append(f"{ROLES_FILE}: the entry of {st}/{m} is not an object: ignored")
+                notes.append(f"{METRIC_ROLES}: the entry of {st}/{m} is not an object: ignored")
     return roles, decl
 
 
 def _study_entry(study: str, r: Any, notes: list[str]) -> dict:
     """A study's ``_study`` entry with only the keys of the documented types (the others named in ``notes``)."""
     if not isinstance(r, dict):
-        notes.append(f"{ROLES_FILE}: {study}/{STUDY_KEY} is not an object: ignored")
+        notes.append(f"{METRIC_ROLES}: {study}/{STUDY_KEY} is not an object: ignored")
         return {}
     out: dict = {}
     for key in ("title", "description"):
@@ -367,13 +370,13 @@ def _study_entry(study: str, r: Any, notes: list[str]) -> dict:
             if isinstance(r[key], str):
                 out[key] = r[key]
             else:
-                notes.append(f"{ROLES_FILE}: {study}/{STUDY_KEY}/{key} is not a string: ignored")
+                notes.append(f"{METRIC_ROLES}: {study}/{STUDY_KEY}/{key} is not a string: ignored")
     if "headline" in r:
         h = r["headline"]
         if isinstance(h, list) and all(isinstance(m, str) for m in h):
             out["headline"] = list(h)
         else:
-            notes.append(f"{ROLES_FILE}: {study}/{STUDY_KEY}/headline is not a list of metric names: ignored")
+            notes.append(f"{METRIC_ROLES}: {study}/{STUDY_KEY}/headline is not a list of metric names: ignored")
     return out
 
 
@@ -415,7 +418,7 @@ def load_run(run_dir: str | Path) -> RunData:
             data.notes.append("run_info.json is not a JSON object: ignored")
         if "wall_time_s" in data.run_info:
             data.run_info["wall_time_s"] = _finite_duration(data.run_info["wall_time_s"])
-    roles = run_dir / ROLES_FILE
+    roles = run_dir / METRIC_ROLES
     if roles.is_file():
         obj = _read_json(roles, data.notes)
         if obj is not None:
