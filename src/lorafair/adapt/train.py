@@ -1,7 +1,10 @@
 """Training one variant: a plain loop on ``accelerate`` (runs unchanged under ``accelerate launch``:
 DDP/FSDP/DeepSpeed), AdamW, warm-up + cosine/linear schedule, gradient accumulation and clipping,
-bf16 autocast where supported, held-out loss at the end. The same data order for every variant
-(a seeded sampler), so variants differ only by the method.
+bf16 autocast where supported (GPUs, and CPUs with native bf16; fp32 master weights), held-out loss at the
+end. The same data order for every variant (a seeded sampler, by default length-grouped:
+:class:`LengthGroupedBatches`), so variants differ only by the method. The loss is computed only at
+supervised positions (:func:`supervised_loss`: hidden states -> the positions whose next token is a label ->
+LM head -> cross-entropy), the same loss as the model's full-logits one up to float rounding.
 
 Divergence: a training loss (or the final held-out loss) that is not finite stops that training
 (:class:`Diverged`); an lr grid never picks a diverged run, and a variant whose every lr diverged
@@ -35,7 +38,7 @@ from tqdm.auto import tqdm
 from lorafair.adapt.checkpoint import (StepCheckpoint, TrainingCheckpoint, load_trainable_state, restore_training,
                                       set_rng_state, trainable_state)
 from lorafair.adapt.peft_methods import peft_config
-from lorafair.adapt.tokenize import collate, sequence_nll
+from lorafair.adapt.tokenize import IGNORE, collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
 
@@ -51,6 +54,7 @@ class TrainResult:
     tokens_per_s: float
     trainable_params: int
     world_size: int = 1
+    precision: str = "fp32"  # what the training ran in: "bf16" (autocast, fp32 master weights) or "fp32"
     history: list[dict] = field(default_factory=list)
     lr_search: list[dict] = field(default_factory=list)
 
@@ -126,14 +130,109 @@ def build_variant_model(base_model, variant: Variant, seed: int):
     return get_peft_model(model, peft_config(variant.method, variant.rank, variant.alpha, variant.dropout, tm))
 
 
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AVX512-BF16 or AMX tiles, as oneDNN uses them). Without
+    them bf16 on a CPU is emulated and far slower than fp32 (e.g. an AVX2-only CPU), so ``auto`` keeps fp32."""
+    for probe in (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None)):
+        try:
+            if probe is not None and probe():
+                return True
+        except Exception:  # noqa: BLE001 - a probe missing from this torch build: not native
+            pass
+    return False
+
+
 def mixed_precision(tcfg: TrainConfig, device: torch.device) -> str:
+    """accelerate's ``mixed_precision`` for ``tcfg.precision`` on ``device``: "bf16" (autocast) or "no"."""
     if tcfg.precision == "fp32":
         return "no"
     if tcfg.precision == "bf16":
         return "bf16"
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16"
+    if device.type == "cpu" and native_bf16_cpu():
+        return "bf16"
     return "no"
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Batches of indices of records of similar length, seeded and deterministic per (seed, epoch).
+
+    Each epoch: a seeded permutation, cut into mega-batches of ``mult`` batches (``mult`` = 50, fewer on small
+    data, as the HF Trainer's ``LengthGroupedSampler``); each mega-batch sorted by length (longest first, ties
+    by position in the permutation) and cut into batches; then the order of all batches is shuffled with the
+    same generator so lengths are not visited in a pattern. ``set_epoch`` (called by accelerate) chooses the
+    epoch; otherwise each iteration is the next epoch."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, mult: int = 50):
+        self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
+        self.mult = max(1, min(mult, len(self.lengths) // (4 * batch_size)))
+        self.epoch, self._explicit = 0, False
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch, self._explicit = epoch, True
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.lengths), generator=g).tolist()
+        mega = self.mult * self.batch_size
+        out = []
+        for i in range(0, len(perm), mega):
+            chunk = sorted(perm[i:i + mega], key=lambda j: -self.lengths[j])  # stable: ties keep the shuffle
+            out += [chunk[k:k + self.batch_size] for k in range(0, len(chunk), self.batch_size)]
+        order = torch.randperm(len(out), generator=g).tolist()
+        return [out[k] for k in order]
+
+    def __iter__(self):
+        epoch = self.epoch
+        if not self._explicit:
+            self.epoch += 1
+        self._explicit = False
+        yield from self.batches(epoch)
+
+
+def train_loader(train_enc: list[dict], tcfg: TrainConfig, seed: int, pad: int) -> torch.utils.data.DataLoader:
+    """The training batches: length-grouped (``tcfg.group_by_length``) or the plain seeded shuffle."""
+    collate_fn = lambda b: collate(b, pad)  # noqa: E731
+    if getattr(tcfg, "group_by_length", False):
+        sampler = LengthGroupedBatches([len(e["input_ids"]) for e in train_enc], tcfg.batch_size, seed)
+        return torch.utils.data.DataLoader(train_enc, batch_sampler=sampler, collate_fn=collate_fn)
+    gen = torch.Generator().manual_seed(seed)
+    return torch.utils.data.DataLoader(train_enc, batch_size=tcfg.batch_size, shuffle=True, generator=gen,
+                                       collate_fn=collate_fn)
+
+
+class _NoPositionLogits(Exception):
+    """The model's forward cannot compute logits at chosen positions only (no boolean ``logits_to_keep``)."""
+
+
+def supervised_loss(model, batch: dict) -> torch.Tensor:
+    """The mean next-token cross-entropy over the supervised positions of ``batch``, computing logits only there:
+    the model's body gives hidden states, ``logits_to_keep`` (a boolean (batch, length) mask: position t is kept
+    when label t+1 is not ignored) selects them before the LM head, and the cross-entropy (in fp32, as the
+    model's own loss) runs over those rows. Equal to ``model(..., labels=labels).loss`` up to float rounding.
+    Raises :class:`_NoPositionLogits` when the model does not return one row of logits per kept position."""
+    labels = batch["labels"]
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != IGNORE
+    target = labels[:, 1:][keep[:, :-1]]
+    try:
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep,
+                    use_cache=False)
+    except (TypeError, IndexError, ValueError) as e:
+        raise _NoPositionLogits(str(e)) from e
+    logits = out.logits
+    if logits.dim() != 2 or logits.shape[0] != target.numel():
+        raise _NoPositionLogits(f"logits of shape {tuple(logits.shape)} for {target.numel()} kept positions")
+    return torch.nn.functional.cross_entropy(logits.float(), target)
+
+
+def full_loss(model, batch: dict) -> torch.Tensor:
+    """The model's own loss over full logits (``train.loss_positions: all``)."""
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
 
 
 def num_steps(tcfg: TrainConfig, n_train: int, world: int = 1) -> int:
@@ -145,6 +244,17 @@ def num_steps(tcfg: TrainConfig, n_train: int, world: int = 1) -> int:
 
 # ---------------------------------------------------------------------------------------- training
 
+def _allow_precision(precision: str) -> None:
+    """accelerate keeps one mixed-precision setting per process (its ``AcceleratorState`` singleton refuses a
+    second one); a training in another precision than the one before it in this process (a benchmark, a
+    test comparing bf16 with fp32) resets that state, keeping the process group (``PartialState``)."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision", precision) != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
 def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: TrainConfig, lr: float, seed: int,
                 device: torch.device, *, progress: bool = True, log=None, desc: str = "train",
                 checkpoint: Optional[StepCheckpoint] = None) -> TrainResult:
@@ -155,8 +265,10 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     from accelerate.utils import DistributedType
     from transformers import get_scheduler
 
+    precision = mixed_precision(tcfg, device)
+    _allow_precision(precision)
     acc = Accelerator(
-        mixed_precision=mixed_precision(tcfg, device),
+        mixed_precision=precision,
         gradient_accumulation_steps=tcfg.grad_accum,
         cpu=device.type == "cpu",
     )
@@ -166,10 +278,8 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
                         desc, acc.distributed_type)
         checkpoint = None
     pad = tok.pad_token_id
-    gen = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(
-        train_enc, batch_size=tcfg.batch_size, shuffle=True, generator=gen, collate_fn=lambda b: collate(b, pad)
-    )
+    loader = train_loader(train_enc, tcfg, seed, pad)
+    position_loss = getattr(tcfg, "loss_positions", "all") == "supervised"
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=tcfg.weight_decay)
@@ -205,8 +315,17 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
         for _ in range(tcfg.grad_accum):
             batch = next(it)
             with acc.accumulate(model):
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-                loss = out.loss
+                loss = None
+                if position_loss:
+                    try:
+                        loss = supervised_loss(model, batch)
+                    except _NoPositionLogits as e:
+                        position_loss = False
+                        if log:
+                            log.info("%s: logits at supervised positions only not supported by this model (%s); "
+                                     "computing full logits", desc, e)
+                if loss is None:
+                    loss = full_loss(model, batch)
                 value = float(loss.detach())
                 bad = not math.isfinite(value)
                 if acc.num_processes > 1:  # every process stops together
@@ -248,7 +367,8 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
                  sum(tail) / len(tail), eval_loss, tokens / max(wall, 1e-9))
     return TrainResult(lr=lr, steps=steps, train_loss=sum(tail) / len(tail), eval_loss=eval_loss, tokens=tokens,
                        wall_s=wall, tokens_per_s=tokens / max(wall, 1e-9), trainable_params=trainable,
-                       world_size=acc.num_processes, history=history)
+                       world_size=acc.num_processes, precision="bf16" if precision == "bf16" else "fp32",
+                       history=history)
 
 
 def _better(res: TrainResult, best: Optional[TrainResult]) -> bool:

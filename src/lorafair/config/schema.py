@@ -143,7 +143,19 @@ class TrainConfig(Strict):
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     grad_clip: Optional[float] = Field(default=1.0, gt=0, description="Max gradient norm (null: no clipping).")
     precision: Literal["auto", "bf16", "fp32"] = Field(
-        default="auto", description="'auto': bf16 autocast on GPUs that support it, fp32 on CPU; 'bf16' forces bf16 autocast (CPU too)."
+        default="auto", description="'auto': bf16 autocast (fp32 master weights) on GPUs that support it and on CPUs with "
+        "native bf16 (AVX512-BF16 or AMX), fp32 elsewhere; 'bf16' forces bf16 autocast (CPU too); 'fp32' never autocasts "
+        "(the exact-reproduction path). train.json records the precision used."
+    )
+    group_by_length: bool = Field(
+        default=False, description="Batches of similar length (less padding; opt-in: it changes the batch order, so every trajectory): each epoch a seeded shuffle, records sorted "
+        "by length within mega-batches of up to 50 batches, then the batch order shuffled (seeded); the same order for "
+        "every variant. false (default): the plain seeded shuffle (the batch order of earlier versions)."
+    )
+    loss_positions: Literal["supervised", "all"] = Field(
+        default="supervised", description="'supervised': logits and cross-entropy only at positions whose next token is "
+        "a label (the LM head skips prompt and padding positions; the same loss up to float rounding); 'all': the "
+        "model's own loss over full logits (the exact-reproduction path)."
     )
     eval_batch_size: int = Field(default=16, gt=0, description="Batch size for held-out loss.")
     # how the run is made safe, not what it computes: left out of config.yaml and of every fingerprint

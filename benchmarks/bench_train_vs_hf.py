@@ -1,0 +1,143 @@
+"""Training throughput against HF Trainer + PEFT, in one run on the same records, batch and steps.
+
+    python benchmarks/bench_train_vs_hf.py [--model embedded:smollm2-135m-instruct] [--steps 10]
+        [--batch-size 8] [--max-length 128] [--records 400] [--methods lora full] [--hf-bf16 auto|on|off]
+
+For LoRA r16 and full fine-tuning it trains with
+  (a) lorafair's ``train_variant`` as the runner calls it (the recipe defaults of ``TrainConfig``),
+  (a+) lorafair with ``train.group_by_length: true`` (opt-in),
+  (a0) with --with-exact: lorafair's exact-reproduction settings (precision fp32, the old batch order, full logits),
+  (b) HF ``Trainer`` + PEFT with defaults (``use_cpu`` on a CPU),
+  (c) HF ``Trainer`` + PEFT with its best flags: group_by_length (``train_sampling_strategy`` in transformers 5) and ``bf16=True`` where bf16 is
+      native (``--hf-bf16 auto``: AVX512-BF16/AMX on a CPU, or a bf16 GPU; without them bf16 on a CPU is
+      emulated and tens of times slower, so it is not a "best" flag there; ``on`` forces it),
+and prints real (non-padding) tokens/s of each, timed over the training loop only (model set-up excluded
+in both), and the ratio lorafair / HF-best. The records are BOLD Wikipedia sentences (``bold-wiki``: real
+variable-length texts, truncated to ``--max-length`` tokens). This machine is noisy: compare the ratios of
+one run, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from lorafair.adapt.peft_methods import peft_config
+from lorafair.adapt.tokenize import collate, encode_records
+from lorafair.adapt.train import mixed_precision, native_bf16_cpu, train_variant
+from lorafair.adapt.variants import Variant
+from lorafair.config.schema import TrainConfig
+from lorafair.data.load import load_records
+from lorafair.data.registry import DataContext, DataSpec
+from lorafair.models.sources import load_model
+
+LR = {"lora": 1e-3, "full": 5e-5}
+
+
+def lorafair_run(model, tok, method, enc, tcfg, rank):
+    v = Variant("full", "full", lrs=(LR["full"],)) if method == "full" else \
+        Variant(f"lora-r{rank}", "lora", rank, (LR["lora"],), 2.0 * rank)
+    _, r = train_variant(model, tok, v, enc, [], tcfg, 0, next(model.parameters()).device, progress=False)
+    return r.tokens_per_s, r.tokens, r.precision, r.history[-1]["loss"]
+
+
+def hf_run(model, tok, method, enc, tcfg, rank, *, best: bool, bf16: bool, tmp: str):
+    import copy
+
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    torch.manual_seed(0)
+    m = copy.deepcopy(model)
+    if method == "full":
+        m.requires_grad_(True)
+    else:
+        from peft import get_peft_model
+
+        m = get_peft_model(m, peft_config("lora", rank, 2.0 * rank, 0.0, "all-linear"))
+    counted = {"tokens": 0}
+
+    def count(_module, _args, kwargs):  # the batches the training steps consume (not the loader's prefetch)
+        if _module.training and kwargs.get("attention_mask") is not None:
+            counted["tokens"] += int(kwargs["attention_mask"].sum())
+
+    m.register_forward_pre_hook(count, with_kwargs=True)
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *a, **k):
+            counted["tokens"] = 0
+            self.t0 = time.perf_counter()
+
+        def on_train_end(self, *a, **k):
+            self.wall = time.perf_counter() - self.t0
+
+    clock = Clock()
+    args = TrainingArguments(
+        output_dir=tmp, max_steps=tcfg.max_steps, per_device_train_batch_size=tcfg.batch_size,
+        learning_rate=LR[method], warmup_steps=int(round(tcfg.warmup_ratio * tcfg.max_steps)), lr_scheduler_type=tcfg.schedule,
+        weight_decay=tcfg.weight_decay, max_grad_norm=tcfg.grad_clip or 0.0, seed=0, report_to="none",
+        save_strategy="no", logging_steps=10_000, disable_tqdm=True, dataloader_num_workers=0,
+        use_cpu=next(model.parameters()).device.type == "cpu", remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if best else "random", bf16=best and bf16)
+    tr = Trainer(model=m, args=args, train_dataset=enc, data_collator=lambda b: collate(b, tok.pad_token_id), callbacks=[clock])
+    out = tr.train()
+    return counted["tokens"] / clock.wall, counted["tokens"], "bf16" if best and bf16 else "fp32", out.training_loss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--records", type=int, default=400, help="records to draw batches from (>= steps x batch)")
+    ap.add_argument("--rank", type=int, default=16)
+    ap.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full"])
+    ap.add_argument("--hf-bf16", choices=["auto", "on", "off"], default="auto")
+    ap.add_argument("--with-exact", action="store_true", help="also lorafair's exact-reproduction settings (a0)")
+    ap.add_argument("--device", default="auto")
+    args = ap.parse_args()
+    import tempfile
+
+    model, tok = load_model(args.model, device=args.device)
+    model.requires_grad_(False)
+    device = next(model.parameters()).device
+    rows = load_records(DataSpec(source="bold-wiki", limit=args.records), DataContext())
+    enc = encode_records(rows, tok, args.max_length)
+    lens = sorted(len(e["input_ids"]) for e in enc)
+    tcfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
+                       checkpoint_every=None)
+    grouped = tcfg.model_copy(update={"group_by_length": True})
+    old = tcfg.model_copy(update={"precision": "fp32", "group_by_length": False, "loss_positions": "all"})
+    native = native_bf16_cpu() if device.type == "cpu" else (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    hf_bf16 = {"auto": native, "on": True, "off": False}[args.hf_bf16]
+    print(f"model {args.model} on {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"cpu capability {torch.backends.cpu.get_cpu_capability()}, native bf16 {native}; lorafair precision "
+          f"auto -> {mixed_precision(tcfg, device)}; HF best bf16={hf_bf16}")
+    print(f"{len(enc)} records, tokens min/median/max {lens[0]}/{lens[len(lens) // 2]}/{lens[-1]}; "
+          f"{args.steps} steps x batch {args.batch_size}, max_length {args.max_length}")
+    rows_out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in args.methods:
+            runs = [("lorafair", lambda: lorafair_run(model, tok, method, enc, tcfg, args.rank)),
+                    ("lorafair+group", lambda: lorafair_run(model, tok, method, enc, grouped, args.rank))]
+            if args.with_exact:
+                runs.append(("lorafair-exact", lambda: lorafair_run(model, tok, method, enc, old, args.rank)))
+            runs += [("hf-default", lambda: hf_run(model, tok, method, enc, tcfg, args.rank, best=False, bf16=False, tmp=tmp)),
+                     ("hf-best", lambda: hf_run(model, tok, method, enc, tcfg, args.rank, best=True, bf16=hf_bf16, tmp=tmp))]
+            res = {}
+            for name, fn in runs:
+                res[name] = fn()
+                tps, n, prec, loss = res[name]
+                print(f"  {method:<5} {name:<15} {tps:>9.1f} real tok/s  ({n} tokens, {prec}, loss {loss:.3f})", flush=True)
+            rows_out.append((method, res))
+    print(f"\n{'method':<6} {'runner':<15} {'tok/s':>9} {'/ HF-best':>9}")
+    for method, res in rows_out:
+        best = res["hf-best"][0]
+        for name, (tps, *_rest) in res.items():
+            print(f"{method:<6} {name:<15} {tps:>9.1f} {tps / best:>9.2f}")
+
+
+if __name__ == "__main__":
+    main()
