@@ -325,30 +325,8 @@ def test_distributions_at_scored_positions(tiny):
 # ---- generation ------------------------------------------------------------------------------------
 
 
-def previous_sample(model, tok, prompts, *, k, max_new_tokens, temperature, top_p, seed, batch_size, stream="eval"):
-    """The toxicity study's sampler before the engine: tokenizer left padding, one seed per batch."""
-    per_batch = max(1, batch_size // k)
-    side, tok.padding_side = tok.padding_side, "left"
-    out = []
-    try:
-        for bi, start in enumerate(range(0, len(prompts), per_batch)):
-            chunk = list(prompts[start:start + per_batch])
-            enc = tok(chunk, return_tensors="pt", padding=True)
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(hashlib.sha256(f"toxicity-sample:{stream}:{seed}:{bi}".encode()).hexdigest()[:15], 16))
-                with torch.no_grad():
-                    seqs = model.generate(**enc, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                                          max_new_tokens=max_new_tokens, num_return_sequences=k, use_cache=True,
-                                          pad_token_id=tok.pad_token_id)
-            texts = tok.batch_decode(seqs[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-            out.extend(texts[i * k:(i + 1) * k] for i in range(len(chunk)))
-    finally:
-        tok.padding_side = side
-    return out
-
-
 @pytest.mark.parametrize("batch_size", [2, 6, 64])
-def test_sampling_is_seeded_and_identical_to_the_previous_batching(plain, batch_size):
+def test_sampling_is_seeded_and_per_prompt(plain, batch_size):
     model, tok = plain
     kw = dict(k=3, max_new_tokens=6, temperature=1.0, top_p=0.9)
     lm = LM(model, tok, batch_size=batch_size)
@@ -357,10 +335,18 @@ def test_sampling_is_seeded_and_identical_to_the_previous_batching(plain, batch_
     assert torch.equal(before, torch.random.get_rng_state())  # the caller's RNG is untouched
     assert a == lm.sample(PROMPTS, seed=1, **kw) != lm.sample(PROMPTS, seed=2, **kw)
     assert [len(x) for x in a] == [3] * len(PROMPTS) and len({t for x in a for t in x}) > len(PROMPTS)
-    assert a == previous_sample(model, tok, PROMPTS, seed=1, batch_size=batch_size, **kw)
     assert lm.sample(PROMPTS, seed=1, stream="other", **kw) != a  # streams are separate
     assert sample_seed(1, 0, "eval") == int(hashlib.sha256(b"toxicity-sample:eval:1:0").hexdigest()[:15], 16)
     assert tok.padding_side == "right"
+
+
+def test_sampling_with_a_one_token_nucleus_is_greedy_decoding(plain):
+    # top_p tiny: the nucleus is the most probable token, so every sample is the greedy continuation
+    model, tok = plain
+    lm = LM(model, tok, batch_size=4)
+    greedy = lm.generate(PROMPTS, max_new_tokens=5)
+    samples = lm.sample(PROMPTS, k=2, max_new_tokens=5, temperature=1.3, top_p=1e-9, seed=3)
+    assert samples == [[g, g] for g in greedy]
 
 
 def test_greedy_generate_equals_unbatched_generation(plain):

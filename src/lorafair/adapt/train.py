@@ -235,6 +235,14 @@ def full_loss(model, batch: dict) -> torch.Tensor:
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
 
 
+def adamw(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel per step for all parameters, as the HF Trainer's default ``adamw_torch_fused``)
+    where every parameter is a floating tensor on a CPU or CUDA device; else the default (foreach) kernel.
+    The same update rule either way, up to float rounding."""
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
 def num_steps(tcfg: TrainConfig, n_train: int, world: int = 1) -> int:
     if tcfg.max_steps:
         return tcfg.max_steps
@@ -282,7 +290,7 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     position_loss = getattr(tcfg, "loss_positions", "all") == "supervised"
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=tcfg.weight_decay)
+    opt = adamw(params, lr, tcfg.weight_decay)
     steps = num_steps(tcfg, len(train_enc), acc.num_processes)
     warm = int(round(tcfg.warmup_ratio * steps))
     sched = get_scheduler(tcfg.schedule if tcfg.schedule != "constant" else "constant_with_warmup", opt,

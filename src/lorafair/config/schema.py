@@ -148,9 +148,10 @@ class TrainConfig(Strict):
         "(the exact-reproduction path). train.json records the precision used."
     )
     group_by_length: bool = Field(
-        default=False, description="Batches of similar length (less padding; opt-in: it changes the batch order, so every trajectory): each epoch a seeded shuffle, records sorted "
-        "by length within mega-batches of up to 50 batches, then the batch order shuffled (seeded); the same order for "
-        "every variant. false (default): the plain seeded shuffle (the batch order of earlier versions)."
+        default=True, description="Batches of records of similar length (less padding, as the HF Trainer's "
+        "group_by_length): each epoch a seeded shuffle, records sorted by length within mega-batches of up to 50 "
+        "batches, then the batch order shuffled (seeded); the same batches for every variant. false: the plain seeded "
+        "shuffle (the batch order of lorafair 0.1 runs)."
     )
     loss_positions: Literal["supervised", "all"] = Field(
         default="supervised", description="'supervised': logits and cross-entropy only at positions whose next token is "

@@ -38,6 +38,7 @@ import torch
 from lorafair.errors import UserError
 from lorafair.lm.batching import PositionBatch, batches, pad, position_batches, position_ids
 from lorafair.lm.encode import IGNORE, config_prefix_id, encode_pair, max_positions, prefix_token_id, tokens, with_prefix
+from lorafair.lm.nucleus import NucleusSampler
 
 
 @dataclass
@@ -379,6 +380,9 @@ class LM:
         for i, p in enumerate(prompts):
             if not p or not p.strip():
                 raise UserError("prompts", p, f"non-empty prompts (prompt #{i} is empty)")
+        from transformers import LogitsProcessorList
+
+        nucleus = NucleusSampler(temperature, top_p)  # the draw of HF's temperature + top-p, made cheaply (lm.nucleus)
         per_batch = max(1, self.batch_size // k)
         out: list[list[str]] = []
         with self._inference():
@@ -386,8 +390,10 @@ class LM:
                 chunk = [tokens(self.tokenizer, p) for p in prompts[start:start + per_batch]]
                 with fork_rng(self.device):
                     torch.manual_seed(sample_seed(seed, b, stream))
-                    texts = self._generate(chunk, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-                                           max_new_tokens=max_new_tokens, num_return_sequences=k, use_cache=True)
+                    # each prompt k times in a row (as num_return_sequences does); greedy on the sampler's choice
+                    texts = self._generate([ids for ids in chunk for _ in range(k)], do_sample=False, temperature=None,
+                                           top_p=None, top_k=None, logits_processor=LogitsProcessorList([nucleus]),
+                                           max_new_tokens=max_new_tokens, use_cache=True)
                 out.extend(texts[i * k:(i + 1) * k] for i in range(len(chunk)))
         return out
 

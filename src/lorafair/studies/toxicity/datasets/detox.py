@@ -39,7 +39,7 @@ OPTIONS_CF = {
     "max_new_tokens": "tokens per completion (default 20)",
     "temperature": "sampling temperature (default 1.0)",
     "top_p": "nucleus sampling mass (default 0.9)",
-    "batch_size": "sequences per generate call (default 64)",
+    "batch_size": "sequences per generate call (default 256)",
     "per_prompt": "keep at most this many completions per prompt (default all that pass)",
     "filter_given": "also filter completions given in the data by the scorer (default true)",
 }
@@ -85,7 +85,7 @@ def build_counterfactual(spec: DataSpec, ctx: DataContext) -> list[dict]:
     max_new_tokens = positive_int(opts.get("max_new_tokens"), f"{f}.max_new_tokens", 20)
     temperature = _number(opts.get("temperature"), f"{f}.temperature", 1.0, 0.0, 100.0)
     top_p = _number(opts.get("top_p"), f"{f}.top_p", 0.9, 0.0, 1.0)
-    batch_size = positive_int(opts.get("batch_size"), f"{f}.batch_size", 64)
+    batch_size = positive_int(opts.get("batch_size"), f"{f}.batch_size", 256)
     per_prompt = positive_int(opts.get("per_prompt"), f"{f}.per_prompt", 10**9)
     filter_given = boolean(opts.get("filter_given"), f"{f}.filter_given", True)
 
