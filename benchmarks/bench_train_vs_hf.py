@@ -2,10 +2,11 @@
 
     python benchmarks/bench_train_vs_hf.py [--model embedded:smollm2-135m-instruct] [--steps 10]
         [--batch-size 8] [--max-length 128] [--records 400] [--methods lora full] [--hf-bf16 auto|on|off]
+        [--completion-only FRACTION]
 
 For LoRA r16 and full fine-tuning it trains with
-  (a) lorafair's ``train_variant`` as the runner calls it (the recipe defaults of ``TrainConfig``),
-  (a+) lorafair with ``train.group_by_length: true`` (opt-in),
+  (a) lorafair's ``train_variant`` as the runner calls it (the recipe defaults of ``TrainConfig``: length-grouped
+      batches, loss at supervised positions only, fused AdamW, precision auto),
   (a0) with --with-exact: lorafair's exact-reproduction settings (precision fp32, the old batch order, full logits),
   (b) HF ``Trainer`` + PEFT with defaults (``use_cpu`` on a CPU),
   (c) HF ``Trainer`` + PEFT with its best flags: group_by_length (``train_sampling_strategy`` in transformers 5) and ``bf16=True`` where bf16 is
@@ -13,7 +14,10 @@ For LoRA r16 and full fine-tuning it trains with
       emulated and tens of times slower, so it is not a "best" flag there; ``on`` forces it),
 and prints real (non-padding) tokens/s of each, timed over the training loop only (model set-up excluded
 in both), and the ratio lorafair / HF-best. The records are BOLD Wikipedia sentences (``bold-wiki``: real
-variable-length texts, truncated to ``--max-length`` tokens). This machine is noisy: compare the ratios of
+variable-length texts, truncated to ``--max-length`` tokens); with ``--completion-only`` each sentence's last
+words are a completion and the rest its prompt, the records a completion-only fine-tune trains on (both
+runners are given the same labels: -100 on the prompt). Tokens/s counts every real token, prompt included.
+This machine is noisy: compare the ratios of
 one run, not absolute numbers across runs.
 """
 
@@ -96,6 +100,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=["lora", "full"], choices=["lora", "full"])
     ap.add_argument("--hf-bf16", choices=["auto", "on", "off"], default="auto")
     ap.add_argument("--with-exact", action="store_true", help="also lorafair's exact-reproduction settings (a0)")
+    ap.add_argument("--completion-only", type=float, default=0.0, metavar="FRACTION",
+                    help="train on prompt/completion records: the last FRACTION of each sentence's words is the "
+                         "completion (the loss), the rest the prompt (e.g. 0.25); 0: whole texts")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     import tempfile
@@ -104,11 +111,16 @@ def main() -> None:
     model.requires_grad_(False)
     device = next(model.parameters()).device
     rows = load_records(DataSpec(source="bold-wiki", limit=args.records), DataContext())
+    if args.completion_only:  # the first words are the prompt (no loss), the rest the completion
+        def split(text: str) -> dict:
+            words = text.split()
+            cut = max(1, int(round(len(words) * (1 - args.completion_only))))
+            return {"prompt": " ".join(words[:cut]), "completion": " " + " ".join(words[cut:])}
+        rows = [split(r["text"]) for r in rows if len(r["text"].split()) > 1]
     enc = encode_records(rows, tok, args.max_length)
     lens = sorted(len(e["input_ids"]) for e in enc)
     tcfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
                        checkpoint_every=None)
-    grouped = tcfg.model_copy(update={"group_by_length": True})
     old = tcfg.model_copy(update={"precision": "fp32", "group_by_length": False, "loss_positions": "all"})
     native = native_bf16_cpu() if device.type == "cpu" else (device.type == "cuda" and torch.cuda.is_bf16_supported())
     hf_bf16 = {"auto": native, "on": True, "off": False}[args.hf_bf16]
@@ -120,8 +132,7 @@ def main() -> None:
     rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods:
-            runs = [("lorafair", lambda: lorafair_run(model, tok, method, enc, tcfg, args.rank)),
-                    ("lorafair+group", lambda: lorafair_run(model, tok, method, enc, grouped, args.rank))]
+            runs = [("lorafair", lambda: lorafair_run(model, tok, method, enc, tcfg, args.rank))]
             if args.with_exact:
                 runs.append(("lorafair-exact", lambda: lorafair_run(model, tok, method, enc, old, args.rank)))
             runs += [("hf-default", lambda: hf_run(model, tok, method, enc, tcfg, args.rank, best=False, bf16=False, tmp=tmp)),

@@ -67,6 +67,11 @@ def test_ladder_all_methods(tmp_path):
     assert cfg_back.variants.dora.ranks == [2]
     info = json.loads((out / "run_info.json").read_text())
     assert info["versions"]["torch"] and info["training"]["full-s0"]["tokens_per_s"] > 0
+    assert info["training"]["full-s0"]["precision"] == "fp32"  # auto on a CPU without native bf16 (tiny test model)
+    phases = info["phases"]
+    assert list(phases) == ["load", "start", "train", "evaluate", "summarise"]
+    assert all(p["wall_s"] >= 0 and p["peak_rss_mb"] > 0 for p in phases.values())
+    assert phases["train"]["wall_s"] > phases["start"]["wall_s"]  # no start stage in this recipe
 
 
 def test_same_data_order_and_rerun_is_identical(tmp_path):

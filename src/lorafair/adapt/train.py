@@ -24,7 +24,6 @@ the folder once the variant is saved. The files themselves are written and read 
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -38,6 +37,7 @@ from tqdm.auto import tqdm
 from lorafair.adapt.checkpoint import (StepCheckpoint, TrainingCheckpoint, load_trainable_state, restore_training,
                                       set_rng_state, trainable_state)
 from lorafair.adapt.peft_methods import peft_config
+from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import IGNORE, collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
@@ -117,9 +117,10 @@ def seed_everything(seed: int) -> None:
 
 
 def build_variant_model(base_model, variant: Variant, seed: int):
-    """A fresh trainable copy of ``base_model`` for ``variant`` (the base model is never modified)."""
+    """A fresh trainable copy of ``base_model`` for ``variant`` (the base model is never modified; a LoRA-family
+    variant shares its frozen weights: :func:`lorafair.adapt.shared_copy.variant_copy`)."""
     seed_everything(seed)
-    model = copy.deepcopy(base_model)
+    model = variant_copy(base_model, variant.method)
     if variant.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)

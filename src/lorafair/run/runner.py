@@ -32,6 +32,7 @@ import yaml
 
 from lorafair.adapt import checkpoint
 from lorafair.adapt.peft_methods import check_ranks
+from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import encode_records
 from lorafair.adapt.train import Diverged, VariantFailed, seed_everything, train_model, train_variant
 from lorafair.adapt.variants import Variant
@@ -44,7 +45,7 @@ from lorafair.errors import UserError
 from lorafair.models.sources import load_model, resolve_device
 from lorafair.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
 from lorafair.methods import adapters_off_is_base, is_peft_method
-from lorafair.run.info import run_info
+from lorafair.run.info import PhaseMeter, run_info
 from lorafair.run.ladder import plan_variants
 from lorafair.run.layout import RunLayout, variant_folder
 from lorafair.run.logs import setup_logging, show_progress
@@ -184,7 +185,7 @@ class Runner:
         if variant.method == "full":
             m = checkpoint.load_full_weights(copy.deepcopy(base_model), self.layout.full_weights(variant.name, seed))
             return m.eval()
-        m = checkpoint.load_adapter(copy.deepcopy(base_model), self.layout.adapter_dir(variant.name, seed))
+        m = checkpoint.load_adapter(variant_copy(base_model, variant.method), self.layout.adapter_dir(variant.name, seed))
         return m.to(self.device).eval()
 
     def save_variant(self, model, tok, variant: Variant, seed: int) -> None:
@@ -443,21 +444,26 @@ class Runner:
         model, the ranks) are checked before anything is written; a bad input found later in a run
         directory this call created, before any piece finished, removes that directory again."""
         t0 = time.perf_counter()
+        meter = PhaseMeter(self.device)
         created = not self.out.exists()
         try:
             check_out_dir(self.out, yaml.safe_load(dump_config(self.cfg)))
             self.log = setup_logging(None, self.quiet)
-            base_model, tok = self.load_base()
-            for v in self.variants:
-                if is_peft_method(v.method):
-                    m = getattr(self.cfg.variants, v.method)
-                    check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
+            with meter.phase("load"):
+                base_model, tok = self.load_base()
+                for v in self.variants:
+                    if is_peft_method(v.method):
+                        m = getattr(self.cfg.variants, v.method)
+                        check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
             self.prepare_dir()
             self.log.info("run directory: %s", self.out)
-            base_model = self.apply_start(base_model, tok)
+            with meter.phase("start"):
+                base_model = self.apply_start(base_model, tok)
             base_model.requires_grad_(False)
-            train_info = self.train_all(base_model, tok)
-            self.evaluate_all(base_model, tok)
+            with meter.phase("train"):  # the data (built once per seed, cached) and every training
+                train_info = self.train_all(base_model, tok)
+            with meter.phase("evaluate"):
+                self.evaluate_all(base_model, tok)
         except UserError:
             self.release()
             if created and self.out.is_dir() and not finished_pieces(self.out):
@@ -467,14 +473,20 @@ class Runner:
             self.release()
             raise
         try:
-            self.finalize_studies()
-            self.paired()
-            md = self.write_tables()
-            atomic_write_json(self.layout.run_info_json, run_info(self.cfg, self.device, time.perf_counter() - t0, train_info))
+            with meter.phase("summarise"):
+                self.finalize_studies()
+                self.paired()
+                md = self.write_tables()
+            atomic_write_json(self.layout.run_info_json, run_info(self.cfg, self.device, time.perf_counter() - t0, train_info,
+                                                                  meter.phases))
             if self.cfg.output.report and self.report is not None:
                 self.write_report()
         finally:
             self.release()
+        for name, rec in meter.phases.items():
+            self.log.info("phase %s: %.1fs, peak memory %s", name, rec["wall_s"],
+                          ", ".join(f"{k.removeprefix('peak_').removesuffix('_mb')} {v:.0f} MB" for k, v in rec.items()
+                                    if k.startswith("peak_")) or "not measured")
         print(md, end="")
         self.log.info("results: %s", self.layout.metrics_csv)
         return self.out
