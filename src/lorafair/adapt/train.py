@@ -198,7 +198,7 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
 def train_loader(train_enc: list[dict], tcfg: TrainConfig, seed: int, pad: int) -> torch.utils.data.DataLoader:
     """The training batches: length-grouped (``tcfg.group_by_length``) or the plain seeded shuffle."""
     collate_fn = lambda b: collate(b, pad)  # noqa: E731
-    if getattr(tcfg, "group_by_length", False):
+    if tcfg.group_by_length:
         sampler = LengthGroupedBatches([len(e["input_ids"]) for e in train_enc], tcfg.batch_size, seed)
         return torch.utils.data.DataLoader(train_enc, batch_sampler=sampler, collate_fn=collate_fn)
     gen = torch.Generator().manual_seed(seed)
@@ -288,7 +288,7 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
         checkpoint = None
     pad = tok.pad_token_id
     loader = train_loader(train_enc, tcfg, seed, pad)
-    position_loss = getattr(tcfg, "loss_positions", "all") == "supervised"
+    position_loss = tcfg.loss_positions == "supervised"
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
     opt = adamw(params, lr, tcfg.weight_decay)
