@@ -115,3 +115,41 @@ def test_precision_auto_on_cpu_follows_native_bf16(monkeypatch):
     assert T.mixed_precision(TrainConfig(precision="fp32"), cpu) == "no"
     assert T.mixed_precision(TrainConfig(precision="bf16"), cpu) == "bf16"
     assert isinstance(T.native_bf16_cpu(), bool)
+
+
+class _NoKeepLM(torch.nn.Module):
+    """A causal LM whose forward has no ``logits_to_keep`` (or ignores it: ``ignore=True`` returns every row)."""
+
+    def __init__(self, inner, ignore: bool):
+        super().__init__()
+        self.inner, self.ignore = inner, ignore
+
+    def forward(self, input_ids, attention_mask=None, labels=None, use_cache=None, **kw):
+        if kw and not self.ignore:
+            raise TypeError(f"unexpected keyword arguments {sorted(kw)}")
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+
+
+@pytest.mark.parametrize("ignore", [False, True])
+def test_a_model_without_position_logits_trains_on_full_logits_and_says_so(tiny, ignore):
+    import logging
+
+    model, tok = tiny
+    enc = encode_records(records(), tok, 64)
+    tcfg = TrainConfig(max_steps=4, batch_size=8, precision="fp32", checkpoint_every=None, warmup_ratio=0.0)
+    seen = []
+
+    class Log(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    log = logging.getLogger("test-no-keep")
+    log.addHandler(Log())
+    log.setLevel(logging.INFO)
+    wrapped = _NoKeepLM(T.build_variant_model(model, Variant("full", "full", lrs=(1e-3,)), 0), ignore)
+    got = T.train_model(wrapped, tok, enc, [], tcfg, 1e-3, 0, torch.device("cpu"), progress=False, log=log, desc="full")
+    plain = T.build_variant_model(model, Variant("full", "full", lrs=(1e-3,)), 0)
+    want = T.train_model(plain, tok, enc, [], tcfg.model_copy(update={"loss_positions": "all"}), 1e-3, 0,
+                         torch.device("cpu"), progress=False)
+    assert [round(h["loss"], 5) for h in got.history] == [round(h["loss"], 5) for h in want.history]
+    assert any("supervised positions only not supported" in m for m in seen), seen
