@@ -369,7 +369,8 @@ class LM:
     def sample(self, prompts: Sequence[str], *, k: int, max_new_tokens: int, temperature: float, top_p: float,
                seed: int, stream: str = "eval", desc: str = "sampling") -> list[list[str]]:
         """``k`` sampled continuations (new text only) of every prompt, in order: nucleus sampling (top-p)
-        at ``temperature``, no top-k cut (``top_k=0``), at most ``max_new_tokens`` tokens, the KV cache on.
+        at ``temperature``, no top-k cut, at most ``max_new_tokens`` tokens, the KV cache on. The draw is
+        :class:`.nucleus.NucleusSampler`'s (HF's distribution; one uniform number per sequence and token).
 
         ``batch_size`` counts sequences (prompts × k) per ``generate`` call, at least one prompt each.
         Batch ``b`` is sampled under ``torch.manual_seed(sample_seed(seed, b, stream))`` in a forked RNG

@@ -20,7 +20,6 @@ token finite, so ``generate`` runs greedy (``do_sample=False``) and its argmax t
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessor
 
 STEPS = (256, 4096)  # candidate-set sizes tried before the full sort
 
@@ -61,9 +60,10 @@ def nucleus_sample(logits: torch.Tensor, top_p: float, u: torch.Tensor, steps: t
     return choice
 
 
-class NucleusSampler(LogitsProcessor):
-    """Temperature, top-p and the draw, as one logits processor: every token but the drawn one gets -inf, so
-    ``generate(do_sample=False)`` emits the draw. The uniform numbers come from torch's default generator
+class NucleusSampler:
+    """Temperature, top-p and the draw, as one logits processor (the ``(input_ids, scores) -> scores`` callable a
+    ``LogitsProcessorList`` holds; transformers is not imported here): every token but the drawn one gets -inf,
+    so ``generate(do_sample=False)`` emits the draw. The uniform numbers come from torch's default generator
     (the caller seeds it), one per row and step."""
 
     def __init__(self, temperature: float, top_p: float):
