@@ -31,7 +31,7 @@ import torch
 
 from lorafair.adapt.peft_methods import peft_config
 from lorafair.adapt.tokenize import collate, encode_records
-from lorafair.adapt.train import mixed_precision, native_bf16_cpu, train_variant
+from lorafair.adapt.train import mixed_precision, train_variant
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
 from lorafair.data.load import load_records
@@ -124,7 +124,7 @@ def main() -> None:
     tcfg = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, max_length=args.max_length,
                        checkpoint_every=None)
     old = tcfg.model_copy(update={"precision": "fp32", "group_by_length": False, "loss_positions": "all"})
-    native = native_bf16_cpu() if device.type == "cpu" else (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    native = mixed_precision(tcfg.model_copy(update={"precision": "auto"}), device) == "bf16"  # lorafair's own rule
     hf_bf16 = {"auto": native, "on": True, "off": False}[args.hf_bf16]
     print(f"model {args.model} on {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"cpu capability {torch.backends.cpu.get_cpu_capability()}, native bf16 {native}; lorafair precision "
