@@ -173,3 +173,25 @@ def test_config_bounds():
         ShiftConfig(intruder_epsilon=0)
     with pytest.raises(ValidationError):
         ShiftConfig(intruder_top_k=0)
+
+
+def test_cli_run_reports_intruders_per_variant(cli, recipe, tmp_path):
+    """End to end on tiny:llama: every variant gets intruder rows (base: 0), the report shows the table."""
+    import csv
+
+    path = recipe({"variants": {"lora": {"ranks": [2]}}, "data": {"train": {"options": {"split": "train"}}},
+                   "studies": {"shift": {"max_sequences": 4, "max_length": 16, "logit_lens": False, "n_boot": 50}}})
+    out = tmp_path / "run"
+    code, _, err = cli("run", path, "--out", out)
+    assert code == 0, err
+    with open(out / "metrics.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["study"] == "shift" and r["metric"] == "intruders"]
+    total = {r["variant"]: float(r["value"]) for r in rows if not r["group"]}
+    assert set(total) == {"base", "full", "lora-r2"} and total["base"] == 0
+    for v in total:  # per type and per layer sum to the total
+        assert sum(float(r["value"]) for r in rows if r["variant"] == v and r["group"].startswith("type:")) == total[v]
+        assert sum(float(r["value"]) for r in rows if r["variant"] == v and r["group"].startswith("layer:")) == total[v]
+    code, _, err = cli("report", out)
+    assert code == 0, err
+    md = (out / "report.md").read_text()
+    assert "Intruder dimensions" in md and "top 10 singular vectors per module, ε = 0.5" in md
