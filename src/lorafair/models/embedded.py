@@ -19,13 +19,13 @@ A new embedded model is one more :class:`EmbeddedModel` entry in ``EMBEDDED``.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from lorafair.errors import UserError
+from lorafair.packages import package_dir
 
 DEFAULT = "smollm2-135m-instruct"
 
@@ -90,17 +90,6 @@ def _entry(name: str) -> EmbeddedModel:
     if name not in EMBEDDED:
         raise UserError("model.source", f"embedded:{name}", f"one of {', '.join('embedded:' + n for n in EMBEDDED)}")
     return EMBEDDED[name]
-
-
-def package_dir(module: str) -> Path | None:
-    """The folder of an installed package, found without importing it (None when not installed)."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _packaged_file(module: str, rel: str) -> Path | None:
