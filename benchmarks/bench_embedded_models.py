@@ -11,8 +11,12 @@ separately as ``first load``):
   divergences  : ``role_divergences`` for KL(v‖base), KL(full‖v), KL(full‖base) with the reverse KLs and JS
                  (the shift study's defaults) over the same 1,024 positions;
   peak RSS     : of the process so far (MiB).
+With ``--shift N``: the shift study with its defaults (``max_sequences`` N) on N held-out BOLD Wikipedia
+sentences, for base, a "full" variant (base with every q/up projection perturbed by a rank-2 update) and a
+LoRA r8 variant (PEFT's random init of B), in one study instance as the runner uses it: seconds per
+variant and per part (``info.seconds_by_part``), intruder counts, and the peak RSS.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_embedded_models.py [--models gemma3-270m smollm2-135m-instruct]
+    OMP_NUM_THREADS=2 python benchmarks/bench_embedded_models.py [--models gemma3-270m smollm2-135m-instruct] [--shift 16]
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ def timed(fn, repeat: int = 1) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma3-270m"])
+    ap.add_argument("--shift", type=int, default=0, metavar="N", help="also time the shift study on N sequences")
     args = ap.parse_args()
 
     from lorafair.models.embedded import embedded_folder, installed, is_cached
@@ -85,7 +90,54 @@ def main() -> None:
               f"fwd 1x128 {f1:.3f} s | fwd 8x128 {f8:.2f} s, decoder alone {d8:.2f} s, head share {(f8 - d8) / f8:.0%} | "
               f"logp of 1,024 positions {t_logp:.2f} s, {mib:.0f} MiB | divergences (7 rows, 1,024 positions) {t_div:.2f} s | "
               f"peak RSS {peak_mib():.0f} MiB", flush=True)
-        del model, lp, box, box2
+        del lp, box2
+        if args.shift:
+            shift_study(model, tok, name, args.shift)
+        del model, box
+
+
+def shift_study(model, tok, name: str, n: int) -> None:
+    import copy
+    import logging
+    import tempfile
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from peft import LoraConfig, get_peft_model
+
+    from lorafair.data.options import load_spec
+    from lorafair.data.registry import DataContext
+    from lorafair.studies.base import EvalContext, VariantInfo
+    from lorafair.studies.shift import ShiftConfig, ShiftStudy
+
+    records = load_spec({"source": "bold-wiki", "options": {"split": "eval"}, "limit": n}, DataContext(seed=0), "data")
+    full = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for pname, p in full.named_parameters():
+            if pname.endswith(("q_proj.weight", "up_proj.weight")):
+                p += 0.05 * torch.randn(p.shape[0], 2, generator=g) @ torch.randn(2, p.shape[1], generator=g) / p.shape[1] ** 0.5
+    lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False))
+    lora.eval()
+    cfg = ShiftConfig(max_sequences=n)
+    study = ShiftStudy()
+    with tempfile.TemporaryDirectory() as tmp:
+        for vname, method, rank, m in (("base", "base", None, model), ("full", "full", None, full), ("lora-r8", "lora", 8, lora)):
+            out = Path(tmp) / f"{vname}-s0"
+            out.mkdir()
+            ctx = EvalContext(model=m, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo(vname, method, rank),
+                              seed=0, out_dir=out, config=SimpleNamespace(data=None), study_config=cfg,
+                              log=logging.getLogger("bench"), progress=False,
+                              reference={"base": model, "full": full}.__getitem__, heldout_data=records,
+                              base_view=lora.disable_adapter if m is lora else None)
+            t = time.perf_counter()
+            res = study.evaluate(ctx)
+            dt = time.perf_counter() - t
+            rows = {r.metric: r.value for r in res.metrics if not r.group}
+            parts = ", ".join(f"{k} {v:.1f}" for k, v in res.info["seconds_by_part"].items())
+            print(f"{name} shift {vname}: {dt:.1f} s ({parts}); {res.info['n_tokens']} scored tokens; kl_v_base "
+                  f"{rows['kl_v_base']:.4f}; intruders {rows.get('intruders', float('nan')):g}; peak RSS {peak_mib():.0f} MiB",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Literal, Optional
+from functools import partial
+from typing import Callable, Literal, Optional
 
 import numpy as np
 import torch
@@ -352,19 +353,18 @@ class ShiftStudy:
         and cost nothing; the base's left singular vectors are computed once per run and seed."""
         base_model = self._base_weights_model(ctx)
         wb = linear_weights(base_model)
-        changed: dict[str, torch.Tensor] = {}  # module -> the variant's weight W' (module layout)
+        # module -> the variant's weight W' (module layout), formed one module at a time below
+        changed: dict[str, Callable[[], torch.Tensor]] = {}
         if ctx.variant.method != "base":
             with torch.no_grad():
                 if _is_peft(ctx.model):
                     for name, (delta, _r, _floor) in lora_deltas(ctx.model, base_model).items():
-                        if name not in wb or (isinstance(delta, LowRankDelta) and delta.is_zero):
-                            continue
-                        d = delta.dense() if isinstance(delta, LowRankDelta) else delta
-                        changed[name] = wb[name].float() + d.to(device=wb[name].device, dtype=torch.float32)
+                        if name in wb and not (isinstance(delta, LowRankDelta) and delta.is_zero):
+                            changed[name] = partial(_plus, wb[name], delta)
                 else:
                     for name, w0, w1 in paired_weights(base_model, ctx.model):
                         if not torch.equal(w0, w1.to(w0.device)):
-                            changed[name] = w1
+                            changed[name] = (lambda w=w1: w)
         key = (str(ctx.run_dir), ctx.seed)
         if key not in self._base_svd:
             self._base_svd.clear()
@@ -379,7 +379,7 @@ class ShiftStudy:
                     continue
                 if name not in u_cache:
                     u_cache[name] = intr.left_singular_vectors(wb[name])
-                cos = intr.best_cosines(u_cache[name], changed[name].to(u_cache[name].device), cfg.intruder_top_k)
+                cos = intr.best_cosines(u_cache[name], changed[name]().to(u_cache[name].device), cfg.intruder_top_k)
                 idx = torch.where(cos < cfg.intruder_epsilon)[0].tolist()
                 modules.append(intr.ModuleIntruders(name, mtype, layer, len(idx), idx, [float(c) for c in cos]))
         summary = intr.summarise(modules)
@@ -478,6 +478,12 @@ class ShiftStudy:
                 for m in ("subspace_overlap", "subspace_angle_deg"):
                     rows.append(MetricRow(m, float("nan"), None, None, 0, note=why))
         return rows
+
+
+def _plus(w: torch.Tensor, delta) -> torch.Tensor:
+    """W + ΔW in float32 (ΔW a :class:`LowRankDelta` or a dense tensor, module layout)."""
+    d = delta.dense() if isinstance(delta, LowRankDelta) else delta
+    return w.float() + d.to(device=w.device, dtype=torch.float32)
 
 
 def _ladder_max_rank(config) -> int:
