@@ -46,6 +46,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma3-270m"])
     ap.add_argument("--shift", type=int, default=0, metavar="N", help="also time the shift study on N sequences")
+    ap.add_argument("--shift-only", action="store_true", help="skip the forward/head/divergence timings (peak RSS of the study alone)")
+    ap.add_argument("--shift-batch-size", type=int, default=None, help="studies.shift.batch_size (default: the study's)")
     args = ap.parse_args()
 
     from lorafair.models.embedded import embedded_folder, installed, is_cached
@@ -65,6 +67,10 @@ def main() -> None:
         box = {}
         t_load = timed(lambda: box.update(m=load_model(f"embedded:{name}")))
         model, tok = box["m"]
+        if args.shift_only:
+            print(f"{name}: load {t_load:.1f} s, peak RSS {peak_mib():.0f} MiB", flush=True)
+            shift_study(model, tok, name, args.shift, args.shift_batch_size)
+            continue
         V = model.config.vocab_size
         ids1 = torch.randint(100, 10000, (1, 128))
         ids8 = torch.randint(100, 10000, (8, 128))
@@ -92,11 +98,11 @@ def main() -> None:
               f"peak RSS {peak_mib():.0f} MiB", flush=True)
         del lp, box2
         if args.shift:
-            shift_study(model, tok, name, args.shift)
+            shift_study(model, tok, name, args.shift, args.shift_batch_size)
         del model, box
 
 
-def shift_study(model, tok, name: str, n: int) -> None:
+def shift_study(model, tok, name: str, n: int, batch_size=None) -> None:
     import copy
     import logging
     import tempfile
@@ -119,7 +125,8 @@ def shift_study(model, tok, name: str, n: int) -> None:
                 p += 0.05 * torch.randn(p.shape[0], 2, generator=g) @ torch.randn(2, p.shape[1], generator=g) / p.shape[1] ** 0.5
     lora = get_peft_model(copy.deepcopy(model), LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False))
     lora.eval()
-    cfg = ShiftConfig(max_sequences=n)
+    cfg = ShiftConfig(max_sequences=n, **({"batch_size": batch_size} if batch_size else {}))
+    print(f"shift study: max_sequences {cfg.max_sequences}, batch_size {cfg.batch_size}, max_length {cfg.max_length}")
     study = ShiftStudy()
     with tempfile.TemporaryDirectory() as tmp:
         for vname, method, rank, m in (("base", "base", None, model), ("full", "full", None, full), ("lora-r8", "lora", 8, lora)):
