@@ -46,7 +46,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma3-270m"])
     ap.add_argument("--shift", type=int, default=0, metavar="N", help="also time the shift study on N sequences")
-    ap.add_argument("--shift-only", action="store_true", help="skip the forward/head/divergence timings (peak RSS of the study alone)")
+    ap.add_argument("--forgetting", action="store_true", help="also time the forgetting study with its defaults (one variant)")
+    ap.add_argument("--shift-only", action="store_true", help="skip the forward/head/divergence timings (peak RSS of the studies alone)")
     ap.add_argument("--shift-batch-size", type=int, default=None, help="studies.shift.batch_size (default: the study's)")
     args = ap.parse_args()
 
@@ -67,9 +68,12 @@ def main() -> None:
         box = {}
         t_load = timed(lambda: box.update(m=load_model(f"embedded:{name}")))
         model, tok = box["m"]
+        if args.forgetting:
+            forgetting_study(model, tok, name)
         if args.shift_only:
             print(f"{name}: load {t_load:.1f} s, peak RSS {peak_mib():.0f} MiB", flush=True)
-            shift_study(model, tok, name, args.shift, args.shift_batch_size)
+            if args.shift:
+                shift_study(model, tok, name, args.shift, args.shift_batch_size)
             continue
         V = model.config.vocab_size
         ids1 = torch.randint(100, 10000, (1, 128))
@@ -100,6 +104,28 @@ def main() -> None:
         if args.shift:
             shift_study(model, tok, name, args.shift, args.shift_batch_size)
         del model, box
+
+
+def forgetting_study(model, tok, name: str) -> None:
+    """The forgetting study with its defaults (100 held-out BOLD Wikipedia sentences) on one variant."""
+    import logging
+    import tempfile
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from lorafair.studies.base import STUDIES, EvalContext, VariantInfo
+
+    cls = STUDIES.get("forgetting")
+    with tempfile.TemporaryDirectory() as tmp:
+        ctx = EvalContext(model=model, tokenizer=tok, device=torch.device("cpu"), variant=VariantInfo("base", "base", None),
+                          seed=0, out_dir=Path(tmp), config=SimpleNamespace(data=None), study_config=cls.Config(),
+                          log=logging.getLogger("bench"), progress=False)
+        t = time.perf_counter()
+        res = cls().evaluate(ctx)
+        dt = time.perf_counter() - t
+    loss = next(r for r in res.metrics if r.metric == "loss")
+    print(f"{name} forgetting (defaults): {dt:.1f} s for {res.info['texts']} texts, {res.info['tokens']} tokens; "
+          f"loss {loss.value:.3f} [{loss.ci_low:.3f}, {loss.ci_high:.3f}]", flush=True)
 
 
 def shift_study(model, tok, name: str, n: int, batch_size=None) -> None:
