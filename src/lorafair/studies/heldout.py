@@ -42,7 +42,7 @@ class HeldoutStudy:
     def evaluate(self, ctx: EvalContext) -> StudyResult:
         c = ctx.study_config
         return loss_result(ctx, ctx.heldout_data or [], max_length=c.max_length, batch_size=c.batch_size,
-                           n_boot=c.n_boot, unit="sequences", desc="held-out")
+                           n_boot=c.n_boot, unit="sequences", desc="held-out", digest_ids=False)
 
 
 FORGETTING_DATA = {"source": "bold-wiki", "options": {"split": "eval"}, "limit": 100}
@@ -80,16 +80,18 @@ class ForgettingStudy:
         texts = [{"text": r.get("text") or (r.get("prompt") or "") + (r.get("completion") or "")} for r in records]
         texts = [t for t in texts if t["text"]]
         res = loss_result(ctx, texts, max_length=c.max_length, batch_size=c.batch_size, n_boot=c.n_boot, unit="texts",
-                          desc="forgetting")
+                          desc="forgetting", digest_ids=True)
         res.info["data"] = c.data.model_dump()
         return res
 
 
 def loss_result(ctx: EvalContext, records: list[dict], *, max_length: int, batch_size: int, n_boot: int, unit: str,
-                desc: str) -> StudyResult:
+                desc: str, digest_ids: bool) -> StudyResult:
     """``loss`` (token-weighted mean NLL, bootstrap interval over records) and ``perplexity`` of the variant on
-    ``records``, with per-record items (``nll``, ``tokens``; ids = index and text digest) in item set ``unit``."""
-    kept = [r for r in records if encode_records([r], ctx.tokenizer, max_length)] if unit != "sequences" else records
+    ``records``, with per-record items (``nll``, ``tokens``) in item set ``unit``. Item ids: the index among the
+    scored records, with ``digest_ids`` followed by ``|`` and the text's digest (records with nothing to score
+    are left out)."""
+    kept = [r for r in records if encode_records([r], ctx.tokenizer, max_length)] if digest_ids else records
     enc = encode_records(kept, ctx.tokenizer, max_length)
     lm = LM(ctx.model, ctx.tokenizer, batch_size=batch_size, device=ctx.device, progress=ctx.progress,
             pad_id=ctx.tokenizer.pad_token_id)
@@ -97,8 +99,8 @@ def loss_result(ctx: EvalContext, records: list[dict], *, max_length: int, batch
     nll, cnt = np.asarray(nll), np.asarray(cnt, dtype=np.float64)
     loss, lo, hi = ratio_ci(nll, cnt, n_boot=n_boot, seed=ctx.seed)  # token-weighted mean NLL
     rows = [_row("loss", loss, lo, hi, len(enc), lambda x: x), _row("perplexity", loss, lo, hi, len(enc), _exp)]
-    ids = [str(i) for i in range(len(enc))] if unit == "sequences" else [
-        f"{i}|{ps.text_digest(r.get('text') or '')}" for i, r in enumerate(kept)]
+    ids = [f"{i}|{ps.text_digest(r.get('text') or '')}" for i, r in enumerate(kept)] if digest_ids else [
+        str(i) for i in range(len(enc))]
     items = {unit: ItemSet(ids, {"nll": nll, "tokens": cnt})}
     return StudyResult(rows, {unit: len(enc), "tokens": int(cnt.sum()), "interval": f"95% bootstrap over {unit}"},
                        items=items)
