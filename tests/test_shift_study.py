@@ -350,22 +350,3 @@ def test_effective_batch_size_bounds_the_logits_of_a_batch():
     assert effective_batch_size(ShiftConfig(), 262144) == 2  # Gemma 3: 2 × 128 × 262,144 × 4 B = 256 MiB
     assert effective_batch_size(ShiftConfig(max_length=4096, batch_size=3), 262144) == 1
     assert effective_batch_size(ShiftConfig(batch_size=1), 300) == 1
-
-
-def test_lowered_batch_size_gives_the_same_numbers(tmp_path, models, monkeypatch):
-    import lorafair.studies.shift.study as st
-
-    base, full, tok = models
-    cfg = ShiftConfig(batch_size=4, max_length=32, logit_lens=False, spectrum=False, intruders=False, n_boot=50)
-
-    def run(sub):
-        ctx = make_ctx(tmp_path / sub, full, tok, VariantInfo("full", "full", None), {"base": base, "full": full}, cfg)
-        ctx.heldout_data = RECORDS
-        return ShiftStudy().evaluate(ctx)
-
-    whole = run("a")
-    monkeypatch.setattr(st, "BATCH_LOGITS_BYTES", 32 * tok.vocab_size * 4)  # one 32-token sequence per batch
-    split = run("b")
-    assert (whole.info["batch_size"], split.info["batch_size"]) == (4, 1)
-    for a, b in zip(metrics(whole).values(), metrics(split).values()):
-        assert a.metric == b.metric and a.value == pytest.approx(b.value, rel=1e-4, abs=1e-7), a.metric
