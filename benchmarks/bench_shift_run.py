@@ -38,7 +38,6 @@ def main() -> None:
     from lorafair.run.runner import Runner
     from lorafair.studies.base import EvalContext, VariantInfo
     from lorafair.studies.shift import ShiftConfig, ShiftStudy
-    from lorafair.studies.shift.study import effective_batch_size
     from lorafair.studies.shift.posteriors import make_batches
 
     cfg = load_config(str(args.run_dir / "config.yaml"))
@@ -52,9 +51,7 @@ def main() -> None:
     update.update({k: yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)})
     scfg = ShiftConfig.model_validate({**scfg.model_dump(), **update})
     records = heldout[: scfg.max_sequences]
-    # the study's own batches (its batch_size is lowered for large vocabularies)
-    batches = make_batches(tok, records, max_length=scfg.max_length,
-                           batch_size=effective_batch_size(scfg, base.get_output_embeddings().weight.shape[0]))
+    batches = make_batches(tok, records, max_length=scfg.max_length, batch_size=scfg.batch_size)
     dev = runner.device
 
     def forward(model) -> float:

@@ -195,4 +195,3 @@ def test_cli_run_reports_intruders_per_variant(cli, recipe, tmp_path):
     assert code == 0, err
     md = (out / "report.md").read_text()
     assert "Intruder dimensions" in md and "top 10 singular vectors per module, ε = 0.5" in md
-

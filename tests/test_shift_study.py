@@ -340,13 +340,3 @@ def test_untrained_pissa_has_no_angles(tmp_path, models):
         assert np.isnan(m[k].value) and m[k].note.startswith("undefined: the variant's update")
     assert json.loads((ctx.out_dir / "shift_layers.json").read_text())["principal_angles"] == []
     assert res.info["principal_angles"]["zero_update"] == 4
-
-
-def test_effective_batch_size_bounds_the_logits_of_a_batch():
-    from lorafair.studies.shift.study import effective_batch_size
-
-    assert effective_batch_size(ShiftConfig(), 49152) == 8  # SmolLM2 at the defaults: unchanged
-    assert effective_batch_size(ShiftConfig(max_length=48), 49152) == 8
-    assert effective_batch_size(ShiftConfig(), 262144) == 2  # Gemma 3: 2 × 128 × 262,144 × 4 B = 256 MiB
-    assert effective_batch_size(ShiftConfig(max_length=4096, batch_size=3), 262144) == 1
-    assert effective_batch_size(ShiftConfig(batch_size=1), 300) == 1

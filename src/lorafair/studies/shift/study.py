@@ -91,12 +91,7 @@ class ShiftConfig(StudyConfig):
     )
     max_sequences: int = Field(default=64, gt=0, description="Use at most this many records.")
     max_length: int = Field(default=128, gt=1, description="Truncate each sequence to this many tokens.")
-    batch_size: int = Field(
-        default=8, gt=0,
-        description="Sequences per forward pass, at most: fewer when one batch's logits (sequences × max_length × "
-        "vocabulary × 4 bytes) would exceed 256 MiB (a 262k vocabulary at max_length 128: 2), see "
-        "`effective_batch_size`.",
-    )
+    batch_size: int = Field(default=8, gt=0, description="Sequences per forward pass.")
     divergences: list[Literal["reverse_kl", "js"]] = Field(
         default_factory=lambda: list(OPTIONAL_KINDS),
         description="Besides KL(P_v‖P_base), KL(P_full‖P_v) and KL(P_full‖P_base) (always): the reverse "
@@ -245,9 +240,8 @@ class ShiftStudy:
         t0 = time.perf_counter()
         dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
         records, origin = self._records(ctx, cfg)
-        batch_size = effective_batch_size(cfg, _vocab_size(ctx.model, ctx.tokenizer))
-        batches = make_batches(ctx.tokenizer, records, max_length=cfg.max_length, batch_size=batch_size)
-        fp = fingerprint(records, cfg.max_length, batch_size)
+        batches = make_batches(ctx.tokenizer, records, max_length=cfg.max_length, batch_size=cfg.batch_size)
+        fp = fingerprint(records, cfg.max_length, cfg.batch_size)
         self.reference_cache.resize(cfg.reference_cache_mb * 2**20)
         base_cm, base_model, base_how = self._base_source(ctx)
         full_model = self._full_model(ctx)
@@ -334,7 +328,7 @@ class ShiftStudy:
                                       cache_key=("lens_base",) + run_key + (cfg.lens_max_sequences, cfg.lens_positions), cache_group=run_key)
         info = {
             "data": origin, "n_sequences": int(len(n_tok)), "n_tokens": int(n_tok.sum()),
-            "max_length": cfg.max_length, "batch_size": batch_size, "base_posteriors": base_how, "dtype": cfg.dtype,
+            "max_length": cfg.max_length, "base_posteriors": base_how, "dtype": cfg.dtype,
             "ci": f"95% percentile bootstrap over sequences, {cfg.n_boot} resamples, seed {ctx.seed}",
             "reference_cache": {"hits": self.reference_cache.hits, "misses": self.reference_cache.misses, "bytes": self.reference_cache.used},
         }
@@ -484,27 +478,6 @@ class ShiftStudy:
                 for m in ("subspace_overlap", "subspace_angle_deg"):
                     rows.append(MetricRow(m, float("nan"), None, None, 0, note=why))
         return rows
-
-
-BATCH_LOGITS_BYTES = 256 * 2**20  # one forward batch's float32 logits stay below this (a larger batch is split)
-
-
-def effective_batch_size(cfg: ShiftConfig, vocab_size: int) -> int:
-    """``cfg.batch_size``, lowered so that one batch's float32 logits (batch × max_length × vocabulary × 4
-    bytes) stay within :data:`BATCH_LOGITS_BYTES` (at least 1). Unchanged for SmolLM2 (49k vocabulary) at
-    max_length ≤ 170; 2 for Gemma 3 (262k) at max_length 128. Measured on Gemma 3 270M, 2 CPU cores, 64 BOLD
-    sentences: the variant's forward passes took 13.5 s in batches of 2 against 26.3 s in batches of 8
-    (``benchmarks/bench_embedded_models.py --shift 64 --shift-only [--shift-batch-size 2]``)."""
-    per_sequence = cfg.max_length * max(int(vocab_size), 1) * 4
-    return max(1, min(cfg.batch_size, BATCH_LOGITS_BYTES // per_sequence))
-
-
-def _vocab_size(model, tokenizer) -> int:
-    emb = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    weight = getattr(emb, "weight", None)
-    if weight is not None and weight.dim() == 2:
-        return int(weight.shape[0])
-    return int(getattr(getattr(model, "config", None), "vocab_size", 0) or len(tokenizer))
 
 
 def _plus(w: torch.Tensor, delta) -> torch.Tensor:
