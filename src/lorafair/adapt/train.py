@@ -41,6 +41,7 @@ from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import IGNORE, collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
+from lorafair.lm.precision import native_bf16_cpu
 
 
 @dataclass
@@ -131,18 +132,6 @@ def build_variant_model(base_model, variant: Variant, seed: int):
     return get_peft_model(model, peft_config(variant.method, variant.rank, variant.alpha, variant.dropout, tm))
 
 
-def native_bf16_cpu() -> bool:
-    """Whether this CPU computes bf16 matmuls natively (AVX512-BF16 or AMX tiles, as oneDNN uses them). Without
-    them bf16 on a CPU is emulated and far slower than fp32 (e.g. an AVX2-only CPU), so ``auto`` keeps fp32."""
-    for probe in (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None)):
-        try:
-            if probe is not None and probe():
-                return True
-        except Exception:  # noqa: BLE001 - a probe missing from this torch build: not native
-            pass
-    return False
-
-
 def mixed_precision(tcfg: TrainConfig, device: torch.device) -> str:
     """accelerate's ``mixed_precision`` for ``tcfg.precision`` on ``device``: "bf16" (autocast) or "no"."""
     if tcfg.precision == "fp32":
@@ -151,7 +140,7 @@ def mixed_precision(tcfg: TrainConfig, device: torch.device) -> str:
         return "bf16"
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return "bf16"
-    if device.type == "cpu" and native_bf16_cpu():
+    if device.type == "cpu" and native_bf16_cpu():  # lorafair.lm.precision's probe
         return "bf16"
     return "no"
 

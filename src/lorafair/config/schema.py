@@ -194,6 +194,15 @@ class StartConfig(Strict):
     lr: float = Field(default=5e-5, gt=0)
 
 
+class EvalConfig(Strict):
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="Precision of the evaluations: 'auto' runs under bf16 autocast (fp32 weights) only "
+        "the operations each study declares safe (samples and decisions, where agreement with fp32 was measured; "
+        "docs/performance.md) and only where bf16 is native (GPUs with bf16, CPUs with AVX512-BF16 or AMX), fp32 "
+        "elsewhere; 'bf16' runs every scoring and sampling of every study under bf16 autocast; 'fp32' none "
+        "(the exact-reproduction path). Each results/<study>.json records the precision used.")
+
+
 class OutputConfig(Strict):
     dir: Optional[str] = Field(default=None, description="Run directory (default runs/<recipe name>); --out overrides.")
     save_full_weights: bool = Field(
@@ -229,6 +238,7 @@ class RunConfig(Strict):
         default_factory=lambda: {"heldout": {}},
         description="Studies to run, name -> its fields (see `lorafair studies`). 'heldout' (validation loss) is always cheap.",
     )
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="How the studies are evaluated (precision).")
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")

@@ -95,7 +95,8 @@ def hardware(device) -> dict:
     return hw
 
 
-def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None = None) -> dict:
+def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None = None,
+             eval_precision: dict | None = None) -> dict:
     return {
         "name": cfg.name,
         "recipe": cfg.name,
@@ -111,4 +112,5 @@ def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None =
                                                   "precision")}
                      for k, v in train_info.items()},
         "phases": phases or {},
+        "eval_precision": eval_precision or {},  # study -> {score, sample} -> bf16 | fp32 (eval.precision resolved)
     }

@@ -42,6 +42,7 @@ from lorafair.data.files import read_jsonl
 from lorafair.data.load import load_records, split_holdout
 from lorafair.data.registry import DataContext
 from lorafair.errors import UserError
+from lorafair.lm import precision as lm_precision
 from lorafair.models.sources import load_model, resolve_device
 from lorafair.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
 from lorafair.methods import adapters_off_is_base, is_peft_method
@@ -362,7 +363,8 @@ class Runner:
                     continue
                 todo = []
                 for name, scfg in studies.items():
-                    fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed])
+                    fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed]
+                                      + self._precision_key(name))
                     res_path = self.layout.result_json(v.name, seed, name)
                     if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
                         continue
@@ -387,8 +389,10 @@ class Runner:
                         heldout_data=heldout, layout=self.layout,
                     )
                     folder.mkdir(parents=True, exist_ok=True)
-                    with torch.no_grad():
+                    prec = self.eval_precision(name)
+                    with torch.no_grad(), lm_precision.use(prec):
                         result = self.study(name).evaluate(ctx)
+                    result.info.setdefault("precision", prec)
                     wall = time.perf_counter() - t0
                     # per-item values first: the results file is the marker that the evaluation is complete
                     items = save_items(self.layout.results_dir(v.name, seed), name, result.items)
@@ -400,6 +404,16 @@ class Runner:
                         "metrics": [asdict(m) for m in result.metrics], "info": result.info,
                     })
                     self.log.info("    %s done in %.1fs", name, wall)
+
+    def eval_precision(self, name: str) -> dict[str, str]:
+        """The precision of each LM-engine operation (score, sample) for study ``name`` on this run's device."""
+        return lm_precision.resolve(self.cfg.eval.precision, self.device, getattr(self.study(name), "bf16_auto", ()))
+
+    def _precision_key(self, name: str) -> list:
+        """The evaluation precision as part of a study's fingerprint: nothing when every operation is fp32 (so
+        runs made before the setting existed, and on machines without native bf16, keep their fingerprints)."""
+        prec = self.eval_precision(name)
+        return [] if set(prec.values()) == {"fp32"} else [{"precision": prec}]
 
     def finalize_studies(self) -> None:
         """Cross-variant rows of studies with ``finalize`` (e.g. the decisions study's reference policies),
@@ -478,7 +492,7 @@ class Runner:
                 self.paired()
                 md = self.write_tables()
             atomic_write_json(self.layout.run_info_json, run_info(self.cfg, self.device, time.perf_counter() - t0, train_info,
-                                                                  meter.phases))
+                                                                  meter.phases, {n: self.eval_precision(n) for n in self.cfg.studies}))
             if self.cfg.output.report and self.report is not None:
                 self.write_report()
         finally:

@@ -19,6 +19,11 @@ Optionally ``needs_references = ("base", "full")`` when it compares against othe
 (then ``ctx.reference(name)`` gives those models), and ``finalize(run_dir, config, results)``
 for cross-variant metrics computed once all variants are evaluated.
 
+Optionally ``bf16_auto = ("sample",)`` / ``("score",)``: the LM-engine operations whose results the study
+only uses as decisions or samples, which ``eval.precision: auto`` may run under bf16 autocast where the
+hardware has native bf16 (:mod:`lorafair.lm.precision`; state the measured agreement with fp32 in the
+study's docs). Default: none, every operation in fp32.
+
 ``evaluate`` must be a pure function of (config, seed, model): re-running it gives the
 same numbers. It may write artifacts (e.g. ``samples.jsonl``) into ``ctx.out_dir`` with the
 helpers of :mod:`lorafair.atomic`; it reads another variant's artifact through

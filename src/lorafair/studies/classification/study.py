@@ -110,6 +110,8 @@ class ClassificationStudy:
     """Accuracy and group fairness of yes/no decisions on Adult, COMPAS or German credit."""
 
     Config = ClassificationConfig
+    # eval.precision auto: yes/no answer log-probs under bf16 where native (agreement in docs/performance.md)
+    bf16_auto = ("score",)
     headline = ("accuracy", "accuracy_disparity", "dp_difference", "eo_difference")
     metric_specs = (
         MetricSpec("accuracy", "guard", "higher", unit="records", stat=item_stat("accuracy"),

@@ -41,6 +41,9 @@ REFERENCE_FILE = "decisions_reference.json"
 class DecisionsStudy:
     """Multi-round lending with delayed impact: approval/TPR gaps, profit, score trajectories, flips."""
 
+    # eval.precision auto: P(approve) under bf16 where native (decision agreement in docs/performance.md)
+    bf16_auto = ("score",)
+
     class Config(StudyConfig):
         sim: SimConfig = Field(default_factory=SimConfig, description="Simulation parameters (groups, score distributions, repayment curve, score dynamics).")
         episodes: int = Field(default=16, gt=0, description="Parallel episodes per variant (the unit of the bootstrap).")

@@ -140,6 +140,9 @@ class StereotypesStudy:
     """Stereotype benchmarks by likelihood: CrowS-Pairs, StereoSet, WinoBias, BBQ."""
 
     Config = StereotypesConfig
+    # eval.precision auto: likelihood comparisons under bf16 where native (decisions agree with fp32 on
+    # 99.5% of CrowS-Pairs pairs; per benchmark in docs/performance.md)
+    bf16_auto = ("score",)
     headline = ("crows_stereotype_pct", "stereoset_ss", "stereoset_icat", "winobias_gap", "bbq_bias_ambig", "bbq_bias_disambig")
     # Targets: the stereotype scores a debiasing fine-tune should move to their ideal; guards: language
     # modelling (LMS) and QA accuracy must not get worse; the rest are reported only. Every metric is

@@ -109,6 +109,9 @@ class ToxicityStudy:
     """k sampled continuations per prompt, scored for toxicity: EMT, toxicity probability, per group."""
 
     Config = ToxicityConfig
+    # eval.precision auto: sampling under bf16 where native (EMT agreement with fp32 in docs/performance.md);
+    # the perplexity guard (a likelihood value) stays fp32
+    bf16_auto = ("sample",)
     headline = ("emt", "toxicity_prob", "mean_toxicity", "emt_gap", "emt_vs_base", "perplexity")
     metric_specs = (
         MetricSpec("emt", "target", "lower", unit="prompts", stat=ps.mean("emt"),
