@@ -153,3 +153,63 @@ def test_a_model_without_position_logits_trains_on_full_logits_and_says_so(tiny,
                          torch.device("cpu"), progress=False)
     assert [round(h["loss"], 5) for h in got.history] == [round(h["loss"], 5) for h in want.history]
     assert any("supervised positions only not supported" in m for m in seen), seen
+
+
+def _train_lora(tiny, method="lora", frozen=True, monkeypatch=None):
+    import contextlib
+
+    model, tok = tiny
+    enc = encode_records(records(), tok, 64)
+    tcfg = TrainConfig(max_steps=5, batch_size=8, precision="bf16", checkpoint_every=None, warmup_ratio=0.0)
+    m = T.build_variant_model(model, Variant(f"{method}-r4", method, 4, (1e-2,), 8.0), 0)
+    if not frozen:
+        monkeypatch.setattr(T, "bf16_frozen_linears", lambda *a, **k: contextlib.nullcontext(0))
+    seen = []
+    orig = T.bf16_frozen_linears
+
+    @contextlib.contextmanager
+    def spy(model, enabled=True):
+        with orig(model, enabled) as n:
+            seen.append((n, {p.dtype for mod in model.modules() if type(mod) is torch.nn.Linear
+                             for p in [mod.weight] if not p.requires_grad}))
+            yield n
+
+    if frozen:
+        monkeypatch.setattr(T, "bf16_frozen_linears", spy)
+    res = T.train_model(m, tok, enc, enc[:8], tcfg, 1e-2, 0, torch.device("cpu"), progress=False)
+    return m, res, seen
+
+
+def test_bf16_frozen_base_weights_give_the_same_training(tiny, monkeypatch):
+    """LoRA under bf16 autocast with the frozen linear weights stored in bf16 while training: the same losses,
+    bit for bit, as recasting them at every step; afterwards the model holds the base's own fp32 tensors again."""
+    base_ptrs = {p.data_ptr() for p in tiny[0].parameters()}
+    m_on, on, seen = _train_lora(tiny, monkeypatch=monkeypatch)
+    n, dtypes = seen[0]
+    assert n > 0 and torch.bfloat16 in dtypes  # the lever really ran
+    monkeypatch.undo()
+    m_off, off, _ = _train_lora(tiny, frozen=False, monkeypatch=monkeypatch)
+    assert [h["loss"] for h in on.history] == [h["loss"] for h in off.history]
+    assert on.eval_loss == off.eval_loss
+    for p in m_on.parameters():
+        assert p.dtype == torch.float32
+        if not p.requires_grad:
+            assert p.data_ptr() in base_ptrs  # restored: the frozen weights are the base model's tensors
+    assert all(p.dtype == torch.float32 for p in tiny[0].parameters())
+
+
+def test_bf16_frozen_weights_skip_tied_and_dora(tiny):
+    model, _ = tiny
+    m = T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0)
+    emb = m.get_input_embeddings().weight
+    head = m.get_output_embeddings()
+    with T.bf16_frozen_linears(m) as n:
+        assert n > 0
+        assert m.get_input_embeddings().weight.dtype == torch.float32
+        if head.weight is emb:  # tied: the head's weight is the embedding, left in fp32
+            assert head.weight.dtype == torch.float32
+    d = T.build_variant_model(model, Variant("dora-r4", "dora", 4, (1e-2,), 8.0), 0)
+    with T.bf16_frozen_linears(d) as n:
+        assert n == 0  # DoRA reads the fp32 weight for its norm: nothing is swapped
+    with T.bf16_frozen_linears(m, enabled=False) as n:
+        assert n == 0

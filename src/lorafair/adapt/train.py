@@ -24,6 +24,7 @@ the folder once the variant is saved. The files themselves are written and read 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -253,6 +254,42 @@ def _allow_precision(precision: str) -> None:
         AcceleratorState._reset_state(reset_partial_state=False)
 
 
+@contextlib.contextmanager
+def bf16_frozen_linears(model, enabled: bool = True):
+    """For the duration of the block, the frozen weights of ``model``'s plain linear layers are bf16 copies.
+
+    Under bf16 autocast every linear layer casts its fp32 weight to bf16 at each forward pass, and autocast
+    caches casts of trainable leaves only: a LoRA training recasts every frozen base weight at every step.
+    Storing those weights in bf16 gives bit-identical matrix products (autocast's cast is the same
+    round-to-nearest) without the per-step cast. Only weights used by nothing but ``F.linear`` qualify: a
+    weight tied to another module (embeddings), a layer with DoRA (its weight norm reads the fp32 weight), or
+    one outside a plain ``torch.nn.Linear`` is left as it is. The original fp32 parameters are put back on exit,
+    so the model is unchanged afterwards (and a LoRA variant's weights stay the base model's own tensors)."""
+    if not enabled:
+        yield 0
+        return
+    counts: dict[int, int] = {}
+    for _, p in model.named_parameters(remove_duplicate=False):
+        counts[id(p)] = counts.get(id(p), 0) + 1
+    if any(any(getattr(m, "use_dora", {}).values()) for m in model.modules() if isinstance(getattr(m, "use_dora", None), dict)):
+        yield 0
+        return
+    swapped = []
+    for m in model.modules():
+        if type(m) is not torch.nn.Linear:
+            continue
+        w = m.weight
+        if w.requires_grad or w.dtype != torch.float32 or counts.get(id(w), 0) != 1:
+            continue
+        m.weight = torch.nn.Parameter(w.detach().to(torch.bfloat16), requires_grad=False)
+        swapped.append((m, w))
+    try:
+        yield len(swapped)
+    finally:
+        for m, w in swapped:
+            m.weight = w
+
+
 def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: TrainConfig, lr: float, seed: int,
                 device: torch.device, *, progress: bool = True, log=None, desc: str = "train",
                 checkpoint: Optional[StepCheckpoint] = None) -> TrainResult:
@@ -308,47 +345,53 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     t0 = time.perf_counter() - done_s
     bar = tqdm(total=steps, initial=step, desc=desc, disable=not (progress and acc.is_main_process), leave=False,
                unit="step")
-    while step < steps:
-        step_loss = 0.0
-        for _ in range(tcfg.grad_accum):
-            batch = next(it)
-            with acc.accumulate(model):
-                loss = None
-                if position_loss:
-                    try:
-                        loss = supervised_loss(model, batch)
-                    except _NoPositionLogits as e:
-                        position_loss = False
-                        if log:
-                            log.info("%s: logits at supervised positions only not supported by this model (%s); "
-                                     "computing full logits", desc, e)
-                if loss is None:
-                    loss = full_loss(model, batch)
-                value = float(loss.detach())
-                bad = not math.isfinite(value)
-                if acc.num_processes > 1:  # every process stops together
-                    bad = bool(acc.reduce(torch.tensor(float(bad), device=acc.device), reduction="sum").item())
-                if bad:
-                    bar.close()
-                    raise Diverged(desc, lr, step + 1, steps, value)
-                acc.backward(loss)
-                if acc.sync_gradients and tcfg.grad_clip:
-                    acc.clip_grad_norm_(params, tcfg.grad_clip)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-            step_loss += value / tcfg.grad_accum
-            tokens += int(batch["attention_mask"].sum()) * acc.num_processes
-        step += 1
-        losses.append(step_loss)
-        elapsed = time.perf_counter() - t0
-        history.append({"step": step, "loss": round(step_loss, 5), "lr": sched.get_last_lr()[0]})
-        bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
-        bar.update(1)
-        if checkpoint is not None and checkpoint.due(step, steps):
-            checkpoint.save(acc, model, opt, sched, {"step": step, "tokens": tokens, "history": history,
-                                                     "losses": losses, "wall_s": elapsed, "acc_step": acc.step,
-                                                     "lr": lr, "steps": steps})
+    # LoRA under bf16 autocast: frozen base weights stored in bf16 while training (bit-identical, no per-step cast)
+    frozen = contextlib.ExitStack()
+    frozen.enter_context(bf16_frozen_linears(model, precision == "bf16" and acc.num_processes == 1))
+    try:
+        while step < steps:
+            step_loss = 0.0
+            for _ in range(tcfg.grad_accum):
+                batch = next(it)
+                with acc.accumulate(model):
+                    loss = None
+                    if position_loss:
+                        try:
+                            loss = supervised_loss(model, batch)
+                        except _NoPositionLogits as e:
+                            position_loss = False
+                            if log:
+                                log.info("%s: logits at supervised positions only not supported by this model (%s); "
+                                         "computing full logits", desc, e)
+                    if loss is None:
+                        loss = full_loss(model, batch)
+                    value = float(loss.detach())
+                    bad = not math.isfinite(value)
+                    if acc.num_processes > 1:  # every process stops together
+                        bad = bool(acc.reduce(torch.tensor(float(bad), device=acc.device), reduction="sum").item())
+                    if bad:
+                        bar.close()
+                        raise Diverged(desc, lr, step + 1, steps, value)
+                    acc.backward(loss)
+                    if acc.sync_gradients and tcfg.grad_clip:
+                        acc.clip_grad_norm_(params, tcfg.grad_clip)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                step_loss += value / tcfg.grad_accum
+                tokens += int(batch["attention_mask"].sum()) * acc.num_processes
+            step += 1
+            losses.append(step_loss)
+            elapsed = time.perf_counter() - t0
+            history.append({"step": step, "loss": round(step_loss, 5), "lr": sched.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
+            bar.update(1)
+            if checkpoint is not None and checkpoint.due(step, steps):
+                checkpoint.save(acc, model, opt, sched, {"step": step, "tokens": tokens, "history": history,
+                                                         "losses": losses, "wall_s": elapsed, "acc_step": acc.step,
+                                                         "lr": lr, "steps": steps})
+    finally:
+        frozen.close()
     bar.close()
     wall = time.perf_counter() - t0
     model = acc.unwrap_model(model)
