@@ -10,8 +10,9 @@ bf16 is a speed lever only where the hardware computes it natively (a GPU with b
 AVX512-BF16 or AMX); on other CPUs it is emulated and far slower than fp32. It also moves single
 log-probabilities (on SmolLM2-135M, CrowS-Pairs sentences by 0.12 nats at the median, up to 7 nats),
 so ``auto`` uses it only for the operations a study declares safe (``Study.bf16_auto``): those whose
-output is a decision or a sample, where agreement with fp32 was measured (``docs/performance.md``),
-never for studies that report likelihood values (held-out loss, KL divergence).
+output is a decision and whose agreement with fp32 was measured (``docs/performance.md``: the stereotype
+benchmarks' likelihood comparisons), never for studies that report likelihood values (held-out loss, KL
+divergence), nor for sampling (bf16 changes the draws, and at the demo's size the answer with them).
 
 The runner resolves the recipe's ``eval.precision`` per study (:func:`resolve`) and evaluates the
 study inside :func:`use` ; :class:`lorafair.lm.LM` reads the active setting (:func:`autocast_for`).

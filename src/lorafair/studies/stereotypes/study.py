@@ -140,8 +140,8 @@ class StereotypesStudy:
     """Stereotype benchmarks by likelihood: CrowS-Pairs, StereoSet, WinoBias, BBQ."""
 
     Config = StereotypesConfig
-    # eval.precision auto: likelihood comparisons under bf16 where native (decisions agree with fp32 on
-    # 99.5% of CrowS-Pairs pairs; per benchmark in docs/performance.md)
+    # eval.precision auto: likelihood comparisons under bf16 where native (on SmolLM2, 97.7-100% of the
+    # decisions of each benchmark agree with fp32, aggregates within 1.4 points: docs/performance.md)
     bf16_auto = ("score",)
     headline = ("crows_stereotype_pct", "stereoset_ss", "stereoset_icat", "winobias_gap", "bbq_bias_ambig", "bbq_bias_disambig")
     # Targets: the stereotype scores a debiasing fine-tune should move to their ideal; guards: language
