@@ -213,3 +213,33 @@ def test_bf16_frozen_weights_skip_tied_and_dora(tiny):
         assert n == 0  # DoRA reads the fp32 weight for its norm: nothing is swapped
     with T.bf16_frozen_linears(m, enabled=False) as n:
         assert n == 0
+
+
+def test_eager_attention_only_for_cpu_bf16_short_sequences(tiny):
+    model, _ = tiny
+    cpu = torch.device("cpu")
+    m = T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0)
+    short, long = TrainConfig(max_length=128), TrainConfig(max_length=T.EAGER_MAX_LENGTH + 1)
+    assert T.training_attention(m, short, cpu, "bf16") == "eager"
+    assert T.training_attention(m, short, cpu, "no") is None  # fp32: the exact path keeps the model's kernel
+    assert T.training_attention(m, long, cpu, "bf16") is None
+    assert T.training_attention(m, short, torch.device("cuda"), "bf16") is None
+    inner = m.get_base_model()
+    with T.attention_kernel(m, "eager"):
+        assert inner.config._attn_implementation == "eager"
+        assert model.config._attn_implementation == "sdpa"  # the base model's own config is not touched
+    assert inner.config._attn_implementation == "sdpa"
+
+
+def test_bf16_training_on_cpu_records_eager_attention_and_restores_the_kernel(tiny):
+    model, tok = tiny
+    enc = encode_records(records(), tok, 64)
+    m = T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0)
+    tcfg = TrainConfig(max_steps=2, batch_size=8, precision="bf16", checkpoint_every=None, warmup_ratio=0.0)
+    res = T.train_model(m, tok, enc, enc[:8], tcfg, 1e-2, 0, torch.device("cpu"), progress=False)
+    assert res.attention == "eager" and res.to_dict()["attention"] == "eager"
+    assert m.get_base_model().config._attn_implementation == "sdpa"  # put back before the eval loss
+    r32 = T.train_model(T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0), tok, enc, enc[:8],
+                        TrainConfig(max_steps=2, batch_size=8, precision="fp32", checkpoint_every=None, warmup_ratio=0.0),
+                        1e-2, 0, torch.device("cpu"), progress=False)
+    assert r32.attention == "model"

@@ -57,6 +57,7 @@ class TrainResult:
     trainable_params: int
     world_size: int = 1
     precision: str = "fp32"  # what the training ran in: "bf16" (autocast, fp32 master weights) or "fp32"
+    attention: str = "model"  # the attention kernel of the training: "model" (the model's own) or "eager"
     history: list[dict] = field(default_factory=list)
     lr_search: list[dict] = field(default_factory=list)
 
@@ -290,6 +291,40 @@ def bf16_frozen_linears(model, enabled: bool = True):
             m.weight = w
 
 
+EAGER_MAX_LENGTH = 256  # longest training sequences for which eager attention was measured faster on a CPU
+
+
+def training_attention(model, tcfg: TrainConfig, device: torch.device, precision: str) -> str | None:
+    """The attention kernel a training should use instead of the model's, or None to keep it: on a CPU under bf16
+    autocast with sequences of at most :data:`EAGER_MAX_LENGTH` tokens, ``eager`` attention in place of SDPA
+    (PyTorch's CPU flash-attention backward is slow at these lengths: on SmolLM2-135M, batches of 8 BOLD
+    sentences of ≤ 128 tokens, eager trained 1.22× (LoRA r16) and 1.16× (full) faster; docs/performance.md).
+    fp32 training (the exact-reproduction path) and GPUs keep the model's kernel."""
+    if device.type != "cpu" or precision != "bf16" or tcfg.max_length > EAGER_MAX_LENGTH:
+        return None
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = getattr(inner, "config", None)
+    if getattr(cfg, "_attn_implementation", None) != "sdpa" or not hasattr(inner, "set_attn_implementation"):
+        return None
+    return "eager"
+
+
+@contextlib.contextmanager
+def attention_kernel(model, kernel: str | None):
+    """For the duration of the block, ``model`` (a variant's own copy: its config is its own) uses attention
+    ``kernel``; the model's own kernel is put back on exit. ``None``: nothing changes."""
+    if kernel is None:
+        yield None
+        return
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    before = inner.config._attn_implementation
+    inner.set_attn_implementation(kernel)
+    try:
+        yield kernel
+    finally:
+        inner.set_attn_implementation(before)
+
+
 def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: TrainConfig, lr: float, seed: int,
                 device: torch.device, *, progress: bool = True, log=None, desc: str = "train",
                 checkpoint: Optional[StepCheckpoint] = None) -> TrainResult:
@@ -346,8 +381,11 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     bar = tqdm(total=steps, initial=step, desc=desc, disable=not (progress and acc.is_main_process), leave=False,
                unit="step")
     # LoRA under bf16 autocast: frozen base weights stored in bf16 while training (bit-identical, no per-step cast)
+    # and, on a CPU with short sequences, eager attention (training_attention); both undone before the eval loss
     frozen = contextlib.ExitStack()
     frozen.enter_context(bf16_frozen_linears(model, precision == "bf16" and acc.num_processes == 1))
+    attention = frozen.enter_context(attention_kernel(acc.unwrap_model(model), training_attention(
+        acc.unwrap_model(model), tcfg, acc.device, precision)))
     try:
         while step < steps:
             step_loss = 0.0
@@ -409,6 +447,7 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     return TrainResult(lr=lr, steps=steps, train_loss=sum(tail) / len(tail), eval_loss=eval_loss, tokens=tokens,
                        wall_s=wall, tokens_per_s=tokens / max(wall, 1e-9), trainable_params=trainable,
                        world_size=acc.num_processes, precision="bf16" if precision == "bf16" else "fp32",
+                       attention=attention or "model",
                        history=history)
 
 

@@ -109,7 +109,7 @@ def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None =
         "hardware": hardware(device),
         "versions": library_versions(),
         "training": {k: {kk: v.get(kk) for kk in ("lr", "steps", "eval_loss", "tokens_per_s", "wall_s", "trainable_params",
-                                                  "precision")}
+                                                  "precision", "attention")}
                      for k, v in train_info.items()},
         "phases": phases or {},
         "eval_precision": eval_precision or {},  # study -> {score, sample} -> bf16 | fp32 (eval.precision resolved)
