@@ -91,7 +91,7 @@ def test_same_data_order_and_rerun_is_identical(tmp_path):
 
 def test_lr_grid_picks_lowest_validation_loss(tmp_path):
     """The best lr sits in the middle of the grid: the first is too small to move the adapter, the last
-    overshoots (ends worse than not training at all). The chosen adapter is the one a single-lr run at
+    overshoots (ends worse than the middle one). The chosen adapter is the one a single-lr run at
     that lr saves, tensor for tensor."""
     from safetensors.torch import load_file
 
@@ -105,7 +105,9 @@ def test_lr_grid_picks_lowest_validation_loss(tmp_path):
     base_loss = next(float(r["value"]) for r in csv.DictReader((out / "metrics.csv").open())
                      if r["variant"] == "base" and r["metric"] == "loss")
     assert search[1e-7] == pytest.approx(base_loss, abs=1e-3)  # too small to move
-    assert not search[1.0] <= search[1e-7]  # too large: worse than not moving (or NaN)
+    # too large: worse than the middle lr (or NaN); not necessarily worse than not moving, since on the random
+    # tiny model an overshooting adapter collapses towards the uniform distribution, which beats the base
+    assert not search[1.0] <= search[3e-2]
     assert search[3e-2] < search[1e-7] - 0.05
     assert tj["lr"] == 3e-2 and tj["eval_loss"] == search[3e-2]
     # the saved adapter is exactly the one a run with only lr=3e-2 trains
