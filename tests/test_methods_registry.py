@@ -30,7 +30,7 @@ def test_schema_fields_follow_the_registry():
     from lorafair.config.schema import MethodConfig, VariantsConfig
 
     fields = VariantsConfig.model_fields
-    assert list(fields) == ["base", "full", "lora", "dora", "rslora", "pissa", "lr_grid"]
+    assert list(fields) == ["base", "full", "lora", "dora", "rslora", "pissa", "lr_grid", "external"]
     for name in peft_methods():
         assert fields[name].annotation is MethodConfig
         assert fields[name].description == get_method(name).description
