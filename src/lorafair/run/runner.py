@@ -432,12 +432,13 @@ class Runner:
     def paired(self) -> None:
         """Paired capture ratios and differences from base (``extra_metrics/paired-<study>.json``) and the
         studies' declared metric roles (``metric_roles.json``); recomputed from the saved per-item values."""
-        write_roles(self.layout, {n: study_class(n) for n in self.cfg.studies})
+        write_roles(self.layout, {n: study_class(n) for n in self.cfg.studies}, self.cfg.studies)
         variants = [{"name": v.name, "method": v.method, "rank": v.rank} for v in self.variants]
         for name, scfg in self.cfg.studies.items():
             t0 = time.perf_counter()
             n_boot = max(1000, int(getattr(scfg, "n_boot", 2000) or 2000))
-            path = write_paired_rows(self.layout, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot)
+            path = write_paired_rows(self.layout, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot,
+                                     config=scfg)
             if path is not None:
                 self.log.info("study %s: paired capture ratios (%.1fs)", name, time.perf_counter() - t0)
 

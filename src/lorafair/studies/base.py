@@ -194,8 +194,12 @@ class EvalContext:
 STUDIES: Registry[type] = Registry("study", "studies", plugins=("lorafair.studies",))
 
 
-def metric_specs(cls) -> dict[str, MetricSpec]:
-    """A study class's declared metrics by name (empty when it declares none)."""
+def metric_specs(cls, config=None) -> dict[str, MetricSpec]:
+    """A study class's declared metrics by name (empty when it declares none). A study whose metrics depend on
+    its config (``lmeval``: those of its tasks) declares them with ``specs_for(config)``, used when ``config``
+    is given."""
+    if config is not None and hasattr(cls, "specs_for"):
+        return {m.name: m for m in cls.specs_for(config)}
     return {m.name: m for m in (getattr(cls, "metric_specs", ()) or ())}
 
 
