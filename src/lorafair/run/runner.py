@@ -53,7 +53,7 @@ from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.paired import save_items, write_paired_rows, write_roles
 from lorafair.run.rundir import PROBE_PREFIX, RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
-from lorafair.studies.base import EvalContext, VariantInfo
+from lorafair.studies.base import EvalContext, VariantInfo, headline_metrics
 from lorafair.studies.loader import study_class
 
 
@@ -443,7 +443,7 @@ class Runner:
                 self.log.info("study %s: paired capture ratios (%.1fs)", name, time.perf_counter() - t0)
 
     def headline(self) -> dict[str, tuple[str, ...]]:
-        return {n: tuple(getattr(study_class(n), "headline", ())) for n in self.cfg.studies}
+        return {n: headline_metrics(study_class(n), c) for n, c in self.cfg.studies.items()}
 
     def write_tables(self) -> str:
         rows = collect_rows(self.layout)

@@ -203,6 +203,15 @@ def metric_specs(cls, config=None) -> dict[str, MetricSpec]:
     return {m.name: m for m in (getattr(cls, "metric_specs", ()) or ())}
 
 
+def headline_metrics(cls, config=None) -> tuple[str, ...]:
+    """A study's headline metrics (plotted against rank, shown in summary.md): its ``headline``, or for a study
+    whose metrics depend on its config and that names none, its target metrics."""
+    own = tuple(getattr(cls, "headline", ()) or ())
+    if own or config is None or not hasattr(cls, "specs_for"):
+        return own
+    return tuple(m.name for m in cls.specs_for(config) if m.role == "target")
+
+
 def register_study(name: str):
     """Class decorator: ``@register_study("toxicity")``."""
     return STUDIES.register(name)
