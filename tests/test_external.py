@@ -128,14 +128,37 @@ def _peft_adapter(folder: Path, *, hidden: int = 64, use_dora: bool = False, ran
     return folder
 
 
+def _full_checkpoint(folder: Path) -> Path:
+    """A full fine-tune of tiny:llama saved with transformers (its weights moved a little)."""
+    import torch
+
+    from lorafair.models.tiny import build_tiny
+
+    model, _ = build_tiny("llama")
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def test_lorafair_eval_reads_method_and_rank_and_writes_a_resumable_recipe(tmp_path, monkeypatch, capsys):
+    """base + an external full + external adapters, nothing trained: capture ratios and a recommendation."""
     no_training(monkeypatch)
     ad = _peft_adapter(tmp_path / "my-dora", use_dora=True)
+    full = _full_checkpoint(tmp_path / "my-full")
     out = tmp_path / "eval"
-    assert main(["eval", "tiny:llama", "--adapter", str(ad), "--adapter", f"dora-r3={ad}", "--studies", "stereotypes",
-                 "--set", "studies.stereotypes.benchmarks=[crows]", "--set", "studies.stereotypes.limit.crows=6",
-                 "--set", "studies.stereotypes.n_boot=100", "--out", str(out), "--quiet"]) == 0
+    assert main(["eval", "tiny:llama", "--full", str(full), "--adapter", str(ad), "--adapter", f"dora-r3={ad}",
+                 "--studies", "stereotypes", "--set", "studies.stereotypes.benchmarks=[crows]",
+                 "--set", "studies.stereotypes.limit.crows=6", "--set", "studies.stereotypes.n_boot=100",
+                 "--out", str(out), "--quiet"]) == 0
     assert "lorafair run" in capsys.readouterr().out
+    assert not list(out.glob("*/train.json"))
+    r = rows(out)
+    assert ("dora-r3", "stereotypes", "capture_crows_stereotype_pct", "") in r
+    assert ("full", "stereotypes", "delta_crows_stereotype_pct", "") in r
+    assert "Rank recommendation" in (out / "report.md").read_text()
     for v in ("my-dora", "dora-r3"):
         res = json.loads((out / f"{v}-s0" / "results" / "stereotypes.json").read_text())
         assert (res["variant"]["method"], res["variant"]["rank"]) == ("dora", 3)
@@ -217,3 +240,16 @@ def test_recipe_checks(tmp_path, capsys, variants, studies, expect):
         rec["variants"]["full"] = {"enabled": False}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(rec))
     assert expect in _err(capsys, ["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "o")])
+
+
+def test_a_full_checkpoint_of_another_shape_is_refused_naming_both(tmp_path, capsys):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path / "wide-full"
+    LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                 num_key_value_heads=2, vocab_size=259)).save_pretrained(folder)
+    capsys.readouterr()  # save_pretrained's progress bar
+    line = _err(capsys, ["eval", "tiny:llama", "--full", str(folder), "--studies", "stereotypes",
+                         "--out", str(tmp_path / "o"), "--quiet"])
+    assert line.startswith(f"error: variants.external[0].source='hf:{folder}': expected a checkpoint of the base model "
+                           "tiny:llama (its model.embed_tokens.weight has shape (259, 32), the base model's (259, 64))"), line

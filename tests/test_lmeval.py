@@ -66,3 +66,13 @@ def test_lmeval_local_crows_equals_the_builtin_crows_on_the_same_pairs(tmp_path)
     assert roles["crows_local.pct_stereotype"]["role"] == "target" and roles["crows_local.pct_stereotype"]["direction"] == "lower"
     assert ("lora-r2", "delta_crows_local.pct_stereotype", "") in rows
     assert ("lora-r2", "capture_crows_local.pct_stereotype", "") in rows
+
+
+def test_an_unknown_task_is_one_line(tmp_path, capsys):
+    pytest.importorskip("lm_eval")
+    rec = {"model": {"source": "tiny:llama"}, "variants": {"full": {"enabled": False}, "lora": {"ranks": []}},
+           "studies": {"lmeval": {"tasks": ["no_such_task_xyz"], "include_path": str(tmp_path)}}}
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(rec))
+    assert main(["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: studies.lmeval.tasks=['no_such_task_xyz']: expected lm-eval task names"), err
