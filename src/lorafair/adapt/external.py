@@ -40,20 +40,32 @@ SOURCES = "a PEFT adapter folder (adapter_config.json and adapter_model.safetens
           "full checkpoint (config.json and *.safetensors)"
 
 
+# source -> the local folder it was resolved to (a hub id's snapshot in the HF cache): kept out of the variant's
+# fields, so its fingerprint (the fields) does not depend on where a cache lives
+_FOLDERS: dict[str, Path] = {}
+
+
 @dataclass(frozen=True)
 class ExternalVariant(Variant):
-    """A variant made elsewhere. ``kind``: ``adapter`` or ``full``; ``folder``: where its files are; ``digest``: a hash
-    of the files it is loaded from; ``label``: the recipe's name for it (a ``role: full`` entry is named ``full``)."""
+    """A variant made elsewhere. ``kind``: ``adapter`` or ``full``; ``digest``: a hash of the files it is loaded from;
+    ``label``: the recipe's name for it (a ``role: full`` entry is named ``full``). Its fields are its fingerprint."""
 
     source: str = ""
     kind: str = ""
-    folder: str = ""
     digest: str = ""
     label: str = ""
 
     @property
     def trains(self) -> bool:
         return False
+
+    @property
+    def folder(self) -> str:
+        """Where its files are (resolved by :func:`resolve_external`)."""
+        if self.source in _FOLDERS:
+            return str(_FOLDERS[self.source])
+        prefix, sep, arg = self.source.partition(":")
+        return str(Path(arg if sep and prefix == "hf" else self.source).expanduser().absolute())
 
 
 def files_digest(paths: list[Path]) -> str:
@@ -105,6 +117,7 @@ def resolve_external(entry, index: int, *, allow_pickle: bool = False) -> Extern
         raise UserError(f"{field}.source", src, f"{SOURCES} (it is a file)")
     else:
         folder = path
+    _FOLDERS[src] = folder.absolute()
     if (folder / ADAPTER_CONFIG).is_file() and not (folder / "config.json").is_file():
         return _resolve_adapter(entry, field, folder, allow_pickle)
     if not hf:
@@ -147,7 +160,7 @@ def _resolve_adapter(entry, field: str, folder: Path, allow_pickle: bool) -> Ext
     return ExternalVariant(
         entry.name, method, rank, (), float(alpha) if isinstance(alpha, (int, float)) else None,
         float(cfg.get("lora_dropout") or 0.0), tuple(tm) if isinstance(tm, list) else str(tm),
-        source=src, kind="adapter", folder=str(folder.absolute()),
+        source=src, kind="adapter",
         digest=files_digest([folder / ADAPTER_CONFIG, weights]), label=entry.name)
 
 
@@ -174,7 +187,7 @@ def _resolve_full(entry, field: str, folder: Path, allow_pickle: bool) -> Extern
         raise UserError(f"{field}.rank", entry.rank, "no rank (leave it out): the source is a full checkpoint")
     files = _weight_files(folder, allow_pickle, field, src)
     name = "full" if entry.role == "full" else entry.name
-    return ExternalVariant(name, "full", None, source=src, kind="full", folder=str(folder.absolute()),
+    return ExternalVariant(name, "full", None, source=src, kind="full",
                            digest=files_digest([folder / "config.json"] + files), label=entry.name)
 
 
