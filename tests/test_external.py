@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers_lf import hash_scorer
 from lorafair.cli import main
 
+# toxicity samples continuations: equal metrics mean the same items and the same random numbers
+TOXICITY = {"prompts": {"source": "honest", "options": {"axis": "race", "split": "eval"}, "limit": 4},
+            "scorer": hash_scorer("test-external-hash"), "k": 2, "max_new_tokens": 4, "batch_size": 8, "n_boot": 100,
+            "perplexity_data": {"source": "bold-wiki", "options": {"split": "eval"}, "limit": 3},
+            "perplexity_max_length": 32}
 STUDIES = {"heldout": {"max_length": 32, "batch_size": 4, "n_boot": 100},
            "stereotypes": {"benchmarks": ["crows"], "limit": {"crows": 12}, "n_boot": 100, "batch_size": 8}}
 
@@ -22,7 +28,8 @@ def recipe(**variants) -> dict:
             "variants": variants or {"full": {"enabled": True, "lr": 1e-3}, "lora": {"ranks": [2], "lr": 1e-2}},
             "train": {"max_steps": 3, "batch_size": 4, "max_length": 32},
             "data": {"train": {"source": "bold-wiki", "limit": 24}, "holdout": 0.25},
-            "studies": {"heldout": STUDIES["heldout"]}, "output": {"save_full_weights": True, "report": False}}
+            "studies": {"heldout": STUDIES["heldout"], "toxicity": TOXICITY},
+            "output": {"save_full_weights": True, "report": False}}
 
 
 def run(tmp: Path, rec: dict, out: Path) -> int:
@@ -71,7 +78,9 @@ def test_external_adapter_and_full_equal_the_same_weights_trained_inside(trained
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["variants"]["full"]["enabled"] is False and cfg["variants"]["lora"]["ranks"] == []
     for v in ("base", "full", "lora-r2"):
-        assert metrics(out, v, "heldout") == metrics(trained, v, "heldout"), v
+        for study in ("heldout", "toxicity"):
+            assert metrics(out, v, study) == metrics(trained, v, study), (v, study)
+        assert (out / f"{v}-s0" / "samples.jsonl").read_text() == (trained / f"{v}-s0" / "samples.jsonl").read_text()
     res = json.loads((out / "lora-r2-s0" / "results" / "heldout.json").read_text())["variant"]
     assert res["method"] == "lora" and res["rank"] == 2 and len(res["digest"]) == 16  # read from adapter_config.json
     ours, theirs = rows(out), rows(trained)
@@ -91,7 +100,7 @@ def test_adding_a_study_and_an_external_full_copy_to_a_finished_run_trains_nothi
     rec = recipe()
     rec["variants"]["external"] = [{"name": "full-copy", "source": f"hf:{trained / 'full-s0' / 'model'}"}]
     rec["variants"]["lora"] = {"ranks": [2], "lr": 1e-2}
-    rec["studies"] = dict(STUDIES)
+    rec["studies"] = dict(STUDIES, toxicity=TOXICITY)
     assert run(tmp_path, rec, out) == 0
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/train.json")} == markers
     assert not (out / "full-copy-s0" / "train.json").exists()
