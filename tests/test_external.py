@@ -235,6 +235,14 @@ def test_bad_external_sources(tmp_path, capsys, case, expect):
     assert expect in _err(capsys, ["run", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "o")])
 
 
+def test_eval_adapter_names_must_differ(tmp_path, capsys):
+    a, b = tmp_path / "x" / "adapter", tmp_path / "y" / "adapter"
+    line = _err(capsys, ["eval", "tiny:llama", "--adapter", str(a), "--adapter", str(b), "--studies", "stereotypes",
+                         "--out", str(tmp_path / "o"), "--quiet"])
+    assert line == f"error: --adapter='{b}': expected distinct adapter names other than base and full ('adapter' is " \
+                   "taken: give NAME=SRC)"
+
+
 @pytest.mark.parametrize("variants,studies,expect", [
     ({"external": [{"name": "full", "source": "x"}]}, {"stereotypes": {}}, "which another variant of the run has"),
     ({"full": {"enabled": True}, "external": [{"name": "f", "source": "hf:x", "role": "full"}]}, {"stereotypes": {}},

@@ -75,7 +75,13 @@ def build_recipe(args) -> dict:
     external = []
     if args.full:
         external.append({"name": "full", "source": _full_source(args.full), "role": "full"})
-    external += [_adapter_entry(a) for a in args.adapter]
+    adapters = [_adapter_entry(a) for a in args.adapter]
+    names = [a["name"] for a in adapters]
+    dup = next((n for n in names if names.count(n) > 1 or n in ("base", "full")), None)
+    if dup is not None:
+        raise UserError("--adapter", next(a for a in reversed(args.adapter) if _adapter_entry(a)["name"] == dup),
+                        f"distinct adapter names other than base and full ({dup!r} is taken: give NAME=SRC)")
+    external += adapters
     if not external:
         raise UserError("--adapter", None, message="--full or --adapter: expected at least one fine-tune to evaluate")
     return {
