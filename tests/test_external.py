@@ -270,3 +270,14 @@ def test_a_full_checkpoint_of_another_shape_is_refused_naming_both(tmp_path, cap
                          "--out", str(tmp_path / "o"), "--quiet"])
     assert line.startswith(f"error: variants.external[0].source='hf:{folder}': expected a checkpoint of the base model "
                            "tiny:llama (its model.embed_tokens.weight has shape (259, 32), the base model's (259, 64))"), line
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "rslora", "pissa"])
+def test_the_method_of_a_saved_lora_config(method):
+    """method_of_lora_config reads back every registered method from the LoraConfig peft saves for it."""
+    from lorafair.adapt.peft_methods import peft_config
+    from lorafair.methods import method_of_lora_config
+
+    cfg = json.loads(json.dumps(peft_config(method, 4, 8.0, 0.0, ["q_proj"]).to_dict(), default=str))
+    assert method_of_lora_config(cfg) == method
+    assert method_of_lora_config({"init_lora_weights": "pissa_niter_16"}) == "pissa"
