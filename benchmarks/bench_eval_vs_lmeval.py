@@ -83,6 +83,25 @@ def recipe(pairs: int, ranks: list[int], batch: int, stereotypes: bool, precisio
     }
 
 
+def crows_items(pairs: int, seed: int = 0) -> list[dict]:
+    """The CrowS-Pairs pairs the stereotypes study evaluates with ``limit: {crows: pairs}`` at ``seed`` (its own
+    seeded, stratified subset of the eval split)."""
+    from lorafair.studies.stereotypes import crows
+    from lorafair.studies.stereotypes.sampling import split_items, stratified_sample
+
+    return stratified_sample(split_items(crows.load_crows(), "crows", "eval"), lambda x: x["bias_type"], pairs, seed)
+
+
+def write_crows_task(items: list[dict], tasks: Path) -> Path:
+    """``items`` as the local lm-eval task ``crows_local`` in the folder ``tasks`` (its include_path)."""
+    tasks.mkdir(parents=True, exist_ok=True)
+    data = tasks / "crows_local.jsonl"
+    data.write_text("".join(json.dumps({"sent_more": x["sent_more"], "sent_less": x["sent_less"]}) + "\n" for x in items))
+    (tasks / "crows_local.yaml").write_text(TASK.format(data=data))
+    (tasks / "crows_local_utils.py").write_text(UTILS)
+    return tasks
+
+
 def run(cmd: list[str], **kw) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, **kw)
@@ -136,16 +155,9 @@ def main() -> None:
     # 3. the same pairs as a local lm-eval task
     from lorafair.models.embedded import cache_dir
     from lorafair.run.layout import HF_EXPORT
-    from lorafair.studies.stereotypes import crows
-    from lorafair.studies.stereotypes.sampling import split_items, stratified_sample
 
-    items = stratified_sample(split_items(crows.load_crows(), "crows", "eval"), lambda x: x["bias_type"], args.pairs, 0)
-    tasks = work / "tasks"
-    tasks.mkdir(exist_ok=True)
-    data = tasks / "crows_local.jsonl"
-    data.write_text("".join(json.dumps({"sent_more": x["sent_more"], "sent_less": x["sent_less"]}) + "\n" for x in items))
-    (tasks / "crows_local.yaml").write_text(TASK.format(data=data))
-    (tasks / "crows_local_utils.py").write_text(UTILS)
+    items = crows_items(args.pairs)
+    tasks = write_crows_task(items, work / "tasks")
     base = cache_dir() / "models" / "smollm2-135m-instruct"
     targets = {"base": f"pretrained={base}", "full": f"pretrained={out / 'full-s0' / HF_EXPORT}"}
     for r in args.ranks:

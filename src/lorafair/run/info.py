@@ -101,7 +101,7 @@ def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None =
         "name": cfg.name,
         "recipe": cfg.name,
         "model": cfg.model.source,
-        "data": cfg.data.train.source,
+        "data": cfg.data.train.source if cfg.data is not None else None,
         "seeds": cfg.seeds,
         "studies": list(cfg.studies),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -31,6 +31,7 @@ import torch
 import yaml
 
 from lorafair.adapt import checkpoint
+from lorafair.adapt.external import ExternalVariant, check_against_base, load_external
 from lorafair.adapt.peft_methods import check_ranks
 from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import encode_records
@@ -53,7 +54,7 @@ from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.paired import save_items, write_paired_rows, write_roles
 from lorafair.run.rundir import PROBE_PREFIX, RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
-from lorafair.studies.base import EvalContext, VariantInfo
+from lorafair.studies.base import EvalContext, VariantInfo, headline_metrics
 from lorafair.studies.loader import study_class
 
 
@@ -117,6 +118,8 @@ class Runner:
 
     def data_for_seed(self, seed: int, base_model_fn) -> tuple[list[dict], list[dict]]:
         """Train/held-out records for ``seed``; built once, cached in the run dir (builders may sample the model)."""
+        if self.cfg.data is None:  # a run whose variants are all external: nothing to train on
+            return [], []
         lay = self.layout
         tr, ho, mark = lay.train_data(seed), lay.heldout_data(seed), lay.data_marker(seed)
         dump = self.cfg.model_dump(mode="json")
@@ -181,6 +184,8 @@ class Runner:
         return work.eval()
 
     def load_variant(self, base_model, variant: Variant, seed: int):
+        if isinstance(variant, ExternalVariant):  # made elsewhere: its own files, never trained
+            return load_external(base_model, variant, self.device)
         if variant.method == "base":
             return base_model
         if variant.method == "full":
@@ -188,6 +193,13 @@ class Runner:
             return m.eval()
         m = checkpoint.load_adapter(variant_copy(base_model, variant.method), self.layout.adapter_dir(variant.name, seed))
         return m.to(self.device).eval()
+
+    def check_external(self, base_model) -> None:
+        """Refuse, before any work, an external variant that does not fit the base model (:mod:`lorafair.adapt.external`)."""
+        entries = {e.name if e.role != "full" else "full": i for i, e in enumerate(self.cfg.variants.external)}
+        for v in self.variants:
+            if isinstance(v, ExternalVariant):
+                check_against_base(base_model, v, entries[v.name], self.cfg.model.source, log=self.log)
 
     def save_variant(self, model, tok, variant: Variant, seed: int) -> None:
         """Keep a trained variant: the full model's weights (and, with ``output.save_full_weights``, a
@@ -212,7 +224,7 @@ class Runner:
         info = {}
         failed = []
         trainable = [v for v in self.variants if v.trains and (only is None or v.name == only)]
-        for seed in seeds or self.cfg.seeds:
+        for seed in (seeds or self.cfg.seeds) if trainable else ():
             train_rows, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             enc_train = encode_records(train_rows, tok, self.cfg.train.max_length)
             enc_eval = encode_records(heldout, tok, self.cfg.train.max_length)
@@ -352,7 +364,7 @@ class Runner:
         # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
         # ladder: adding a rank or a method to a finished run evaluates only the new variants
         fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
-        fp_common["references"] = [asdict(x) for x in self.variants if x.method in ("base", "full")]
+        fp_common["references"] = [asdict(x) for x in self.variants if x.name in ("base", "full")]
         for seed in self.cfg.seeds:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             for i, v in enumerate(self.variants, 1):
@@ -373,7 +385,7 @@ class Runner:
                     self.log.info("[%d/%d] %s seed %d: evaluated already, skipping", i, len(self.variants), v.name, seed)
                     continue
                 # the full variant is also a reference of other variants: load it once per seed
-                model = self.reference(base_model, seed, "full") if v.method == "full" else self.load_variant(base_model, v, seed)
+                model = self.reference(base_model, seed, "full") if v.name == "full" else self.load_variant(base_model, v, seed)
                 base_view = None
                 if hasattr(model, "disable_adapter") and adapters_off_is_base(v.method):
                     # e.g. PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
@@ -400,7 +412,8 @@ class Runner:
                         p.unlink()
                     atomic_write_json(res_path, {
                         "study": name, "seed": seed, "fingerprint": fp, "wall_s": wall,
-                        "variant": {"name": v.name, "method": v.method, "rank": v.rank},
+                        "variant": {"name": v.name, "method": v.method, "rank": v.rank} | (
+                            {"source": v.source, "digest": v.digest} if isinstance(v, ExternalVariant) else {}),
                         "metrics": [asdict(m) for m in result.metrics], "info": result.info,
                     })
                     self.log.info("    %s done in %.1fs", name, wall)
@@ -433,17 +446,18 @@ class Runner:
     def paired(self) -> None:
         """Paired capture ratios and differences from base (``extra_metrics/paired-<study>.json``) and the
         studies' declared metric roles (``metric_roles.json``); recomputed from the saved per-item values."""
-        write_roles(self.layout, {n: study_class(n) for n in self.cfg.studies})
+        write_roles(self.layout, {n: study_class(n) for n in self.cfg.studies}, self.cfg.studies)
         variants = [{"name": v.name, "method": v.method, "rank": v.rank} for v in self.variants]
         for name, scfg in self.cfg.studies.items():
             t0 = time.perf_counter()
             n_boot = max(1000, int(getattr(scfg, "n_boot", 2000) or 2000))
-            path = write_paired_rows(self.layout, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot)
+            path = write_paired_rows(self.layout, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot,
+                                     config=scfg)
             if path is not None:
                 self.log.info("study %s: paired capture ratios (%.1fs)", name, time.perf_counter() - t0)
 
     def headline(self) -> dict[str, tuple[str, ...]]:
-        return {n: tuple(getattr(study_class(n), "headline", ())) for n in self.cfg.studies}
+        return {n: headline_metrics(study_class(n), c) for n, c in self.cfg.studies.items()}
 
     def write_tables(self) -> str:
         rows = collect_rows(self.layout)
@@ -469,6 +483,7 @@ class Runner:
                     if is_peft_method(v.method):
                         m = getattr(self.cfg.variants, v.method)
                         check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
+                self.check_external(base_model)
             self.prepare_dir()
             self.log.info("run directory: %s", self.out)
             with meter.phase("start"):
