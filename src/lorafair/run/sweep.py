@@ -95,8 +95,9 @@ class Sweep:
             from lorafair.accelerate_configs import config_path
 
             n = self.ex.num_processes or int(self.ex.num_gpus) or 1
+            port = ["--main_process_port", str(self.ex.main_process_port)] if self.ex.main_process_port else []
             return [self.ex.python, "-m", "accelerate.commands.launch", "--config_file",
-                    str(config_path(self.ex.accelerate_config)), "--num_processes", str(n), *tail]
+                    str(config_path(self.ex.accelerate_config)), "--num_processes", str(n), *port, *tail]
         return [self.ex.python, *tail]
 
     def plan(self) -> tuple[list[Job], int]:

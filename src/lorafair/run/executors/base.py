@@ -97,8 +97,9 @@ class Options:
     def check(self) -> None:
         unknown = sorted(set(self.pairs) - self.used)
         if unknown:
-            raise UserError(f"--executor-opt {unknown[0]}", self.pairs[unknown[0]],
-                            f"one of the {self.executor} executor's options: {', '.join(sorted(self.used))}")
+            allowed = (f"one of the {self.executor} executor's options: {', '.join(sorted(self.used))}" if self.used
+                       else f"no option (the {self.executor} executor takes none)")
+            raise UserError(f"--executor-opt {unknown[0]}", self.pairs[unknown[0]], allowed)
 
 
 def parse_options(items: list[str]) -> dict[str, str]:
@@ -130,6 +131,7 @@ class Executor:
         self.num_cpus = opts.get("num_cpus", 1, float)
         self.accelerate_config = opts.get("accelerate_config", None)
         self.num_processes = opts.get("num_processes", 0, int)
+        self.main_process_port = opts.get("main_process_port", 0, int)
         self.python = opts.get("python", sys.executable)
 
     def submit(self, jobs: list[Job]) -> list[Any]:  # pragma: no cover - interface
