@@ -101,7 +101,8 @@ def export_pretrained(model, tokenizer, dst: Path) -> None:
     """A ``save_pretrained`` folder (config, safetensors, tokenizer) at ``dst``, loadable as ``hf:<dst>``."""
     dst = Path(dst)
     tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=dst.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
+    full = gathered_state(model)
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": full} if full is not None else {}))
     tokenizer.save_pretrained(tmp)
     if dst.exists():
         shutil.rmtree(dst)
