@@ -14,10 +14,10 @@ import yaml
 
 from helpers_lf import TINY, deep_update, one_error_line, run_cli_subprocess
 
-RECIPE = deep_update(TINY, {"variants": {"lora": {"ranks": [1]}}, "train": {"max_steps": 2},
+RECIPE = deep_update(TINY, {"variants": {"lora": {"ranks": [1, 2]}}, "train": {"max_steps": 2},
                             "data": {"train": {"limit": 16}}, "output": {"report": False}})
-# 5 jobs: train full, train lora-r1; evaluate base, full, lora-r1
-JOBS = 5
+# 7 jobs: train full, lora-r1, lora-r2; evaluate base, full, lora-r1, lora-r2
+JOBS = 7
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 SLURM_LOCAL = ["--executor", "slurm", "--executor-opt", "cluster=local", "--executor-opt", "poll_s=0.3"]
 
@@ -55,17 +55,20 @@ def local_csv(recipe, tmp_path_factory):
 
 def test_slurm_submitit_local_same_metrics_as_local(submitit, recipe, local_csv, tmp_path):
     out = tmp_path / "run"
-    r = run_cli_subprocess("run", recipe, "--out", out, *SLURM_LOCAL, "--executor-opt", "max_jobs=2", env=ENV)
+    # eval_group=2: the two LoRA variants evaluated by one job (one base model loaded for both)
+    r = run_cli_subprocess("run", recipe, "--out", out, *SLURM_LOCAL, "--executor-opt", "max_jobs=2",
+                           "--executor-opt", "eval_group=2", env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert _planned(r.stderr) == (JOBS, 0)
+    assert _planned(r.stderr) == (JOBS - 1, 0)
     assert (out / "metrics.csv").read_bytes() == local_csv
-    assert "jobs: 5 done, 0 failed" in r.stderr
-    for name in ("train-full-s0", "train-lora-r1-s0", "evaluate-base-s0", "evaluate-full-s0", "evaluate-lora-r1-s0"):
+    assert "jobs: 6 done, 0 failed" in r.stderr
+    for name in ("train-full-s0", "train-lora-r1-s0", "train-lora-r2-s0", "evaluate-base-s0", "evaluate-full-s0",
+                 "evaluate-lora-r1..lora-r2-s0"):
         assert (out / "jobs" / f"{name}.log").read_text().startswith("$ "), name
-    # an evaluation waits for its training and for the full reference
+    # an evaluation waits for its trainings and for the full reference
     log = r.stderr
-    assert log.index("train full seed 0: done") < log.index("submitted evaluate lora-r1 seed 0")
-    assert log.index("train lora-r1 seed 0: done") < log.index("submitted evaluate lora-r1 seed 0")
+    for train in ("full", "lora-r1", "lora-r2"):
+        assert log.index(f"train {train} seed 0: done") < log.index("submitted evaluate lora-r1..lora-r2 seed 0")
     # re-running a finished sweep submits nothing and writes the same tables
     r = run_cli_subprocess("run", recipe, "--out", out, *SLURM_LOCAL, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -118,12 +121,12 @@ def test_failed_job_reported_with_log_others_complete(submitit, recipe, local_cs
     assert "evaluate lora-r1 seed 0: skipped" in r.stderr
     # the other jobs finished, and their rows are in metrics.csv
     rows = (out / "metrics.csv").read_text().splitlines()
-    assert {row.split(",")[0] for row in rows[1:]} == {"base", "full"}
+    assert {row.split(",")[0] for row in rows[1:]} == {"base", "full", "lora-r2"}
     # the cause fixed, the same command submits the two missing jobs only, and the tables equal the local run's
     (out / "lora-r1-s0").unlink()
     r = run_cli_subprocess("run", recipe, "--out", out, *SLURM_LOCAL, env=ENV)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert _planned(r.stderr) == (2, 3)
+    assert _planned(r.stderr) == (2, JOBS - 2)
     assert (out / "metrics.csv").read_bytes() == local_csv
 
 
@@ -185,16 +188,17 @@ def test_accelerate_config_job_command(recipe, tmp_path):
 
         cfg = load_config_from_file(str(FOLDER / f"{name}.yaml"))
         assert cfg.distributed_type.value in ("MULTI_GPU", "FSDP", "DEEPSPEED"), name
-    opts = Options({"accelerate_config": "fsdp", "num_gpus": "4"}, "x")
+    opts = Options({"accelerate_config": "fsdp", "num_gpus": "4", "eval_group": "8"}, "x")
     sweep = Sweep(load_config(str(recipe)), tmp_path / "run", Executor(opts, tmp_path), quiet=True)
     jobs, done = sweep.plan()
-    assert done == 0 and len(jobs) == JOBS
+    assert done == 0 and len(jobs) == JOBS - 1  # lora-r1 and lora-r2 evaluated by one job
     train = next(j for j in jobs if j.key == "train lora-r1 seed 0")
     assert train.argv[1:6] == ["-m", "accelerate.commands.launch", "--config_file", str(config_path("fsdp")), "--num_processes"]
     assert train.argv[6:11] == ["4", "-m", "lorafair", "train", str((tmp_path / "run" / "config.yaml").absolute())]
-    ev = next(j for j in jobs if j.key == "evaluate lora-r1 seed 0")
-    assert ev.argv[1:4] == ["-m", "lorafair", "evaluate"]
-    assert sorted(ev.deps) == ["train full seed 0", "train lora-r1 seed 0"]
+    ev = next(j for j in jobs if j.key == "evaluate lora-r1..lora-r2 seed 0")
+    assert ev.argv[1:9] == ["-m", "lorafair", "evaluate", str((tmp_path / "run" / "config.yaml").absolute()),
+                            "--variant", "lora-r1", "--variant", "lora-r2"]
+    assert sorted(ev.deps) == ["train full seed 0", "train lora-r1 seed 0", "train lora-r2 seed 0"]
     with pytest.raises(UserError, match="expected one of ddp, fsdp, zero2, zero3 or an accelerate config file"):
         config_path("zero4")
 
@@ -203,7 +207,7 @@ def test_multi_process_training_job_under_accelerate_ddp(submitit, tmp_path):
     """``accelerate_config=ddp`` with 2 CPU processes: the training job runs under ``accelerate launch``
     (world size 2 in train.json), its evaluation in one process, the tables are written."""
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump(deep_update(RECIPE, {"variants": {"full": {"enabled": False}}})))
+    recipe.write_text(yaml.safe_dump(deep_update(RECIPE, {"variants": {"full": {"enabled": False}, "lora": {"ranks": [1]}}})))
     out = tmp_path / "run"
     r = run_cli_subprocess("run", recipe, "--out", out, *SLURM_LOCAL, "--executor-opt", "accelerate_config=ddp",
                            "--executor-opt", "num_processes=2", "--executor-opt", "main_process_port=29579", env=ENV)

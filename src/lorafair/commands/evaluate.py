@@ -1,4 +1,5 @@
-"""``lorafair evaluate RECIPE --variant NAME``: evaluate every study on one trained variant of a run directory.
+"""``lorafair evaluate RECIPE --variant NAME [--variant NAME …]``: evaluate every study on trained variants of a
+run directory.
 
 The evaluation unit of ``lorafair run --executor ray|slurm`` (as ``lorafair train`` is the training unit):
 it reuses what is evaluated already (each ``results/<study>.json`` carries its fingerprint), writes only its
@@ -20,7 +21,8 @@ def add_arguments(p):
 
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("recipe", metavar="RECIPE_OR_YAML")
-    p.add_argument("--variant", required=True, help="variant name, e.g. base, full, lora-r8")
+    p.add_argument("--variant", dest="variants", action="append", required=True, metavar="VARIANT",
+                   help="variant name, e.g. base, full, lora-r8; repeatable (one base model loaded for them all)")
     p.add_argument("--seed", type=int, default=None, help="one of the recipe's seeds (default: the first)")
     add_common(p)
 
@@ -31,5 +33,5 @@ def run(args) -> int:
     from lorafair.run.runner import Runner
 
     cfg = load_config(args.recipe, args.overrides)
-    Runner(cfg, out_dir(args, cfg), quiet=args.quiet).evaluate_one(args.variant, args.seed)
+    Runner(cfg, out_dir(args, cfg), quiet=args.quiet).evaluate_one(args.variants, args.seed)
     return 0

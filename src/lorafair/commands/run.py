@@ -40,7 +40,7 @@ def add_arguments(p):
     p.add_argument("--executor", default="local", metavar="NAME",
                    help="where the variants run: local (this process, default), ray, slurm")
     p.add_argument("--executor-opt", dest="executor_opts", action="append", default=[], metavar="KEY=VALUE",
-                   help="an executor option, repeatable: num_gpus=1, num_cpus=4, max_jobs=8, address=auto (ray), "
+                   help="an executor option, repeatable: num_gpus=1, num_cpus=4, max_jobs=8, eval_group=4, address=auto (ray), "
                         "partition=gpu, time=4:00:00 (slurm), accelerate_config=ddp|fsdp|zero2|zero3 (multi-GPU training)")
 
 

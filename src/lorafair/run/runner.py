@@ -349,24 +349,25 @@ class Runner:
                             f"a learning rate at which {v.name} trains ({rec.get('reason')}; recorded as failed in "
                             f"{self.layout.train_json(v.name, seed)})")
 
-    def evaluate_one(self, name: str, seed: int | None = None) -> None:
-        """Evaluate every study on a single variant and seed (``lorafair evaluate``: the evaluation job of
-        ``lorafair run --executor``). Like :meth:`train_one` it takes no run-wide lock (the driver that
-        launched it holds that) and leaves the run's tables to the driver."""
-        v = next((x for x in self.variants if x.name == name), None)
-        if v is None:
-            raise UserError("--variant", name, f"one of {', '.join(x.name for x in self.variants)}")
+    def evaluate_one(self, names: list[str], seed: int | None = None) -> None:
+        """Evaluate every study on some variants (one base model loaded for them) and one seed (``lorafair
+        evaluate``: the evaluation job of ``lorafair run --executor``). Like :meth:`train_one` it takes no
+        run-wide lock (the driver that launched it holds that) and leaves the run's tables to the driver."""
         if seed is not None and seed not in self.cfg.seeds:
             raise UserError("--seed", seed, f"one of the recipe's seeds {self.cfg.seeds}")
         seed = seed if seed is not None else self.cfg.seeds[0]
-        if v.trains and self.trained(v, seed) is None:
-            raise UserError("--variant", name, f"a trained variant (train it first: `lorafair train RECIPE --variant "
-                            f"{name} --seed {seed} --out {self.out}`)")
+        for name in names:
+            v = next((x for x in self.variants if x.name == name), None)
+            if v is None:
+                raise UserError("--variant", name, f"one of {', '.join(x.name for x in self.variants)}")
+            if v.trains and self.trained(v, seed) is None:
+                raise UserError("--variant", name, f"a trained variant (train it first: `lorafair train RECIPE "
+                                f"--variant {name} --seed {seed} --out {self.out}`)")
         self.prepare_dir(lock=False)
         base_model, tok = self.load_base()
         base_model = self.apply_start(base_model, tok)
         base_model.requires_grad_(False)
-        self.evaluate_all(base_model, tok, only=name, seeds=[seed])
+        self.evaluate_all(base_model, tok, only=set(names), seeds=[seed])
 
     def reference(self, base_model, seed: int, name: str):
         if name == "base":
@@ -390,13 +391,13 @@ class Runner:
             self._studies[name] = study_class(name)()
         return self._studies[name]
 
-    def evaluate_all(self, base_model, tok, only: str | None = None, seeds: list[int] | None = None) -> None:
-        """Evaluate every study on every variant (``only``: one) and seed (``seeds``: those), skipping the
+    def evaluate_all(self, base_model, tok, only: set[str] | None = None, seeds: list[int] | None = None) -> None:
+        """Evaluate every study on every variant (``only``: those) and seed (``seeds``: those), skipping the
         evaluations whose ``results/<study>.json`` has the same fingerprint (:meth:`studies_todo`)."""
         for seed in seeds or self.cfg.seeds:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             for i, v in enumerate(self.variants, 1):
-                if only is not None and v.name != only:
+                if only is not None and v.name not in only:
                     continue
                 folder = self.layout.variant_dir(v.name, seed)
                 if (failed := self._failed_marker(v, seed)) is not None:

@@ -7,7 +7,8 @@ The driver does no training and loads no model. It
 2. plans the jobs: one **training** job per trainable variant × seed (``lorafair train RUN/config.yaml
    --variant V --seed S``; a variant's learning-rate grid is tried inside its job, as in a local run, because
    the grid keeps the lr with the lowest held-out loss) and one **evaluation** job per variant × seed
-   (``lorafair evaluate …``: every study on that variant). A job whose piece is finished — its ``train.json``
+   (``lorafair evaluate …``: every study on that variant; ``eval_group=N``: up to N LoRA-family variants of a
+   seed in one job, which loads the base model once for them). A job whose piece is finished — its ``train.json``
    or every ``results/<study>.json`` carries this config's fingerprint (:meth:`Runner.trained`,
    :meth:`Runner.studies_todo`) — is not submitted, so re-running the same command after the driver or some
    jobs died re-submits only what is missing;
@@ -88,8 +89,9 @@ class Sweep:
         self.log: logging.Logger = logging.getLogger("lorafair")
 
     # ------------------------------------------------------------------ plan
-    def _argv(self, kind: str, variant: str, seed: int) -> list[str]:
-        tail = ["-m", "lorafair", kind, str(self.layout.config_yaml.absolute()), "--variant", variant,
+    def _argv(self, kind: str, variants: list[str], seed: int) -> list[str]:
+        names = [a for v in variants for a in ("--variant", v)]
+        tail = ["-m", "lorafair", kind, str(self.layout.config_yaml.absolute()), *names,
                 "--seed", str(seed), "--out", str(self.out), "--quiet"]
         if kind == "train" and self.ex.accelerate_config:
             from lorafair.accelerate_configs import config_path
@@ -114,22 +116,20 @@ class Sweep:
                 if r.trained(v, seed) is not None:
                     done += 1
                     continue
-                jobs.append(Job(f"train {v.name} seed {seed}", "train", v.name, seed, self._argv("train", v.name, seed),
+                jobs.append(Job(f"train {v.name} seed {seed}", "train", v.name, seed, self._argv("train", [v.name], seed),
                                 lay.job_log("train", v.name, seed), env=env))
         pending = {j.key for j in jobs}
         for seed in self.cfg.seeds:
-            for v in r.variants:
-                rec = r.trained(v, seed) if v.trains else None
-                if (rec is not None and rec.get("status") == "failed") or (rec is not None and not r.studies_todo(v, seed)) \
-                        or (not v.trains and not r.studies_todo(v, seed)):
-                    done += 1
-                    continue
-                deps = [k for k in (f"train {v.name} seed {seed}",) if k in pending]
-                if full is not None and v is not full and (k := f"train full seed {seed}") in pending:
+            todo = [v for v in r.variants if not self._evaluated(v, seed)]
+            done += sum(1 for v in r.variants if self._evaluated(v, seed))
+            for group in self._eval_groups(todo):
+                deps = [k for v in group if (k := f"train {v.name} seed {seed}") in pending]
+                if full is not None and full not in group and (k := f"train full seed {seed}") in pending:
                     deps.append(k)
-                jobs.append(Job(f"evaluate {v.name} seed {seed}", "evaluate", v.name, seed,
-                                self._argv("evaluate", v.name, seed), lay.job_log("evaluate", v.name, seed),
-                                deps=deps, env=env))
+                name = group[0].name if len(group) == 1 else f"{group[0].name}..{group[-1].name}"
+                jobs.append(Job(f"evaluate {name} seed {seed}", "evaluate", name, seed,
+                                self._argv("evaluate", [v.name for v in group], seed), lay.job_log("evaluate", name, seed),
+                                deps=deps, env=env, variants=[v.name for v in group]))
         # what every job would build on first use (the start stage, a seed's data, which builders may make by
         # sampling the model) is built once, by the first job that needs it, before the others start
         if jobs and self.cfg.start is not None and not lay.start_marker.exists():
@@ -142,6 +142,23 @@ class Sweep:
                     if of_seed[0].key not in j.deps:
                         j.deps.append(of_seed[0].key)
         return jobs, done
+
+    def _evaluated(self, v, seed: int) -> bool:
+        """Every study evaluated on ``v`` / ``seed``, or its training failed for good (nothing to evaluate)."""
+        rec = self.runner.trained(v, seed) if v.trains else None
+        if v.trains and rec is not None and rec.get("status") == "failed":
+            return True
+        return (rec is not None or not v.trains) and not self.runner.studies_todo(v, seed)
+
+    def _eval_groups(self, todo: list) -> list[list]:
+        """One evaluation job per variant, or with ``eval_group=N`` up to N LoRA-family variants per job
+        (one base model loaded for them all); base and full always alone."""
+        from lorafair.methods import is_peft_method
+
+        n = max(1, self.ex.eval_group)
+        alone = [[v] for v in todo if not is_peft_method(v.method)]
+        peft = [v for v in todo if is_peft_method(v.method)]
+        return alone + [peft[i:i + n] for i in range(0, len(peft), n)]
 
     # ------------------------------------------------------------------ run
     def run(self) -> Path:
@@ -245,20 +262,23 @@ class Sweep:
             time.sleep(self.ex.poll_s)
 
     def _dep_optional(self, s: _State, by_key) -> bool:
-        """An evaluation may run when only the ``full`` reference's training failed *for good* (its marker
-        records the failure, as in a local run: a study that needs it says so); not when a job crashed."""
+        """An evaluation may run when the trainings it waits for that failed, failed *for good* (their marker
+        records it, as in a local run: the failed variant is skipped, a study that needs ``full`` says so) and
+        some variant of the job trained; not when a job crashed."""
+        lost = set()
         for d in s.job.deps:
             ds = by_key[d]
             if ds.status not in ("failed", "skipped"):
                 continue
-            if ds.job.kind != "train" or ds.job.variant == s.job.variant or ds.note != "recorded":
+            if ds.job.kind != "train" or ds.note != "recorded":
                 return False
-        return True
+            lost.add(ds.job.variant)
+        return bool(set(s.job.names) - lost)
 
     def _finished(self, s: _State) -> None:
         j, r = s.job, self.runner
-        v = next(x for x in r.variants if x.name == j.variant)
         if j.kind == "train":
+            v = next(x for x in r.variants if x.name == j.variant)
             rec = r.trained(v, j.seed)
             ok = rec is not None and rec.get("status") != "failed"
             if rec is not None and rec.get("status") == "failed":
@@ -268,7 +288,7 @@ class Sweep:
                                  "log: %s", j.key, rec.get("reason"), j.log)
                 return
         else:
-            ok = not r.studies_todo(v, j.seed)
+            ok = all(self._evaluated(v, j.seed) for v in r.variants if v.name in j.names)
         if ok and s.exit_code == 0:
             s.status = "done"
             self.log.info("%s: done in %s", j.key, _dur(s.finished - s.started))

@@ -44,6 +44,12 @@ class Job:
     log: Path
     deps: list[str] = field(default_factory=list)  # keys of jobs that must finish first
     env: dict[str, str] = field(default_factory=dict)
+    variants: list[str] = field(default_factory=list)  # an evaluation job of several variants (eval_group)
+
+    @property
+    def names(self) -> list[str]:
+        """The variants this job trains or evaluates."""
+        return self.variants or [self.variant]
 
 
 def forwarded_env() -> dict[str, str]:
@@ -132,6 +138,7 @@ class Executor:
         self.accelerate_config = opts.get("accelerate_config", None)
         self.num_processes = opts.get("num_processes", 0, int)
         self.main_process_port = opts.get("main_process_port", 0, int)
+        self.eval_group = opts.get("eval_group", 1, int)
         self.python = opts.get("python", sys.executable)
 
     def submit(self, jobs: list[Job]) -> list[Any]:  # pragma: no cover - interface
