@@ -35,8 +35,8 @@ from typing import Optional
 import torch
 from tqdm.auto import tqdm
 
-from lorafair.adapt.checkpoint import (StepCheckpoint, TrainingCheckpoint, load_trainable_state, restore_training,
-                                      set_rng_state, trainable_state)
+from lorafair.adapt.checkpoint import (StepCheckpoint, TrainingCheckpoint, attach_gathered_state, load_trainable_state,
+                                      restore_training, set_rng_state, trainable_state)
 from lorafair.adapt.peft_methods import peft_config
 from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import IGNORE, collate, sequence_nll
@@ -432,7 +432,14 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
         frozen.close()
     bar.close()
     wall = time.perf_counter() - t0
+    gathered = None
+    if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+        # sharded weights: gather the full state dict now (a collective: every process) so that what is saved is
+        # complete (lorafair.adapt.checkpoint.attach_gathered_state)
+        gathered = acc.get_state_dict(model)
     model = acc.unwrap_model(model)
+    if gathered is not None:
+        attach_gathered_state(model, gathered)
     model.eval()
     eval_loss = float("nan")
     if eval_enc:

@@ -211,6 +211,33 @@ class Runner:
         else:
             checkpoint.save_adapter(model, self.layout.adapter_dir(variant.name, seed))
 
+    # ------------------------------------------------------------------ fingerprints (what is done)
+    def train_fingerprint(self, v: Variant, seed: int) -> str:
+        """The fingerprint in ``train.json`` of ``v`` trained with ``seed`` under this config."""
+        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
+        return _fingerprint([fp_common, asdict(v), seed])
+
+    def trained(self, v: Variant, seed: int) -> dict | None:
+        """``train.json`` of ``v`` when it holds this config's fingerprint (trained, or failed for good), else None."""
+        rec = self._read_marker(self.layout.train_json(v.name, seed))
+        return rec if rec is not None and rec.get("fingerprint") == self.train_fingerprint(v, seed) else None
+
+    def studies_todo(self, v: Variant, seed: int) -> list[tuple]:
+        """(study, its config, fingerprint, results path) of each study not yet evaluated on ``v`` / ``seed``."""
+        # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
+        # ladder: adding a rank or a method to a finished run evaluates only the new variants
+        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
+        fp_common["references"] = [asdict(x) for x in self.variants if x.name in ("base", "full")]
+        todo = []
+        for name, scfg in self.cfg.studies.items():
+            fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed]
+                              + self._precision_key(name))
+            res_path = self.layout.result_json(v.name, seed, name)
+            if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
+                continue
+            todo.append((name, scfg, fp, res_path))
+        return todo
+
     # ------------------------------------------------------------------ phases
     def train_all(self, base_model, tok, only: str | None = None, seeds: list[int] | None = None) -> dict:
         """Train every variant (``only``: one) for every seed, skipping those whose ``train.json`` marker has
@@ -220,7 +247,6 @@ class Runner:
         changes (training is a pure function of config and seed: the same settings diverge again); to
         retry it anyway delete its ``train.json``. ``train.checkpoint_every`` makes a training resumable
         inside a variant (``<variant>-s<seed>/checkpoint/``, removed once the variant is saved)."""
-        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
         info = {}
         failed = []
         trainable = [v for v in self.variants if v.trains and (only is None or v.name == only)]
@@ -234,7 +260,7 @@ class Runner:
                 folder = self.layout.variant_dir(v.name, seed)
                 marker = self.layout.train_json(v.name, seed)
                 ck = checkpoint.TrainingCheckpoint(self.layout.checkpoint_dir(v.name, seed))
-                fp = _fingerprint([fp_common, asdict(v), seed])
+                fp = self.train_fingerprint(v, seed)
                 prev = self._read_marker(marker)
                 if prev is not None and prev.get("fingerprint") == fp:
                     info[variant_folder(v.name, seed)] = prev
@@ -337,6 +363,26 @@ class Runner:
                             f"a learning rate at which {v.name} trains ({rec.get('reason')}; recorded as failed in "
                             f"{self.layout.train_json(v.name, seed)})")
 
+    def evaluate_one(self, names: list[str], seed: int | None = None) -> None:
+        """Evaluate every study on some variants (one base model loaded for them) and one seed (``lorafair
+        evaluate``: the evaluation job of ``lorafair run --executor``). Like :meth:`train_one` it takes no
+        run-wide lock (the driver that launched it holds that) and leaves the run's tables to the driver."""
+        if seed is not None and seed not in self.cfg.seeds:
+            raise UserError("--seed", seed, f"one of the recipe's seeds {self.cfg.seeds}")
+        seed = seed if seed is not None else self.cfg.seeds[0]
+        for name in names:
+            v = next((x for x in self.variants if x.name == name), None)
+            if v is None:
+                raise UserError("--variant", name, f"one of {', '.join(x.name for x in self.variants)}")
+            if v.trains and self.trained(v, seed) is None:
+                raise UserError("--variant", name, f"a trained variant (train it first: `lorafair train RECIPE "
+                                f"--variant {name} --seed {seed} --out {self.out}`)")
+        self.prepare_dir(lock=False)
+        base_model, tok = self.load_base()
+        base_model = self.apply_start(base_model, tok)
+        base_model.requires_grad_(False)
+        self.evaluate_all(base_model, tok, only=set(names), seeds=[seed])
+
     def reference(self, base_model, seed: int, name: str):
         if name == "base":
             return base_model
@@ -359,28 +405,20 @@ class Runner:
             self._studies[name] = study_class(name)()
         return self._studies[name]
 
-    def evaluate_all(self, base_model, tok) -> None:
-        studies = self.cfg.studies
-        # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
-        # ladder: adding a rank or a method to a finished run evaluates only the new variants
-        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
-        fp_common["references"] = [asdict(x) for x in self.variants if x.name in ("base", "full")]
-        for seed in self.cfg.seeds:
+    def evaluate_all(self, base_model, tok, only: set[str] | None = None, seeds: list[int] | None = None) -> None:
+        """Evaluate every study on every variant (``only``: those) and seed (``seeds``: those), skipping the
+        evaluations whose ``results/<study>.json`` has the same fingerprint (:meth:`studies_todo`)."""
+        for seed in seeds or self.cfg.seeds:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             for i, v in enumerate(self.variants, 1):
+                if only is not None and v.name not in only:
+                    continue
                 folder = self.layout.variant_dir(v.name, seed)
                 if (failed := self._failed_marker(v, seed)) is not None:
                     self.log.warning("[%d/%d] %s seed %d: training failed (%s), studies skipped", i, len(self.variants),
                                      v.name, seed, failed.get("reason"))
                     continue
-                todo = []
-                for name, scfg in studies.items():
-                    fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed]
-                                      + self._precision_key(name))
-                    res_path = self.layout.result_json(v.name, seed, name)
-                    if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
-                        continue
-                    todo.append((name, scfg, fp, res_path))
+                todo = self.studies_todo(v, seed)
                 if not todo:
                     self.log.info("[%d/%d] %s seed %d: evaluated already, skipping", i, len(self.variants), v.name, seed)
                     continue
