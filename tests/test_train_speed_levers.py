@@ -153,3 +153,93 @@ def test_a_model_without_position_logits_trains_on_full_logits_and_says_so(tiny,
                          torch.device("cpu"), progress=False)
     assert [round(h["loss"], 5) for h in got.history] == [round(h["loss"], 5) for h in want.history]
     assert any("supervised positions only not supported" in m for m in seen), seen
+
+
+def _train_lora(tiny, method="lora", frozen=True, monkeypatch=None):
+    import contextlib
+
+    model, tok = tiny
+    enc = encode_records(records(), tok, 64)
+    tcfg = TrainConfig(max_steps=5, batch_size=8, precision="bf16", checkpoint_every=None, warmup_ratio=0.0)
+    m = T.build_variant_model(model, Variant(f"{method}-r4", method, 4, (1e-2,), 8.0), 0)
+    if not frozen:
+        monkeypatch.setattr(T, "bf16_frozen_linears", lambda *a, **k: contextlib.nullcontext(0))
+    seen = []
+    orig = T.bf16_frozen_linears
+
+    @contextlib.contextmanager
+    def spy(model, enabled=True):
+        with orig(model, enabled) as n:
+            seen.append((n, {p.dtype for mod in model.modules() if type(mod) is torch.nn.Linear
+                             for p in [mod.weight] if not p.requires_grad}))
+            yield n
+
+    if frozen:
+        monkeypatch.setattr(T, "bf16_frozen_linears", spy)
+    res = T.train_model(m, tok, enc, enc[:8], tcfg, 1e-2, 0, torch.device("cpu"), progress=False)
+    return m, res, seen
+
+
+def test_bf16_frozen_base_weights_give_the_same_training(tiny, monkeypatch):
+    """LoRA under bf16 autocast with the frozen linear weights stored in bf16 while training: the same losses,
+    bit for bit, as recasting them at every step; afterwards the model holds the base's own fp32 tensors again."""
+    base_ptrs = {p.data_ptr() for p in tiny[0].parameters()}
+    m_on, on, seen = _train_lora(tiny, monkeypatch=monkeypatch)
+    n, dtypes = seen[0]
+    assert n > 0 and torch.bfloat16 in dtypes  # the lever really ran
+    monkeypatch.undo()
+    m_off, off, _ = _train_lora(tiny, frozen=False, monkeypatch=monkeypatch)
+    assert [h["loss"] for h in on.history] == [h["loss"] for h in off.history]
+    assert on.eval_loss == off.eval_loss
+    for p in m_on.parameters():
+        assert p.dtype == torch.float32
+        if not p.requires_grad:
+            assert p.data_ptr() in base_ptrs  # restored: the frozen weights are the base model's tensors
+    assert all(p.dtype == torch.float32 for p in tiny[0].parameters())
+
+
+def test_bf16_frozen_weights_skip_tied_and_dora(tiny):
+    model, _ = tiny
+    m = T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0)
+    emb = m.get_input_embeddings().weight
+    head = m.get_output_embeddings()
+    with T.bf16_frozen_linears(m) as n:
+        assert n > 0
+        assert m.get_input_embeddings().weight.dtype == torch.float32
+        if head.weight is emb:  # tied: the head's weight is the embedding, left in fp32
+            assert head.weight.dtype == torch.float32
+    d = T.build_variant_model(model, Variant("dora-r4", "dora", 4, (1e-2,), 8.0), 0)
+    with T.bf16_frozen_linears(d) as n:
+        assert n == 0  # DoRA reads the fp32 weight for its norm: nothing is swapped
+    with T.bf16_frozen_linears(m, enabled=False) as n:
+        assert n == 0
+
+
+def test_eager_attention_only_for_cpu_bf16_short_sequences(tiny):
+    model, _ = tiny
+    cpu = torch.device("cpu")
+    m = T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0)
+    short, long = TrainConfig(max_length=128), TrainConfig(max_length=T.EAGER_MAX_LENGTH + 1)
+    assert T.training_attention(m, short, cpu, "bf16") == "eager"
+    assert T.training_attention(m, short, cpu, "no") is None  # fp32: the exact path keeps the model's kernel
+    assert T.training_attention(m, long, cpu, "bf16") is None
+    assert T.training_attention(m, short, torch.device("cuda"), "bf16") is None
+    inner = m.get_base_model()
+    with T.attention_kernel(m, "eager"):
+        assert inner.config._attn_implementation == "eager"
+        assert model.config._attn_implementation == "sdpa"  # the base model's own config is not touched
+    assert inner.config._attn_implementation == "sdpa"
+
+
+def test_bf16_training_on_cpu_records_eager_attention_and_restores_the_kernel(tiny):
+    model, tok = tiny
+    enc = encode_records(records(), tok, 64)
+    m = T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0)
+    tcfg = TrainConfig(max_steps=2, batch_size=8, precision="bf16", checkpoint_every=None, warmup_ratio=0.0)
+    res = T.train_model(m, tok, enc, enc[:8], tcfg, 1e-2, 0, torch.device("cpu"), progress=False)
+    assert res.attention == "eager" and res.to_dict()["attention"] == "eager"
+    assert m.get_base_model().config._attn_implementation == "sdpa"  # put back before the eval loss
+    r32 = T.train_model(T.build_variant_model(model, Variant("lora-r4", "lora", 4, (1e-2,), 8.0), 0), tok, enc, enc[:8],
+                        TrainConfig(max_steps=2, batch_size=8, precision="fp32", checkpoint_every=None, warmup_ratio=0.0),
+                        1e-2, 0, torch.device("cpu"), progress=False)
+    assert r32.attention == "model"

@@ -60,6 +60,24 @@ def adapters_off_is_base(method: str) -> bool:
     return not is_peft_method(method) or get_method(method).adapters_off_is_base
 
 
+def method_of_lora_config(cfg: dict) -> str:
+    """The registered method that made a saved peft ``LoraConfig`` (``adapter_config.json`` as a dict): the method
+    with the most ``lora_kwargs`` that the config matches (a string keyword by prefix: ``pissa_niter_16`` is
+    PiSSA), the first registered method (plain LoRA, no keywords) when no other matches."""
+    def matches(m: Method) -> bool:
+        for k, want in m.lora_kwargs.items():
+            got = cfg.get(k)
+            if isinstance(want, str):
+                if not (isinstance(got, str) and got.lower().startswith(want.lower())):
+                    return False
+            elif got != want:
+                return False
+        return True
+
+    found = [get_method(n) for n in peft_methods() if matches(get_method(n))]
+    return max(found, key=lambda m: len(m.lora_kwargs)).name if found else peft_methods()[0]
+
+
 # peft initialisations that rewrite the base layers' weights, besides the registered methods' own (a
 # PEFT model loaded from elsewhere may use one): its base layers are not the base model's weights
 PEFT_BASE_REWRITING_INITS = ("olora", "corda", "loftq")

@@ -47,6 +47,22 @@ TEMP_PREFIXES = (".model.", ".adapter.")
 
 # ---------------------------------------------------------------------------------------- trained variants
 
+# Under FSDP or DeepSpeed ZeRO-3 each process holds a shard of every parameter: a model's own ``state_dict()``
+# (what ``save_pretrained`` reads) is then a shard, or empty tensors, and the adapter saved from it is empty
+# (peft#1402, trl#4416). The training loop gathers the full state dict (``Accelerator.get_state_dict``, every
+# process taking part; complete on the main process) and attaches it here; the save functions write it.
+_GATHERED = "_lorafair_gathered_state_dict"
+
+
+def attach_gathered_state(model, state_dict: dict) -> None:
+    """Keep the full state dict gathered from a sharded training on ``model``, for the save functions."""
+    model.__dict__[_GATHERED] = state_dict
+
+
+def gathered_state(model) -> Optional[dict]:
+    return model.__dict__.get(_GATHERED)
+
+
 def save_full_weights(model, path: Path) -> None:
     """The full model's state dict as one safetensors file at ``path`` (each tied tensor once), atomically."""
     from safetensors.torch import save_file
@@ -54,7 +70,8 @@ def save_full_weights(model, path: Path) -> None:
     path = Path(path)
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    full = gathered_state(model)
+    sd = {k: v.detach().contiguous().cpu() for k, v in (full if full is not None else model.state_dict()).items()}
     # tied weights share storage: save each tensor once
     seen, uniq = {}, {}
     for k, v in sd.items():
@@ -84,7 +101,8 @@ def export_pretrained(model, tokenizer, dst: Path) -> None:
     """A ``save_pretrained`` folder (config, safetensors, tokenizer) at ``dst``, loadable as ``hf:<dst>``."""
     dst = Path(dst)
     tmp = Path(tempfile.mkdtemp(prefix=".model.", dir=dst.parent))
-    model.save_pretrained(tmp, safe_serialization=True)
+    full = gathered_state(model)
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": full} if full is not None else {}))
     tokenizer.save_pretrained(tmp)
     if dst.exists():
         shutil.rmtree(dst)
@@ -96,7 +114,8 @@ def save_adapter(model, dst: Path) -> None:
     dst = Path(dst)
     folder = dst.parent
     tmp = make_temp_dir(folder, ".adapter.")
-    model.save_pretrained(tmp, safe_serialization=True)
+    full = gathered_state(model)  # a sharded training's gathered weights: PEFT takes the adapter's keys from it
+    model.save_pretrained(tmp, safe_serialization=True, **({"state_dict": full} if full is not None else {}))
     fsync_tree(tmp)
     if dst.exists():
         shutil.rmtree(dst)

@@ -17,9 +17,17 @@ a variant whose loss stops being finite fails alone and is reported; the directo
 run works in it. After the studies the runner writes paired capture_<m> / delta_<m> rows and the
 rank recommendation (see docs/report.md, docs/reliability.md).
 
+With --executor ray|slurm the variants become jobs on that engine (one `lorafair train` job per variant ×
+seed, one `lorafair evaluate` job per variant × seed) writing into the same run directory; this process
+waits, shows progress, and writes the tables and report when they are done. Re-running the same command
+re-submits only the jobs whose results are missing. See docs/scaling.md.
+
 examples:
   lorafair run demo
   lorafair run my.yaml --out runs/exp1 --set train.max_steps=20 --set variants.lora.ranks=[1,4]
+  lorafair run my.yaml --out /shared/runs/x --executor slurm --executor-opt partition=gpu \
+      --executor-opt num_gpus=1 --executor-opt time=4:00:00
+  lorafair run my.yaml --executor ray --executor-opt address=auto --executor-opt num_gpus=1
 """
 
 
@@ -29,6 +37,11 @@ def add_arguments(p):
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("recipe", metavar="RECIPE_OR_YAML", help="a shipped recipe name (see `lorafair recipes`) or a YAML file")
     add_common(p)
+    p.add_argument("--executor", default="local", metavar="NAME",
+                   help="where the variants run: local (this process, default), ray, slurm")
+    p.add_argument("--executor-opt", dest="executor_opts", action="append", default=[], metavar="KEY=VALUE",
+                   help="an executor option, repeatable: num_gpus=1, num_cpus=4, max_jobs=8, eval_group=4, address=auto (ray), "
+                        "partition=gpu, time=4:00:00 (slurm), accelerate_config=ddp|fsdp|zero2|zero3 (multi-GPU training)")
 
 
 def add_common(p):
@@ -52,8 +65,10 @@ def out_dir(args, cfg) -> Path:
 def run(args) -> int:
     from lorafair.config.load import load_config
     from lorafair.report import write_report
-    from lorafair.run.runner import run_experiment
+    from lorafair.run.executors.base import parse_options
+    from lorafair.run.sweep import run_sweep
 
+    options = parse_options(args.executor_opts)
     cfg = load_config(args.recipe, args.overrides)
-    run_experiment(cfg, out_dir(args, cfg), quiet=args.quiet, report=write_report)
+    run_sweep(cfg, out_dir(args, cfg), args.executor, options, quiet=args.quiet, report=write_report)
     return 0

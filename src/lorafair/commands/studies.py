@@ -21,6 +21,9 @@ def run(args) -> int:
         print(f"{n}: {doc}")
         if args.name:
             for fname, f in cls.Config.model_fields.items():
+                if f.is_required():
+                    print(f"  {fname} (required): {f.description or ''}")
+                    continue
                 default = f.default if f.default_factory is None else f.default_factory()
                 print(f"  {fname} (default {default!r}): {f.description or ''}")
     return 0

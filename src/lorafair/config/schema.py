@@ -92,6 +92,30 @@ class FullConfig(Strict):
     lr: float = Field(default=5e-5, gt=0, description="Learning rate for full fine-tuning (smaller than LoRA's).")
 
 
+class ExternalConfig(Strict):
+    """A variant made elsewhere, evaluated like a trained one and never trained: a PEFT adapter folder or a full
+    checkpoint (``hf:<folder or hub id>``). See :mod:`lorafair.adapt.external`."""
+
+    name: str = Field(pattern=NAME_RE, description="The variant's name in the run (its folder <name>-s<seed>). Name an "
+                      "adapter <method>-r<rank> (e.g. lora-r8) to put it on the rank ladder and in the recommendation; "
+                      "with role: full the variant is the run's `full` reference (named full in the run).")
+    source: str = Field(min_length=1, description="A PEFT adapter folder (adapter_config.json + adapter_model.safetensors), "
+                        "or hf:<folder or hub id> of a full checkpoint of the base model's architecture (safetensors).")
+    method: Optional[str] = Field(default=None, description="For an adapter: its PEFT method (lora, dora, rslora, pissa); "
+                                  "default: read from adapter_config.json. For a full checkpoint: full (the default).")
+    rank: Optional[int] = Field(default=None, gt=0, description="For an adapter: its rank; default: r of adapter_config.json.")
+    role: Literal["variant", "full"] = Field(default="variant", description="'full': this full checkpoint is the run's "
+                                             "full reference (capture ratios are measured against it; "
+                                             "variants.full.enabled must then be false).")
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, v):
+        if v is not None and v not in ("full",) + PEFT_METHODS:
+            raise ValueError(f"unknown method {v!r}; allowed: full, {', '.join(PEFT_METHODS)}")
+        return v
+
+
 class _VariantsBase(Strict):
     base: bool = Field(default=True, description="Evaluate the untrained base model.")
     full: FullConfig = Field(default_factory=FullConfig)
@@ -107,6 +131,37 @@ class _VariantsBase(Strict):
             if not lrs or any(not math.isfinite(x) or x <= 0 for x in lrs):
                 raise ValueError(f"lr_grid.{k} must be a non-empty list of positive finite numbers")
         return v
+
+    @model_validator(mode="after")
+    def _external(self):
+        """With external variants a recipe trains only what it names: ``full`` and every method's ranks default to
+        off (a section the recipe writes is kept); names are unique and not those of trained variants; a full
+        reference given as ``role: full`` replaces the trained one."""
+        ext = getattr(self, "external", None) or []
+        if not ext:
+            return self
+        if "full" not in self.model_fields_set:
+            self.full = FullConfig(enabled=False)
+        for m in PEFT_METHODS:
+            if m not in self.model_fields_set:
+                setattr(self, m, MethodConfig(ranks=[]))
+        fulls = [i for i, e in enumerate(ext) if e.role == "full"]
+        if len(fulls) > 1:
+            raise ValueError(f"at most one external variant has role 'full' (entries {fulls} have it)")
+        if fulls and self.full.enabled:
+            raise ValueError(f"external[{fulls[0]}] ({ext[fulls[0]].name}) has role 'full' while variants.full.enabled "
+                             "is true: set variants.full.enabled: false (the run's full reference is then the external one)")
+        planned = {"base", "full"} | {f"{m}-r{r}" for m in PEFT_METHODS for r in getattr(self, m).ranks}
+        seen: set[str] = set()
+        for i, e in enumerate(ext):
+            if e.role == "full":
+                if e.method not in (None, "full"):
+                    raise ValueError(f"external[{i}] ({e.name}) has role 'full': its method is full, not {e.method!r}")
+                continue
+            if e.name in planned or e.name in seen:
+                raise ValueError(f"external[{i}] has name {e.name!r}, which another variant of the run has; pick another")
+            seen.add(e.name)
+        return self
 
 
 def _method_field(method: Method):
@@ -128,6 +183,11 @@ VariantsConfig = create_model(
         default=None,
         description=f"Optional learning-rate grid per method (keys: full, {', '.join(PEFT_METHODS)}). Each variant is "
         "trained with every lr and the one with the lowest validation loss is kept.",
+    )),
+    external=(list[ExternalConfig], Field(
+        default_factory=list,
+        description="Variants made elsewhere (PEFT adapter folders, hf: full checkpoints), evaluated like trained ones "
+        "and never trained. With external variants, full and every method's ranks are off unless the recipe sets them.",
     )),
 )
 
@@ -194,6 +254,15 @@ class StartConfig(Strict):
     lr: float = Field(default=5e-5, gt=0)
 
 
+class EvalConfig(Strict):
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        default="auto", description="Precision of the evaluations: 'auto' runs under bf16 autocast (fp32 weights) only "
+        "the operations each study declares safe (samples and decisions, where agreement with fp32 was measured; "
+        "docs/performance.md) and only where bf16 is native (GPUs with bf16, CPUs with AVX512-BF16 or AMX), fp32 "
+        "elsewhere; 'bf16' runs every scoring and sampling of every study under bf16 autocast; 'fp32' none "
+        "(the exact-reproduction path). Each results/<study>.json records the precision used.")
+
+
 class OutputConfig(Strict):
     dir: Optional[str] = Field(default=None, description="Run directory (default runs/<recipe name>); --out overrides.")
     save_full_weights: bool = Field(
@@ -223,12 +292,15 @@ class RunConfig(Strict):
         return v
     variants: VariantsConfig = Field(default_factory=VariantsConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    data: DataConfig
+    data: Optional[DataConfig] = Field(default=None, description="The shift data the variants train on (and the held-out "
+                                       "records of the heldout and shift studies). Only a run that trains nothing (every "
+                                       "variant external) may leave it out.")
     start: Optional[StartConfig] = Field(default=None, description=StartConfig.__doc__)
     studies: dict[str, Any] = Field(
         default_factory=lambda: {"heldout": {}},
         description="Studies to run, name -> its fields (see `lorafair studies`). 'heldout' (validation loss) is always cheap.",
     )
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="How the studies are evaluated (precision).")
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -236,6 +308,22 @@ class RunConfig(Strict):
         from lorafair.studies.loader import validate_studies
 
         self.studies = validate_studies(self.studies)
+        if self.data is None:
+            from lorafair.errors import UserError
+
+            v = self.variants
+            trains = [n for n in ("full",) if v.full.enabled] + [f"{m}-r{r}" for m in PEFT_METHODS for r in getattr(v, m).ranks]
+            if self.start is not None or trains:
+                what = "the start stage" if self.start is not None else f"variants {', '.join(trains[:3])}{' …' if len(trains) > 3 else ''}"
+                raise UserError("data", None, message=f"data: required field is missing ({what} train on it; only a run "
+                                "whose variants are all external may leave it out)")
+            if "heldout" in self.studies:
+                raise UserError("studies.heldout", None, message="studies.heldout: expected a data section (the held-out "
+                                "loss is measured on data.eval or a split of data.train); remove the study or add data")
+            for name, scfg in self.studies.items():  # a study whose own data defaults to the run's (shift)
+                if "data" in type(scfg).model_fields and getattr(scfg, "data") is None:
+                    raise UserError(f"studies.{name}.data", None, message=f"studies.{name}.data: expected a data spec "
+                                    "(the run has no data section to default to)")
         return self
 
     def study_configs(self) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from lorafair.errors import UserError
 from lorafair.lm.batching import PositionBatch, batches, pad, position_batches, position_ids
 from lorafair.lm.encode import IGNORE, config_prefix_id, encode_pair, max_positions, prefix_token_id, tokens, with_prefix
 from lorafair.lm.nucleus import NucleusSampler
+from lorafair.lm.precision import autocast_for
 
 
 @dataclass
@@ -96,12 +97,17 @@ def model_device(model: Any) -> torch.device:
 class LM:
     """A causal LM and its tokenizer, scored in batches of ``batch_size`` sequences on ``device``
     (default: the model's). ``pad_id`` overrides the padding token (default the tokenizer's pad, else
-    its EOS, else 0; padding never changes a result, it is masked). ``progress`` shows tqdm bars."""
+    its EOS, else 0; padding never changes a result, it is masked). ``progress`` shows tqdm bars.
+    ``precision``: "bf16" or "fp32" for every operation; None (default) follows the evaluation precision the
+    runner set for the study being evaluated (:mod:`.precision`; fp32 outside a run)."""
 
     def __init__(self, model: Any, tokenizer: Any = None, *, batch_size: int = 16, device: Any = None,
-                 progress: bool = False, pad_id: int | None = None):
+                 progress: bool = False, pad_id: int | None = None, precision: str | None = None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if precision not in (None, "bf16", "fp32"):
+            raise ValueError("precision must be None, 'bf16' or 'fp32'")
+        self.precision = precision
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = batch_size
         self.device = device if device is not None else model_device(model)
@@ -150,7 +156,12 @@ class LM:
         """The one forward pass: ``(logits, output)``, no gradients, no KV cache. ``keep``: only the logits
         of the last ``keep`` positions (int) or of the positions ``keep`` (1-D tensor) are returned, and
         the LM head is applied to those only when the model accepts ``logits_to_keep`` (otherwise the
-        full logits are sliced). ``hidden``: passed as ``output_hidden_states``."""
+        full logits are sliced). ``hidden``: passed as ``output_hidden_states``. Runs under bf16 autocast when the
+        ``score`` precision is bf16 (logits are then bf16; every reader casts them to float32)."""
+        with autocast_for("score", self.device, self.precision):
+            return self._forward(input_ids, attention_mask, position_ids=position_ids, keep=keep, hidden=hidden)
+
+    def _forward(self, input_ids, attention_mask, *, position_ids=None, keep=None, hidden=None):
         dev = self.device
         kwargs: dict[str, Any] = dict(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev), use_cache=False)
         if position_ids is not None:
@@ -362,8 +373,9 @@ class LM:
     def _generate(self, prompt_ids: list[list[int]], **kwargs) -> list[str]:
         """New text (special tokens skipped) generated after each prompt, left-padded into one batch."""
         ids, mask = pad(prompt_ids, self.pad_id, "left")
-        seqs = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                   pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+        with autocast_for("sample", self.device, self.precision):
+            seqs = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                       pad_token_id=self.tokenizer.pad_token_id, **kwargs)
         return self.tokenizer.batch_decode(seqs[:, ids.shape[1]:], skip_special_tokens=True)
 
     def sample(self, prompts: Sequence[str], *, k: int, max_new_tokens: int, temperature: float, top_p: float,

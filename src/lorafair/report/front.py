@@ -1,7 +1,7 @@
 """The parts of a run's report that belong to no study: the header, the rank recommendation and the notes.
 
 The header reads only keys that lorafair writes: ``run_info.json`` (:func:`lorafair.run.info.run_info`:
-name, recipe, model, data, seeds, studies, finished, wall_time_s, hardware, versions, training) and the
+name, recipe, model, data, seeds, studies, finished, wall_time_s, hardware, versions, training, eval_precision) and the
 resolved ``config.yaml`` (:class:`lorafair.config.schema.RunConfig`: name, model, data, train, …), the
 config standing in where run_info.json is absent.
 """
@@ -33,6 +33,8 @@ def header(ctx: ReportContext) -> list[Block]:
     add("variants", ", ".join(run.variants()))
     add("studies", ", ".join(run.studies()))
     add("hardware", info.get("hardware"))
+    add("training precision", precisions(info.get("training")))
+    add("evaluation precision", eval_precisions(info.get("eval_precision")))
     add("library versions", info.get("versions"))
     wall = info.get("wall_time_s")
     add("wall time", duration(wall) if isinstance(wall, (int, float)) else wall)
@@ -48,6 +50,28 @@ def header(ctx: ReportContext) -> list[Block]:
     if run.config_text:
         blocks.append(Details("resolved config (config.yaml)", [Pre(run.config_text)]))
     return blocks
+
+
+def precisions(training: Any) -> str:
+    """'bf16 (full-s0, lora-r1-s0), fp32 (…)': the precision each variant trained in (run_info.json)."""
+    if not isinstance(training, dict):
+        return ""
+    by: dict[str, list[str]] = {}
+    for name, rec in training.items():
+        if isinstance(rec, dict) and isinstance(rec.get("precision"), str):
+            by.setdefault(rec["precision"], []).append(str(name))
+    return "; ".join(f"{p}: {', '.join(sorted(v))}" for p, v in sorted(by.items()))
+
+
+def eval_precisions(per_study: Any) -> str:
+    """'stereotypes: score bf16, sample fp32; …' from run_info.json's eval_precision."""
+    if not isinstance(per_study, dict):
+        return ""
+    parts = []
+    for study, ops in per_study.items():
+        if isinstance(ops, dict):
+            parts.append(f"{study}: " + ", ".join(f"{op} {p}" for op, p in ops.items()))
+    return "; ".join(parts)
 
 
 def recommendation(ctx: ReportContext) -> list[Block]:

@@ -95,12 +95,13 @@ def hardware(device) -> dict:
     return hw
 
 
-def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None = None) -> dict:
+def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None = None,
+             eval_precision: dict | None = None) -> dict:
     return {
         "name": cfg.name,
         "recipe": cfg.name,
         "model": cfg.model.source,
-        "data": cfg.data.train.source,
+        "data": cfg.data.train.source if cfg.data is not None else None,
         "seeds": cfg.seeds,
         "studies": list(cfg.studies),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -108,7 +109,8 @@ def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None =
         "hardware": hardware(device),
         "versions": library_versions(),
         "training": {k: {kk: v.get(kk) for kk in ("lr", "steps", "eval_loss", "tokens_per_s", "wall_s", "trainable_params",
-                                                  "precision")}
+                                                  "precision", "attention")}
                      for k, v in train_info.items()},
         "phases": phases or {},
+        "eval_precision": eval_precision or {},  # study -> {score, sample} -> bf16 | fp32 (eval.precision resolved)
     }

@@ -54,6 +54,7 @@ SPECTRUM = "spectrum.json"  # the shift study's ΔW_full spectrum, once per run
 EXTRA_METRICS = "extra_metrics"  # finalize rows (<study>.json) and paired rows (paired-<study>.json)
 DATA = "data"  # train-s<seed>.jsonl, heldout-s<seed>.jsonl, data-s<seed>.json; also the data builders' cache
 START = "start"  # the optional start stage: train.json, model.safetensors
+JOBS = "jobs"  # lorafair run --executor: one log per job, the engine's own files (submitit/)
 # inside a variant folder
 TRAIN_JSON = "train.json"  # marker of a finished (or failed) training
 CHECKPOINT = "checkpoint"  # resumable training state while the variant trains
@@ -88,6 +89,7 @@ class RunLayout:
         RUN/start/train.json, model.safetensors
         RUN/<variant>-s<seed>/train.json, checkpoint/, adapter/, model.safetensors, model/,
                               results/<study>.json, results/<study>.items.npz, samples.jsonl …
+        RUN/jobs/<train|evaluate>-<variant>-s<seed>.log, submitit/   (``lorafair run --executor ray|slurm``)
     """
 
     def __init__(self, root: Path | str):
@@ -184,6 +186,15 @@ class RunLayout:
     @property
     def start_weights(self) -> Path:
         return self.start_dir / FULL_WEIGHTS
+
+    # ---- jobs of a sweep on an executor (lorafair.run.sweep)
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / JOBS
+
+    def job_log(self, kind: str, variant: str, seed: int) -> Path:
+        """The log of one job of ``lorafair run --executor``: ``RUN/jobs/train-lora-r8-s0.log``."""
+        return self.jobs_dir / f"{kind}-{variant_folder(variant, seed)}.log"
 
     # ---- variants
     def variant_dir(self, variant: str, seed: int) -> Path:

@@ -27,7 +27,7 @@ import numpy as np
 from lorafair.atomic import atomic_write_bytes, atomic_write_json
 from lorafair.run.layout import STUDY_KEY, RunLayout, items_name
 from lorafair.stats.paired import align, capture_from_draws, delta_from_draws, paired_draws
-from lorafair.studies.base import ItemSet, MetricSpec, metric_specs
+from lorafair.studies.base import ItemSet, MetricSpec, headline_metrics, metric_specs
 
 
 
@@ -116,9 +116,10 @@ def paired_rows(study: str, specs: Iterable[MetricSpec], by_variant: dict[str, t
 
 
 def write_paired_rows(run_dir: Path | RunLayout, study: str, study_cls, variants: list[dict], seeds: list[int], *,
-                      n_boot: int = 2000) -> Optional[Path]:
-    """Compute and write ``extra_metrics/paired-<study>.json`` from the saved item files."""
-    specs = list(metric_specs(study_cls).values())
+                      n_boot: int = 2000, config=None) -> Optional[Path]:
+    """Compute and write ``extra_metrics/paired-<study>.json`` from the saved item files (``config``: the study's,
+    for a study whose metrics depend on it)."""
+    specs = list(metric_specs(study_cls, config).values())
     if not any(s.stat is not None for s in specs):
         return None
     layout = RunLayout.of(run_dir)
@@ -135,17 +136,19 @@ def write_paired_rows(run_dir: Path | RunLayout, study: str, study_cls, variants
     return path
 
 
-def study_entry(name: str, cls: type) -> dict:
-    """Title (the class's ``title`` or its name), the first line of its docstring, its ``headline`` metrics."""
+def study_entry(name: str, cls: type, config=None) -> dict:
+    """Title (the class's ``title`` or its name), the first line of its docstring, its headline metrics."""
     doc = ((cls.__doc__ or "").strip().splitlines() or [""])[0]
-    return {"title": getattr(cls, "title", name), "description": doc, "headline": list(getattr(cls, "headline", ()))}
+    return {"title": getattr(cls, "title", name), "description": doc, "headline": list(headline_metrics(cls, config))}
 
 
-def write_roles(run_dir: Path | RunLayout, studies: dict[str, type]) -> Path:
+def write_roles(run_dir: Path | RunLayout, studies: dict[str, type], configs: Optional[dict] = None) -> Path:
     """``RUN/metric_roles.json``: every study's declared metrics (role, direction, ideal, unit, doc) and, under
     the reserved key ``_study``, the study's own entry (title, one-line description, headline metrics), so
     the report reads what it shows from the run directory, never from the study classes."""
-    data = {name: {STUDY_KEY: study_entry(name, cls), **{m: s.meta() for m, s in metric_specs(cls).items()}}
+    configs = configs or {}
+    data = {name: {STUDY_KEY: study_entry(name, cls, configs.get(name)),
+                   **{m: s.meta() for m, s in metric_specs(cls, configs.get(name)).items()}}
             for name, cls in studies.items()}
     path = RunLayout.of(run_dir).metric_roles_json
     atomic_write_json(path, data)

@@ -31,6 +31,7 @@ import torch
 import yaml
 
 from lorafair.adapt import checkpoint
+from lorafair.adapt.external import ExternalVariant, check_against_base, load_external
 from lorafair.adapt.peft_methods import check_ranks
 from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import encode_records
@@ -42,6 +43,7 @@ from lorafair.data.files import read_jsonl
 from lorafair.data.load import load_records, split_holdout
 from lorafair.data.registry import DataContext
 from lorafair.errors import UserError
+from lorafair.lm import precision as lm_precision
 from lorafair.models.sources import load_model, resolve_device
 from lorafair.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
 from lorafair.methods import adapters_off_is_base, is_peft_method
@@ -52,7 +54,7 @@ from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.paired import save_items, write_paired_rows, write_roles
 from lorafair.run.rundir import PROBE_PREFIX, RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
-from lorafair.studies.base import EvalContext, VariantInfo
+from lorafair.studies.base import EvalContext, VariantInfo, headline_metrics
 from lorafair.studies.loader import study_class
 
 
@@ -116,6 +118,8 @@ class Runner:
 
     def data_for_seed(self, seed: int, base_model_fn) -> tuple[list[dict], list[dict]]:
         """Train/held-out records for ``seed``; built once, cached in the run dir (builders may sample the model)."""
+        if self.cfg.data is None:  # a run whose variants are all external: nothing to train on
+            return [], []
         lay = self.layout
         tr, ho, mark = lay.train_data(seed), lay.heldout_data(seed), lay.data_marker(seed)
         dump = self.cfg.model_dump(mode="json")
@@ -180,6 +184,8 @@ class Runner:
         return work.eval()
 
     def load_variant(self, base_model, variant: Variant, seed: int):
+        if isinstance(variant, ExternalVariant):  # made elsewhere: its own files, never trained
+            return load_external(base_model, variant, self.device)
         if variant.method == "base":
             return base_model
         if variant.method == "full":
@@ -187,6 +193,13 @@ class Runner:
             return m.eval()
         m = checkpoint.load_adapter(variant_copy(base_model, variant.method), self.layout.adapter_dir(variant.name, seed))
         return m.to(self.device).eval()
+
+    def check_external(self, base_model) -> None:
+        """Refuse, before any work, an external variant that does not fit the base model (:mod:`lorafair.adapt.external`)."""
+        entries = {e.name if e.role != "full" else "full": i for i, e in enumerate(self.cfg.variants.external)}
+        for v in self.variants:
+            if isinstance(v, ExternalVariant):
+                check_against_base(base_model, v, entries[v.name], self.cfg.model.source, log=self.log)
 
     def save_variant(self, model, tok, variant: Variant, seed: int) -> None:
         """Keep a trained variant: the full model's weights (and, with ``output.save_full_weights``, a
@@ -198,6 +211,33 @@ class Runner:
         else:
             checkpoint.save_adapter(model, self.layout.adapter_dir(variant.name, seed))
 
+    # ------------------------------------------------------------------ fingerprints (what is done)
+    def train_fingerprint(self, v: Variant, seed: int) -> str:
+        """The fingerprint in ``train.json`` of ``v`` trained with ``seed`` under this config."""
+        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
+        return _fingerprint([fp_common, asdict(v), seed])
+
+    def trained(self, v: Variant, seed: int) -> dict | None:
+        """``train.json`` of ``v`` when it holds this config's fingerprint (trained, or failed for good), else None."""
+        rec = self._read_marker(self.layout.train_json(v.name, seed))
+        return rec if rec is not None and rec.get("fingerprint") == self.train_fingerprint(v, seed) else None
+
+    def studies_todo(self, v: Variant, seed: int) -> list[tuple]:
+        """(study, its config, fingerprint, results path) of each study not yet evaluated on ``v`` / ``seed``."""
+        # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
+        # ladder: adding a rank or a method to a finished run evaluates only the new variants
+        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
+        fp_common["references"] = [asdict(x) for x in self.variants if x.name in ("base", "full")]
+        todo = []
+        for name, scfg in self.cfg.studies.items():
+            fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed]
+                              + self._precision_key(name))
+            res_path = self.layout.result_json(v.name, seed, name)
+            if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
+                continue
+            todo.append((name, scfg, fp, res_path))
+        return todo
+
     # ------------------------------------------------------------------ phases
     def train_all(self, base_model, tok, only: str | None = None, seeds: list[int] | None = None) -> dict:
         """Train every variant (``only``: one) for every seed, skipping those whose ``train.json`` marker has
@@ -207,11 +247,10 @@ class Runner:
         changes (training is a pure function of config and seed: the same settings diverge again); to
         retry it anyway delete its ``train.json``. ``train.checkpoint_every`` makes a training resumable
         inside a variant (``<variant>-s<seed>/checkpoint/``, removed once the variant is saved)."""
-        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
         info = {}
         failed = []
         trainable = [v for v in self.variants if v.trains and (only is None or v.name == only)]
-        for seed in seeds or self.cfg.seeds:
+        for seed in (seeds or self.cfg.seeds) if trainable else ():
             train_rows, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             enc_train = encode_records(train_rows, tok, self.cfg.train.max_length)
             enc_eval = encode_records(heldout, tok, self.cfg.train.max_length)
@@ -221,7 +260,7 @@ class Runner:
                 folder = self.layout.variant_dir(v.name, seed)
                 marker = self.layout.train_json(v.name, seed)
                 ck = checkpoint.TrainingCheckpoint(self.layout.checkpoint_dir(v.name, seed))
-                fp = _fingerprint([fp_common, asdict(v), seed])
+                fp = self.train_fingerprint(v, seed)
                 prev = self._read_marker(marker)
                 if prev is not None and prev.get("fingerprint") == fp:
                     info[variant_folder(v.name, seed)] = prev
@@ -324,6 +363,26 @@ class Runner:
                             f"a learning rate at which {v.name} trains ({rec.get('reason')}; recorded as failed in "
                             f"{self.layout.train_json(v.name, seed)})")
 
+    def evaluate_one(self, names: list[str], seed: int | None = None) -> None:
+        """Evaluate every study on some variants (one base model loaded for them) and one seed (``lorafair
+        evaluate``: the evaluation job of ``lorafair run --executor``). Like :meth:`train_one` it takes no
+        run-wide lock (the driver that launched it holds that) and leaves the run's tables to the driver."""
+        if seed is not None and seed not in self.cfg.seeds:
+            raise UserError("--seed", seed, f"one of the recipe's seeds {self.cfg.seeds}")
+        seed = seed if seed is not None else self.cfg.seeds[0]
+        for name in names:
+            v = next((x for x in self.variants if x.name == name), None)
+            if v is None:
+                raise UserError("--variant", name, f"one of {', '.join(x.name for x in self.variants)}")
+            if v.trains and self.trained(v, seed) is None:
+                raise UserError("--variant", name, f"a trained variant (train it first: `lorafair train RECIPE "
+                                f"--variant {name} --seed {seed} --out {self.out}`)")
+        self.prepare_dir(lock=False)
+        base_model, tok = self.load_base()
+        base_model = self.apply_start(base_model, tok)
+        base_model.requires_grad_(False)
+        self.evaluate_all(base_model, tok, only=set(names), seeds=[seed])
+
     def reference(self, base_model, seed: int, name: str):
         if name == "base":
             return base_model
@@ -346,32 +405,25 @@ class Runner:
             self._studies[name] = study_class(name)()
         return self._studies[name]
 
-    def evaluate_all(self, base_model, tok) -> None:
-        studies = self.cfg.studies
-        # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
-        # ladder: adding a rank or a method to a finished run evaluates only the new variants
-        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
-        fp_common["references"] = [asdict(x) for x in self.variants if x.method in ("base", "full")]
-        for seed in self.cfg.seeds:
+    def evaluate_all(self, base_model, tok, only: set[str] | None = None, seeds: list[int] | None = None) -> None:
+        """Evaluate every study on every variant (``only``: those) and seed (``seeds``: those), skipping the
+        evaluations whose ``results/<study>.json`` has the same fingerprint (:meth:`studies_todo`)."""
+        for seed in seeds or self.cfg.seeds:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             for i, v in enumerate(self.variants, 1):
+                if only is not None and v.name not in only:
+                    continue
                 folder = self.layout.variant_dir(v.name, seed)
                 if (failed := self._failed_marker(v, seed)) is not None:
                     self.log.warning("[%d/%d] %s seed %d: training failed (%s), studies skipped", i, len(self.variants),
                                      v.name, seed, failed.get("reason"))
                     continue
-                todo = []
-                for name, scfg in studies.items():
-                    fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed])
-                    res_path = self.layout.result_json(v.name, seed, name)
-                    if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
-                        continue
-                    todo.append((name, scfg, fp, res_path))
+                todo = self.studies_todo(v, seed)
                 if not todo:
                     self.log.info("[%d/%d] %s seed %d: evaluated already, skipping", i, len(self.variants), v.name, seed)
                     continue
                 # the full variant is also a reference of other variants: load it once per seed
-                model = self.reference(base_model, seed, "full") if v.method == "full" else self.load_variant(base_model, v, seed)
+                model = self.reference(base_model, seed, "full") if v.name == "full" else self.load_variant(base_model, v, seed)
                 base_view = None
                 if hasattr(model, "disable_adapter") and adapters_off_is_base(v.method):
                     # e.g. PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
@@ -387,8 +439,10 @@ class Runner:
                         heldout_data=heldout, layout=self.layout,
                     )
                     folder.mkdir(parents=True, exist_ok=True)
-                    with torch.no_grad():
+                    prec = self.eval_precision(name)
+                    with torch.no_grad(), lm_precision.use(prec):
                         result = self.study(name).evaluate(ctx)
+                    result.info.setdefault("precision", prec)
                     wall = time.perf_counter() - t0
                     # per-item values first: the results file is the marker that the evaluation is complete
                     items = save_items(self.layout.results_dir(v.name, seed), name, result.items)
@@ -396,10 +450,21 @@ class Runner:
                         p.unlink()
                     atomic_write_json(res_path, {
                         "study": name, "seed": seed, "fingerprint": fp, "wall_s": wall,
-                        "variant": {"name": v.name, "method": v.method, "rank": v.rank},
+                        "variant": {"name": v.name, "method": v.method, "rank": v.rank} | (
+                            {"source": v.source, "digest": v.digest} if isinstance(v, ExternalVariant) else {}),
                         "metrics": [asdict(m) for m in result.metrics], "info": result.info,
                     })
                     self.log.info("    %s done in %.1fs", name, wall)
+
+    def eval_precision(self, name: str) -> dict[str, str]:
+        """The precision of each LM-engine operation (score, sample) for study ``name`` on this run's device."""
+        return lm_precision.resolve(self.cfg.eval.precision, self.device, getattr(self.study(name), "bf16_auto", ()))
+
+    def _precision_key(self, name: str) -> list:
+        """The evaluation precision as part of a study's fingerprint: nothing when every operation is fp32 (so
+        runs made before the setting existed, and on machines without native bf16, keep their fingerprints)."""
+        prec = self.eval_precision(name)
+        return [] if set(prec.values()) == {"fp32"} else [{"precision": prec}]
 
     def finalize_studies(self) -> None:
         """Cross-variant rows of studies with ``finalize`` (e.g. the decisions study's reference policies),
@@ -419,17 +484,18 @@ class Runner:
     def paired(self) -> None:
         """Paired capture ratios and differences from base (``extra_metrics/paired-<study>.json``) and the
         studies' declared metric roles (``metric_roles.json``); recomputed from the saved per-item values."""
-        write_roles(self.layout, {n: study_class(n) for n in self.cfg.studies})
+        write_roles(self.layout, {n: study_class(n) for n in self.cfg.studies}, self.cfg.studies)
         variants = [{"name": v.name, "method": v.method, "rank": v.rank} for v in self.variants]
         for name, scfg in self.cfg.studies.items():
             t0 = time.perf_counter()
             n_boot = max(1000, int(getattr(scfg, "n_boot", 2000) or 2000))
-            path = write_paired_rows(self.layout, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot)
+            path = write_paired_rows(self.layout, name, study_class(name), variants, list(self.cfg.seeds), n_boot=n_boot,
+                                     config=scfg)
             if path is not None:
                 self.log.info("study %s: paired capture ratios (%.1fs)", name, time.perf_counter() - t0)
 
     def headline(self) -> dict[str, tuple[str, ...]]:
-        return {n: tuple(getattr(study_class(n), "headline", ())) for n in self.cfg.studies}
+        return {n: headline_metrics(study_class(n), c) for n, c in self.cfg.studies.items()}
 
     def write_tables(self) -> str:
         rows = collect_rows(self.layout)
@@ -455,6 +521,7 @@ class Runner:
                     if is_peft_method(v.method):
                         m = getattr(self.cfg.variants, v.method)
                         check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
+                self.check_external(base_model)
             self.prepare_dir()
             self.log.info("run directory: %s", self.out)
             with meter.phase("start"):
@@ -478,7 +545,7 @@ class Runner:
                 self.paired()
                 md = self.write_tables()
             atomic_write_json(self.layout.run_info_json, run_info(self.cfg, self.device, time.perf_counter() - t0, train_info,
-                                                                  meter.phases))
+                                                                  meter.phases, {n: self.eval_precision(n) for n in self.cfg.studies}))
             if self.cfg.output.report and self.report is not None:
                 self.write_report()
         finally:

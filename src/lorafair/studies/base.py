@@ -19,6 +19,11 @@ Optionally ``needs_references = ("base", "full")`` when it compares against othe
 (then ``ctx.reference(name)`` gives those models), and ``finalize(run_dir, config, results)``
 for cross-variant metrics computed once all variants are evaluated.
 
+Optionally ``bf16_auto = ("sample",)`` / ``("score",)``: the LM-engine operations whose results the study
+only uses as decisions or samples, which ``eval.precision: auto`` may run under bf16 autocast where the
+hardware has native bf16 (:mod:`lorafair.lm.precision`; state the measured agreement with fp32 in the
+study's docs). Default: none, every operation in fp32.
+
 ``evaluate`` must be a pure function of (config, seed, model): re-running it gives the
 same numbers. It may write artifacts (e.g. ``samples.jsonl``) into ``ctx.out_dir`` with the
 helpers of :mod:`lorafair.atomic`; it reads another variant's artifact through
@@ -194,9 +199,22 @@ class EvalContext:
 STUDIES: Registry[type] = Registry("study", "studies", plugins=("lorafair.studies",))
 
 
-def metric_specs(cls) -> dict[str, MetricSpec]:
-    """A study class's declared metrics by name (empty when it declares none)."""
+def metric_specs(cls, config=None) -> dict[str, MetricSpec]:
+    """A study class's declared metrics by name (empty when it declares none). A study whose metrics depend on
+    its config (``lmeval``: those of its tasks) declares them with ``specs_for(config)``, used when ``config``
+    is given."""
+    if config is not None and hasattr(cls, "specs_for"):
+        return {m.name: m for m in cls.specs_for(config)}
     return {m.name: m for m in (getattr(cls, "metric_specs", ()) or ())}
+
+
+def headline_metrics(cls, config=None) -> tuple[str, ...]:
+    """A study's headline metrics (plotted against rank, shown in summary.md): its ``headline``, or for a study
+    whose metrics depend on its config and that names none, its target metrics."""
+    own = tuple(getattr(cls, "headline", ()) or ())
+    if own or config is None or not hasattr(cls, "specs_for"):
+        return own
+    return tuple(m.name for m in cls.specs_for(config) if m.role == "target")
 
 
 def register_study(name: str):

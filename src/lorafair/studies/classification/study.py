@@ -110,6 +110,8 @@ class ClassificationStudy:
     """Accuracy and group fairness of yes/no decisions on Adult, COMPAS or German credit."""
 
     Config = ClassificationConfig
+    # eval.precision auto keeps fp32: bf16 agreement was measured only on a constant base classifier
+    # (docs/performance.md); eval.precision: bf16 opts in
     headline = ("accuracy", "accuracy_disparity", "dp_difference", "eo_difference")
     metric_specs = (
         MetricSpec("accuracy", "guard", "higher", unit="records", stat=item_stat("accuracy"),

@@ -41,6 +41,9 @@ REFERENCE_FILE = "decisions_reference.json"
 class DecisionsStudy:
     """Multi-round lending with delayed impact: approval/TPR gaps, profit, score trajectories, flips."""
 
+    # eval.precision auto keeps fp32: bf16 agreement was measured only on a constant base lender
+    # (docs/performance.md); eval.precision: bf16 opts in
+
     class Config(StudyConfig):
         sim: SimConfig = Field(default_factory=SimConfig, description="Simulation parameters (groups, score distributions, repayment curve, score dynamics).")
         episodes: int = Field(default=16, gt=0, description="Parallel episodes per variant (the unit of the bootstrap).")

@@ -228,7 +228,7 @@ class ShiftStudy:
         return contextlib.nullcontext, ctx.reference("base"), "reference model"
 
     def _full_model(self, ctx: EvalContext):
-        if ctx.variant.method == "full":
+        if ctx.variant.name == "full":  # the reference itself (another full checkpoint, e.g. an external one, is not)
             return ctx.model
         if ctx.reference is None:
             raise UserError.plain("shift study: no full fine-tuned model available (ctx.reference is not set)")

@@ -109,6 +109,9 @@ class ToxicityStudy:
     """k sampled continuations per prompt, scored for toxicity: EMT, toxicity probability, per group."""
 
     Config = ToxicityConfig
+    # eval.precision auto keeps sampling in fp32: bf16 changes the draws (common random numbers pick other
+    # tokens), and on the demo that moved EMT by up to 0.074 and changed whether full differs from base
+    # (docs/performance.md); eval.precision: bf16 opts in
     headline = ("emt", "toxicity_prob", "mean_toxicity", "emt_gap", "emt_vs_base", "perplexity")
     metric_specs = (
         MetricSpec("emt", "target", "lower", unit="prompts", stat=ps.mean("emt"),

@@ -1,0 +1,62 @@
+"""``--executor ray``: each job a Ray task (``pip install 'lorafair[ray]'``).
+
+Options (``--executor-opt key=value``): ``address`` (``auto``: the running cluster this machine belongs
+to, or ``ray://host:port`` / ``host:port``; unset: a local instance started for the sweep and stopped after
+it), ``local_cpus`` (CPUs of that local instance; default all), ``num_cpus`` / ``num_gpus`` per job (Ray's
+resource request: a job waits until a node has them free, and Ray sets ``CUDA_VISIBLE_DEVICES`` for it),
+``max_jobs`` (jobs in flight at once), ``accelerate_config`` / ``num_processes`` (multi-GPU training jobs,
+see :mod:`lorafair.run.sweep`), ``python`` (the interpreter the jobs run, default this one).
+"""
+
+from __future__ import annotations
+
+from lorafair.run.executors.base import EXECUTORS, Executor, Job, Options, require, run_job
+
+
+@EXECUTORS.register("ray", help="each job a Ray task (address=auto, num_gpus=1 …); pip install 'lorafair[ray]'")
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, opts: Options, folder):
+        ray = require("ray", "ray", "ray")
+        super().__init__(opts, folder)
+        address = opts.get("address", None)
+        local_cpus = opts.get("local_cpus", 0, int)
+        opts.check()
+        self.ray = ray
+        self._own = False
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=local_cpus or None, include_dashboard=False, log_to_driver=False)
+                self._own = True
+        self._task = ray.remote(run_job)
+        self.where = address or f"a local Ray instance ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+
+    def submit(self, jobs: list[Job]):
+        return [self._task.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, name=j.key, max_retries=0)
+                .remote(j.argv, str(j.log), j.env) for j in jobs]
+
+    def poll(self, ref) -> tuple[str, int | None]:
+        ready, _ = self.ray.wait([ref], timeout=0)
+        if not ready:
+            return "pending", None
+        try:
+            return "finished", int(self.ray.get(ref))
+        except Exception:  # the worker itself died (node lost, out of memory): no exit code
+            return "finished", None
+
+    def cancel(self, handles) -> None:
+        for ref in handles:
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:
+                pass
+
+    def close(self) -> None:
+        if self._own and self.ray.is_initialized():
+            self.ray.shutdown()
+
+    def describe(self) -> str:
+        return f"ray on {self.where}"

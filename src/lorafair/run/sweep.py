@@ -1,0 +1,359 @@
+"""The sweep driver of ``lorafair run --executor ray|slurm``: a run's variants as jobs on an existing engine.
+
+The driver does no training and loads no model. It
+
+1. checks the run directory and takes its lock (:class:`lorafair.run.rundir.RunLock`), removes the leftovers of
+   interrupted writes, writes ``config.yaml`` — exactly as the local runner does;
+2. plans the jobs: one **training** job per trainable variant × seed (``lorafair train RUN/config.yaml
+   --variant V --seed S``; a variant's learning-rate grid is tried inside its job, as in a local run, because
+   the grid keeps the lr with the lowest held-out loss) and one **evaluation** job per variant × seed
+   (``lorafair evaluate …``: every study on that variant; ``eval_group=N``: up to N LoRA-family variants of a
+   seed in one job, which loads the base model once for them). A job whose piece is finished — its ``train.json``
+   or every ``results/<study>.json`` carries this config's fingerprint (:meth:`Runner.trained`,
+   :meth:`Runner.studies_todo`) — is not submitted, so re-running the same command after the driver or some
+   jobs died re-submits only what is missing;
+3. submits each job once its dependencies are done (an evaluation waits for its variant's training and for
+   the ``full`` reference; when the start stage or a seed's data are not built yet, the first job builds them
+   alone before the others start), shows progress (queued / running / done / failed, ETA), and reports a
+   failed job with its log (``RUN/jobs/<job>.log``) while the others go on;
+4. writes metrics.csv, summary.md, run_info.json and the report from the run directory, as the local runner's
+   last phase does (:meth:`Runner.finalize_studies`, :meth:`Runner.paired`, :meth:`Runner.write_tables`).
+
+**The lock.** The driver holds ``RUN/.lock`` from start to end, so no second ``lorafair run`` (local or not)
+works in the directory at the same time. Its jobs do not take it: ``lorafair train`` and ``lorafair evaluate``
+never lock (``prepare_dir(lock=False)``) and never remove temporary files, they only write their own pieces,
+each atomically (temporary name, fsync, rename) under a name no other job writes (``<variant>-s<seed>/``), and
+the files that several jobs may write (``data/`` of a seed, ``config.yaml``) hold the same bytes whoever writes
+them. Leftovers are removed only by the driver, at its start, before any job of its own runs. A job left
+running by a driver killed with SIGKILL (Slurm jobs outlive their driver) may still be writing when the driver
+is started again: its piece is then written twice with the same content, or its temporary file is removed and
+that job fails without harm. A driver stopped with Ctrl-C or SIGTERM cancels its jobs.
+
+**Multi-GPU jobs.** ``--executor-opt accelerate_config=ddp|fsdp|zero2|zero3|FILE`` runs each training job
+under ``accelerate launch --config_file … --num_processes N`` (N: ``num_processes``, default ``num_gpus``),
+with the configs shipped in :mod:`lorafair.accelerate_configs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import yaml
+
+from lorafair.atomic import atomic_write_json
+from lorafair.config.load import dump_config
+from lorafair.config.schema import RunConfig
+from lorafair.errors import UserError
+from lorafair.run.executors.base import EXECUTORS, Executor, Job, Options, forwarded_env
+from lorafair.run.info import run_info
+from lorafair.run.layout import variant_folder
+from lorafair.run.rundir import check_out_dir
+from lorafair.run.runner import Runner, run_experiment
+
+
+def make_executor(name: str, pairs: dict[str, str], folder: Path) -> Executor:
+    """The executor ``name`` with its options (raises :class:`UserError` for an unknown name or option, or an
+    engine that is not installed: before any work)."""
+    cls = EXECUTORS.get(name)
+    return cls(Options(pairs, name), folder)
+
+
+@dataclass
+class _State:
+    job: Job
+    status: str = "waiting"  # waiting | queued | running | done | failed | skipped
+    handle: Any = None
+    submitted: float = 0.0
+    started: float = 0.0
+    finished: float = 0.0
+    exit_code: Optional[int] = None
+    note: str = ""
+
+
+class Sweep:
+    """Run ``cfg`` into ``out`` with the jobs on ``executor`` (see the module doc)."""
+
+    def __init__(self, cfg: RunConfig, out: Path, executor: Executor, *, quiet: bool = False,
+                 report: Optional[Callable[[Path], dict]] = None):
+        self.runner = Runner(cfg, out, quiet=quiet, report=report)
+        self.cfg = cfg
+        self.out = Path(out).absolute()
+        self.layout = self.runner.layout
+        self.ex = executor
+        self.quiet = quiet
+        self.log: logging.Logger = logging.getLogger("lorafair")
+
+    # ------------------------------------------------------------------ plan
+    def _argv(self, kind: str, variants: list[str], seed: int) -> list[str]:
+        names = [a for v in variants for a in ("--variant", v)]
+        tail = ["-m", "lorafair", kind, str(self.layout.config_yaml.absolute()), *names,
+                "--seed", str(seed), "--out", str(self.out), "--quiet"]
+        if kind == "train" and self.ex.accelerate_config:
+            from lorafair.accelerate_configs import config_path
+
+            n = self.ex.num_processes or int(self.ex.num_gpus) or 1
+            port = ["--main_process_port", str(self.ex.main_process_port)] if self.ex.main_process_port else []
+            return [self.ex.python, "-m", "accelerate.commands.launch", "--config_file",
+                    str(config_path(self.ex.accelerate_config)), "--num_processes", str(n), *port, *tail]
+        return [self.ex.python, *tail]
+
+    def plan(self) -> tuple[list[Job], int]:
+        """The jobs still to do (in the order a local run does them) and how many are done already."""
+        r, lay = self.runner, self.layout
+        env = forwarded_env()
+        jobs: list[Job] = []
+        done = 0
+        full = next((v for v in r.variants if v.method == "full"), None)
+        for seed in self.cfg.seeds:
+            for v in r.variants:
+                if not v.trains:
+                    continue
+                if r.trained(v, seed) is not None:
+                    done += 1
+                    continue
+                jobs.append(Job(f"train {v.name} seed {seed}", "train", v.name, seed, self._argv("train", [v.name], seed),
+                                lay.job_log("train", v.name, seed), env=env))
+        pending = {j.key for j in jobs}
+        for seed in self.cfg.seeds:
+            todo = [v for v in r.variants if not self._evaluated(v, seed)]
+            done += sum(1 for v in r.variants if self._evaluated(v, seed))
+            for group in self._eval_groups(todo):
+                deps = [k for v in group if (k := f"train {v.name} seed {seed}") in pending]
+                if full is not None and full not in group and (k := f"train full seed {seed}") in pending:
+                    deps.append(k)
+                name = group[0].name if len(group) == 1 else f"{group[0].name}..{group[-1].name}"
+                jobs.append(Job(f"evaluate {name} seed {seed}", "evaluate", name, seed,
+                                self._argv("evaluate", [v.name for v in group], seed), lay.job_log("evaluate", name, seed),
+                                deps=deps, env=env, variants=[v.name for v in group]))
+        # what every job would build on first use (the start stage, a seed's data, which builders may make by
+        # sampling the model) is built once, by the first job that needs it, before the others start
+        if jobs and self.cfg.start is not None and not lay.start_marker.exists():
+            for j in jobs[1:]:
+                j.deps.append(jobs[0].key)
+        for seed in self.cfg.seeds:
+            if not lay.data_marker(seed).exists():
+                of_seed = [j for j in jobs if j.seed == seed]
+                for j in of_seed[1:]:
+                    if of_seed[0].key not in j.deps:
+                        j.deps.append(of_seed[0].key)
+        return jobs, done
+
+    def _evaluated(self, v, seed: int) -> bool:
+        """Every study evaluated on ``v`` / ``seed``, or its training failed for good (nothing to evaluate)."""
+        rec = self.runner.trained(v, seed) if v.trains else None
+        if v.trains and rec is not None and rec.get("status") == "failed":
+            return True
+        return (rec is not None or not v.trains) and not self.runner.studies_todo(v, seed)
+
+    def _eval_groups(self, todo: list) -> list[list]:
+        """One evaluation job per variant, or with ``eval_group=N`` up to N LoRA-family variants per job
+        (one base model loaded for them all); base and full always alone."""
+        from lorafair.methods import is_peft_method
+
+        n = max(1, self.ex.eval_group)
+        alone = [[v] for v in todo if not is_peft_method(v.method)]
+        peft = [v for v in todo if is_peft_method(v.method)]
+        return alone + [peft[i:i + n] for i in range(0, len(peft), n)]
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Path:
+        t0 = time.perf_counter()
+        r = self.runner
+        check_out_dir(self.out, yaml.safe_load(dump_config(self.cfg)))
+        r.prepare_dir()  # the run-wide lock: held by this driver until the end (jobs do not take it)
+        self.log = r.log
+        states: list[_State] = []
+        try:
+            jobs, done = self.plan()
+            self.log.info("run directory: %s", self.out)
+            self.log.info("executor: %s; %d job(s) to run, %d done already", self.ex.describe(), len(jobs), done)
+            states = [_State(j) for j in jobs]
+            self._loop(states)
+        except BaseException:
+            self._cancel(states)
+            r.release()
+            self.ex.close()
+            raise
+        self.ex.close()
+        # a training recorded as failed (loss not finite at every lr) is reported as in a local run, not as a crash
+        failed = [s for s in states if s.status == "failed" and s.note != "recorded"]
+        skipped = [s for s in states if s.status == "skipped"]
+        jobs_s = time.perf_counter() - t0
+        try:
+            t1 = time.perf_counter()
+            r.finalize_studies()
+            r.paired()
+            md = r.write_tables()
+            train_info = {variant_folder(v.name, s): rec for s in self.cfg.seeds for v in r.variants
+                          if v.trains and (rec := r._read_marker(self.layout.train_json(v.name, s))) is not None}
+            phases = {"jobs": {"wall_s": round(jobs_s, 3)}, "summarise": {"wall_s": round(time.perf_counter() - t1, 3)}}
+            info = run_info(self.cfg, r.device, time.perf_counter() - t0, train_info, phases)
+            info["executor"] = {"name": self.ex.name, "jobs": len(states), "failed": len(failed), "skipped": len(skipped)}
+            atomic_write_json(self.layout.run_info_json, info)
+            if self.cfg.output.report and r.report is not None:
+                r.write_report()
+        finally:
+            r.release()
+        print(md, end="")
+        self.log.info("results: %s", self.layout.metrics_csv)
+        if failed:
+            raise JobsFailed([(s.job.key, s.exit_code, s.job.log) for s in failed], len(skipped))
+        return self.out
+
+    def _cancel(self, states: list[_State]) -> None:
+        live = [s.handle for s in states if s.status in ("queued", "running")]
+        if live:
+            self.ex.cancel(live)
+            self.log.warning("driver stopped: cancelled %d job(s); re-run the same command to resume", len(live))
+
+    def _loop(self, states: list[_State]) -> None:
+        by_key = {s.job.key: s for s in states}
+        last = None
+        while True:
+            # submit what is ready (one batch: an array job on Slurm)
+            in_flight = sum(s.status in ("queued", "running") for s in states)
+            ready = []
+            for s in states:
+                if s.status != "waiting":
+                    continue
+                dep_states = [by_key[d].status for d in s.job.deps]
+                if any(d in ("failed", "skipped") for d in dep_states) and not self._dep_optional(s, by_key):
+                    s.status, s.note = "skipped", "a job it depends on failed"
+                    self.log.warning("%s: skipped (%s)", s.job.key, ", ".join(
+                        f"{d} {by_key[d].status}" for d in s.job.deps if by_key[d].status in ("failed", "skipped")))
+                    continue
+                if all(d in ("done", "failed", "skipped") for d in dep_states):
+                    if self.ex.max_parallel and in_flight + len(ready) >= self.ex.max_parallel:
+                        break
+                    ready.append(s)
+            if ready:
+                for s in ready:
+                    s.job.log.parent.mkdir(parents=True, exist_ok=True)
+                    s.job.log.unlink(missing_ok=True)  # the log of this attempt: it appears when the job starts
+                handles = self.ex.submit([s.job for s in ready])
+                now = time.time()
+                for s, h in zip(ready, handles):
+                    s.handle, s.status, s.submitted = h, "queued", now
+                    self.log.info("submitted %s (log: %s)", s.job.key, s.job.log)
+            # poll
+            for s in states:
+                if s.status not in ("queued", "running"):
+                    continue
+                what, code = self.ex.poll(s.handle)
+                if what == "pending":
+                    if s.status == "queued" and s.job.log.exists():
+                        s.status, s.started = "running", time.time()
+                    continue
+                s.finished, s.exit_code = time.time(), code
+                s.started = s.started or s.submitted
+                self._finished(s)
+            counts = {k: sum(s.status == k for s in states) for k in ("waiting", "queued", "running", "done", "failed", "skipped")}
+            if counts != last:
+                last = counts
+                self.log.info("jobs: %s%s", ", ".join(f"{v} {k}" for k, v in counts.items() if v or k in ("done", "failed")),
+                              self._eta(states))
+            if not any(s.status in ("waiting", "queued", "running") for s in states):
+                return
+            time.sleep(self.ex.poll_s)
+
+    def _dep_optional(self, s: _State, by_key) -> bool:
+        """An evaluation may run when the trainings it waits for that failed, failed *for good* (their marker
+        records it, as in a local run: the failed variant is skipped, a study that needs ``full`` says so) and
+        some variant of the job trained; not when a job crashed."""
+        lost = set()
+        for d in s.job.deps:
+            ds = by_key[d]
+            if ds.status not in ("failed", "skipped"):
+                continue
+            if ds.job.kind != "train" or ds.note != "recorded":
+                return False
+            lost.add(ds.job.variant)
+        return bool(set(s.job.names) - lost)
+
+    def _finished(self, s: _State) -> None:
+        j, r = s.job, self.runner
+        if j.kind == "train":
+            v = next(x for x in r.variants if x.name == j.variant)
+            rec = r.trained(v, j.seed)
+            ok = rec is not None and rec.get("status") != "failed"
+            if rec is not None and rec.get("status") == "failed":
+                # a variant whose loss is not finite at every lr: recorded in train.json, as in a local run
+                s.status, s.note = "failed", "recorded"
+                self.log.warning("%s: training failed (%s); its studies are skipped, the other variants go on; "
+                                 "log: %s", j.key, rec.get("reason"), j.log)
+                return
+        else:
+            ok = all(self._evaluated(v, j.seed) for v in r.variants if v.name in j.names)
+        if ok and s.exit_code == 0:
+            s.status = "done"
+            self.log.info("%s: done in %s", j.key, _dur(s.finished - s.started))
+            return
+        s.status = "failed"
+        self.log.error("%s: failed (exit code %s); log: %s%s", j.key, s.exit_code if s.exit_code is not None else "none",
+                       j.log, _last_line(j.log))
+
+    @staticmethod
+    def _eta(states: list[_State]) -> str:
+        finished = [s.finished - s.started for s in states if s.status == "done"]
+        left = [s for s in states if s.status in ("waiting", "queued", "running")]
+        if not finished or not left:
+            return ""
+        parallel = max(1, sum(s.status == "running" for s in states))
+        return f"; ETA {_dur(sum(finished) / len(finished) * len(left) / parallel)}"
+
+
+class JobsFailed(UserError):
+    """Some jobs failed (not a bad input): exit code 1, one line naming them and their logs."""
+
+    exit_code = 1
+
+    def __init__(self, failed: list[tuple[str, Optional[int], Path]], skipped: int):
+        self.failed = failed
+        what = "; ".join(f"{k} (exit {c if c is not None else 'none'}, log {p})" for k, c, p in failed)
+        more = f", {skipped} skipped" if skipped else ""
+        super().__init__(None, message=f"{len(failed)} job(s) failed{more}: {what}; the other jobs finished and "
+                         "their results are in metrics.csv; fix the cause and re-run the same command (only the "
+                         "missing jobs are submitted)")
+
+
+def _dur(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [l for l in log.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return f" ({lines[-1].strip()[:300]})" if lines else ""
+
+
+def run_sweep(cfg: RunConfig, out: Path, executor: str, options: dict[str, str], *, quiet: bool = False,
+              report: Optional[Callable[[Path], dict]] = None) -> Path:
+    """``lorafair run --executor``: the local runner for ``local``, else the sweep driver."""
+    cls = EXECUTORS.get(executor)
+    if getattr(cls, "runs_jobs", True):
+        check_out_dir(Path(out), yaml.safe_load(dump_config(cfg)))  # before an engine is started
+    ex = cls(Options(options, executor), Path(out).absolute() / "jobs")
+    if not ex.runs_jobs:
+        return run_experiment(cfg, out, quiet=quiet, report=report)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum, frame):  # a scheduler's or a user's SIGTERM: cancel the jobs, release the lock
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return Sweep(cfg, out, ex, quiet=quiet, report=report).run()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
