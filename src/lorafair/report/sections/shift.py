@@ -1,6 +1,7 @@
 """The shift study's section: its KL metrics on one figure, the logit-lens heatmaps (layer × variant,
-from each variant's ``shift_layers.json``) and the energy of the full update captured by rank r (the run's
-``spectrum.json``)."""
+from each variant's ``shift_layers.json``), the energy of the full update captured by rank r (the run's
+``spectrum.json``) and the intruder dimensions per variant, module type and layer (metrics.csv rows
+``intruders``, groups ``type:<module type>`` and ``layer:<i>``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 from lorafair.report import plots
 from lorafair.report.artifacts import energy_curves, per_layer_quantities
 from lorafair.report.context import marker
-from lorafair.report.doc import Block, Figure, FigureRow, Heading, Para
+from lorafair.report.doc import Block, Figure, FigureRow, Heading, Para, Table
 from lorafair.report.sections import register_section
 from lorafair.report.sections.base import Section
 from lorafair.report.style import SERIES_COLORS
@@ -49,7 +50,43 @@ class ShiftSection(Section):
                                                 "their 95% intervals.")
 
     def extras(self) -> list[Block]:
-        return self.logit_lens() + self.spectrum()
+        return self.logit_lens() + self.spectrum() + self.intruders()
+
+    def intruders(self) -> list[Block]:
+        """A table of intruder counts (variant × module type, and the total) and a layer × variant heatmap."""
+        run, study = self.run, self.study
+        groups = run.groups(study, "intruders")
+        variants = [v for v in run.variants() if run.estimate(study, "intruders", v) is not None]
+        if not variants:
+            return []
+        types = [g[len("type:"):] for g in groups if g.startswith("type:")]
+        layers = [g[len("layer:"):] for g in groups if g.startswith("layer:")]
+
+        def count(v: str, group: str = "") -> str:
+            e = run.estimate(study, "intruders", v, group)
+            return "–" if e is None else f"{e.value:g}"
+
+        info = run.study_info(study).get("intruders", {})
+        how = (f"top {info['top_k']} singular vectors per module, ε = {info['epsilon']}" if "top_k" in info else "")
+        rows = [[v, count(v)] + [count(v, f"type:{t}") for t in types] for v in variants]
+        blocks: list[Block] = [
+            Heading(3, "Intruder dimensions"),
+            Para("Singular vectors of a variant's weight, among the largest of each linear module, that resemble none "
+                 "of the base weight's (best |cosine| below ε; Shuttleworth et al. 2024, PEFT's detection)" +
+                 (f": {how}" if how else "") + ". Shuttleworth et al. found them in LoRA updates and rarely after full fine-tuning. "
+                 "Counts are summed over modules (and averaged over seeds)."),
+            Table(["variant", "total"] + types, rows, caption="intruder dimensions per module type"),
+        ]
+        if len(layers) > 1:
+            mat = np.full((len(variants), len(layers)), np.nan)
+            for i, v in enumerate(variants):
+                for j, l in enumerate(layers):
+                    e = run.estimate(study, "intruders", v, f"layer:{l}")
+                    mat[i, j] = np.nan if e is None else e.value
+            png = plots.heatmap(mat, variants, layers, title="intruder dimensions per layer", cbar_label="intruders")
+            blocks.append(self.ctx.fig("intruders-layers", png, "Intruder dimensions per layer (columns, summed over "
+                                       "the layer's modules) and variant (rows)."))
+        return blocks
 
     def logit_lens(self) -> list[Block]:
         run = self.run

@@ -15,7 +15,11 @@ Per variant v, on held-out shift data (next-token posteriors at every scored pos
   and with ``toxic_vocab`` the probability mass on toxic tokens of v and of base;
 - spectrum of ΔW_full (``RUN/spectrum.json``, once per run) and, for LoRA-family variants, principal
   angles between the variant's own update W_eff − W_base (PiSSA's residual and DoRA's magnitude
-  included) and ΔW_full's top-r subspace (``subspace_overlap``).
+  included) and ΔW_full's top-r subspace (``subspace_overlap``);
+- intruder dimensions (Shuttleworth et al. 2024; PEFT's detection, :mod:`.intruders`): per linear
+  module, the top-k singular vectors of the variant's weight whose best |cosine| with every singular
+  vector of the base weight is below ε; ``intruders`` counted in total, per module type
+  (group ``type:<type>``) and per layer (group ``layer:<i>``), details in ``shift_intruders.json``.
 
 Base posteriors come from ``ctx.base_view()`` (the PEFT model with adapters disabled) when the
 variant is a PEFT model whose base weights are the base model's (not PiSSA), else from
@@ -27,7 +31,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Literal, Optional
+from functools import partial
+from typing import Callable, Literal, Optional
 
 import numpy as np
 import torch
@@ -41,10 +46,12 @@ from lorafair.stats.bootstrap import bootstrap_mean_ci, ratio_ci
 from lorafair.stats.paired import ratio_of_sums
 from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, StudyConfig, StudyResult, register_study
 from lorafair.studies.shift import divergence as dv
+from lorafair.studies.shift import intruders as intr
 from lorafair.studies.shift.lens_collect import LensCollector
 from lorafair.studies.shift.posteriors import ReferenceCache, fingerprint, forward_batch, make_batches, rows_logp
 from lorafair.studies.shift.spectrum import (
-    DEFAULT_RANKS, LowRankDelta, lora_deltas, lora_subspace_angles, summarise_spectra, update_spectrum,
+    DEFAULT_RANKS, LowRankDelta, linear_weights, lora_deltas, lora_subspace_angles, paired_weights, split_name,
+    summarise_spectra, update_spectrum,
 )
 from lorafair.studies.shift.toxic_vocab import load_words, token_ids_for_words
 
@@ -103,6 +110,15 @@ class ShiftConfig(StudyConfig):
     toxic_vocab: Optional[str] = Field(default=None, description="'better-profanity' or a word-list file: report probability mass on those tokens per layer.")
     spectrum: bool = Field(default=True, description="Spectrum of ΔW_full (RUN/spectrum.json) and LoRA principal angles.")
     ranks: list[int] = Field(default_factory=lambda: list(DEFAULT_RANKS), description="Ranks at which to report the energy of ΔW_full.")
+    intruders: bool = Field(
+        default=True,
+        description="Count intruder dimensions (Shuttleworth et al. 2024, PEFT's detection) per linear module: one SVD "
+        "per changed module per variant, plus the base's once per run (kept in memory: about the size of the base's "
+        "linear weights in float32).",
+    )
+    intruder_top_k: int = Field(default=intr.DEFAULT_TOP_K, gt=0, description="Singular vectors of the variant's weight examined per module (largest first).")
+    intruder_epsilon: float = Field(default=intr.DEFAULT_EPSILON, gt=0, le=1,
+                                    description="A singular vector is an intruder when its best |cosine| with the base's singular vectors is below this.")
     quantiles: list[float] = Field(default_factory=lambda: [0.5, 0.9, 0.99], description="Token quantiles reported per divergence.")
     n_boot: int = Field(default=1000, gt=0, description="Bootstrap resamples for intervals.")
     reference_cache_mb: int = Field(
@@ -161,6 +177,11 @@ class ShiftStudy:
                    doc="mean over adapted modules of the mean cos² of the principal angles between the top-r "
                    "subspaces of the variant's ΔW and of ΔW_full (1 = same subspace)"),
         MetricSpec("subspace_angle_deg", "diagnostic", "lower", doc="mean principal angle (degrees)"),
+        MetricSpec("intruders", "diagnostic", "lower",
+                   doc="intruder dimensions: among the top-k singular vectors of each linear module's weight, those whose "
+                   "best |cosine| with the base weight's singular vectors is below ε (Shuttleworth et al. 2024); total, "
+                   "and per module type (group type:<type>) and layer (group layer:<i>)"),
+        MetricSpec("intruder_modules", "diagnostic", "lower", doc="linear modules with at least one intruder dimension"),
     )
 
     def __init__(self) -> None:
@@ -169,6 +190,7 @@ class ShiftStudy:
         # (base, full, KL(full‖base), the base's lens) keyed by run and seed, within a memory budget
         self._spectrum_cache: dict = {}
         self._toxic_ids: dict = {}
+        self._base_svd: dict = {}  # (run, seed) -> {module: U of W_base} for intruder dimensions
         self.reference_cache = ReferenceCache(0)
 
     # ---- data -------------------------------------------------------------------------------
@@ -316,10 +338,81 @@ class ShiftStudy:
         if cfg.spectrum:
             with clock("spectrum"):
                 rows += self._spectrum(ctx, cfg, full_model, shift_layers, info)
+        if cfg.intruders:
+            with clock("intruders"):
+                rows += self._intruders(ctx, cfg, info)
         atomic_write_json(ctx.out_dir / "shift_layers.json", shift_layers)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         info["seconds_by_part"] = clock.rounded()
         return StudyResult(rows, info, items={UNIT: ItemSet(ids, columns)})
+
+    # ---- intruder dimensions -----------------------------------------------------------------
+    def _intruders(self, ctx: EvalContext, cfg: ShiftConfig, info: dict) -> list[MetricRow]:
+        """Intruder dimensions of the variant's weights against the base's, per linear module (lm_head
+        excluded). Modules the variant did not change have none (their singular vectors are the base's)
+        and cost nothing; the base's left singular vectors are computed once per run and seed."""
+        base_model = self._base_weights_model(ctx)
+        wb = linear_weights(base_model)
+        # module -> the variant's weight W' (module layout), formed one module at a time below
+        changed: dict[str, Callable[[], torch.Tensor]] = {}
+        if ctx.variant.method != "base":
+            with torch.no_grad():
+                if _is_peft(ctx.model):
+                    for name, (delta, _r, _floor) in lora_deltas(ctx.model, base_model).items():
+                        if name in wb and not (isinstance(delta, LowRankDelta) and delta.is_zero):
+                            changed[name] = partial(_plus, wb[name], delta)
+                else:
+                    for name, w0, w1 in paired_weights(base_model, ctx.model):
+                        if not torch.equal(w0, w1.to(w0.device)):
+                            changed[name] = (lambda w=w1: w)
+        key = (str(ctx.run_dir), ctx.seed)
+        if key not in self._base_svd:
+            self._base_svd.clear()
+            self._base_svd[key] = {}
+        u_cache = self._base_svd[key]
+        modules = []
+        with torch.no_grad():
+            for name in wb:
+                mtype, layer = split_name(name)
+                if name not in changed:
+                    modules.append(intr.ModuleIntruders(name, mtype, layer, 0, [], []))
+                    continue
+                if name not in u_cache:
+                    u_cache[name] = intr.left_singular_vectors(wb[name])
+                cos = intr.best_cosines(u_cache[name], changed[name]().to(u_cache[name].device), cfg.intruder_top_k)
+                idx = torch.where(cos < cfg.intruder_epsilon)[0].tolist()
+                modules.append(intr.ModuleIntruders(name, mtype, layer, len(idx), idx, [float(c) for c in cos]))
+        summary = intr.summarise(modules)
+        atomic_write_json(ctx.out_dir / "shift_intruders.json", {
+            "variant": ctx.variant.name, "top_k": cfg.intruder_top_k, "epsilon": cfg.intruder_epsilon,
+            "what": "per linear module: top-k left singular vectors of the variant's weight whose best |cosine| with "
+                    "the base weight's left singular vectors is below epsilon (PEFT's intruder detection)",
+            "summary": summary, "modules": [m.as_dict() for m in modules if m.name in changed],
+        })
+        info["intruders"] = {"top_k": cfg.intruder_top_k, "epsilon": cfg.intruder_epsilon, "modules": summary["modules"],
+                             "changed_modules": len(changed), "file": "shift_intruders.json"}
+        n_type: dict[str, int] = {}
+        n_layer: dict[str, int] = {}
+        for m in modules:
+            n_type[m.module_type] = n_type.get(m.module_type, 0) + 1
+            lk = "none" if m.layer is None else str(m.layer)
+            n_layer[lk] = n_layer.get(lk, 0) + 1
+        rows = [MetricRow("intruders", float(summary["total"]), None, None, summary["modules"]),
+                MetricRow("intruder_modules", float(summary["modules_with_intruders"]), None, None, summary["modules"])]
+        rows += [MetricRow("intruders", float(c), None, None, n_type[t], group=f"type:{t}") for t, c in summary["by_type"].items()]
+        rows += [MetricRow("intruders", float(c), None, None, n_layer[l], group=f"layer:{l}") for l, c in summary["by_layer"].items()]
+        return rows
+
+    def _base_weights_model(self, ctx: EvalContext):
+        """The model whose linear weights are the base's: the variant itself for base, the base reference, or a
+        PEFT model's unmerged base layers (not for PiSSA, whose base layers hold the residual W − B·A)."""
+        if ctx.variant.method == "base":
+            return ctx.model
+        if ctx.reference is not None:
+            return ctx.reference("base")
+        if _is_peft(ctx.model) and adapters_off_is_base(ctx.variant.method):
+            return ctx.model
+        raise UserError.plain("shift study: the spectrum and intruder dimensions need the base model (ctx.reference is not set)")
 
     def _toxic_token_ids(self, tokenizer, source: str) -> list[int]:
         """Token ids of a toxic word list for a tokenizer, computed once per run (every variant shares the tokenizer)."""
@@ -350,14 +443,7 @@ class ShiftStudy:
         rows: list[MetricRow] = []
         key = (str(ctx.run_dir), ctx.seed)
         dec = self._spectrum_cache.get(key)
-        if ctx.variant.method == "base":
-            base_weights = ctx.model
-        elif ctx.reference is not None:
-            base_weights = ctx.reference("base")
-        elif _is_peft(ctx.model) and adapters_off_is_base(ctx.variant.method):
-            base_weights = ctx.model
-        else:
-            raise UserError.plain("shift study: spectrum needs the base model (ctx.reference is not set)")
+        base_weights = self._base_weights_model(ctx)
         # the variant's own update W_eff − W_base per adapted module (PiSSA's residual, DoRA's magnitude included)
         lora = lora_deltas(ctx.model, base_weights) if _is_peft(ctx.model) else {}
         keep = max([d[1] for d in lora.values()] + [_ladder_max_rank(ctx.config)])
@@ -392,6 +478,12 @@ class ShiftStudy:
                 for m in ("subspace_overlap", "subspace_angle_deg"):
                     rows.append(MetricRow(m, float("nan"), None, None, 0, note=why))
         return rows
+
+
+def _plus(w: torch.Tensor, delta) -> torch.Tensor:
+    """W + ΔW in float32 (ΔW a :class:`LowRankDelta` or a dense tensor, module layout)."""
+    d = delta.dense() if isinstance(delta, LowRankDelta) else delta
+    return w.float() + d.to(device=w.device, dtype=torch.float32)
 
 
 def _ladder_max_rank(config) -> int:
