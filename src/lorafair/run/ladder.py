@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import RunConfig
 from lorafair.methods import peft_methods
@@ -9,7 +11,9 @@ from lorafair.run.layout import variant_name
 
 
 def plan_variants(cfg: RunConfig) -> list[Variant]:
-    """base, full, then each PEFT method's ranks in ascending order (methods in registration order)."""
+    """base, full, then each PEFT method's ranks in ascending order (methods in registration order); then, for
+    each strategy of ``cfg.strategies`` (recipe order), every trained variant again with that strategy
+    (``full+select``, ``lora-r8+select`` …: the same method, rank and learning rates)."""
     v = cfg.variants
     grid = v.lr_grid or {}
     out: list[Variant] = []
@@ -25,4 +29,7 @@ def plan_variants(cfg: RunConfig) -> list[Variant]:
         for r in sorted(m.ranks):
             out.append(Variant(variant_name(method, r), method, r, tuple(grid.get(method, [m.lr])), m.alpha_for(r),
                                m.dropout, tm))
+    plain = [x for x in out if x.trains]
+    for strategy in cfg.strategies or {}:
+        out += [replace(x, name=variant_name(x.method, x.rank, strategy), strategy=strategy) for x in plain]
     return out
