@@ -13,7 +13,6 @@ Needs: text or prompt/completion records of which at least one names a term of t
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -44,11 +43,15 @@ class CfregConfig(StrategyConfig):
 def divergence(logp: torch.Tensor, logq: torch.Tensor, kind: str = "js") -> torch.Tensor:
     """Per-row divergence between two distributions given as log-probabilities (last dimension): Jensen–Shannon
     (``js``, in nats, at most ln 2) or symmetric KL (``skl``: (KL(p‖q) + KL(q‖p)) / 2)."""
+    logp, logq = logp.double(), logq.double()
     p, q = logp.exp(), logq.exp()
     if kind == "skl":
-        return 0.5 * ((p - q) * (logp - logq)).sum(-1)
-    logm = torch.logsumexp(torch.stack([logp, logq]), dim=0) - math.log(2.0)
-    return 0.5 * (p * (logp - logm)).sum(-1) + 0.5 * (q * (logq - logm)).sum(-1)
+        return (0.5 * ((p - q) * (logp - logq)).sum(-1)).to(torch.float32)
+    # with d = log q − log p: log p − log m = −log1p(expm1(d) / 2), log q − log m = −log1p(expm1(−d) / 2): exactly
+    # 0 where p = q (a mixture's logsumexp would leave rounding); |d| capped at 60 where the weight is < e^-60
+    d = (logq - logp).clamp(-60.0, 60.0)
+    js = 0.5 * (p * -torch.log1p(torch.expm1(d) / 2)).sum(-1) + 0.5 * (q * -torch.log1p(torch.expm1(-d) / 2)).sum(-1)
+    return js.to(torch.float32)
 
 
 def common_suffix(a: list[int], b: list[int]) -> int:

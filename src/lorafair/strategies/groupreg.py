@@ -1,7 +1,8 @@
 """``dpreg`` / ``eoreg``: group-fairness penalties for yes/no decisions, fairness-regularised objectives.
 
 For each prompt/completion record of a batch, the model's answer score is ``s = log p(yes) − log p(no)`` of the
-first answer token at the answer position (the last prompt token), and ``π = σ(s)``, the probability of "yes"
+first token where the two answers differ, at the position predicting it (after the prompt and the answers'
+common first tokens, e.g. a byte-level tokenizer's space), and ``π = σ(s)``, the probability of "yes"
 between the two answers. The smooth gap is the mean, over the pairs of groups present in the batch, of
 ``(π̄_g − π̄_h)²`` (π̄_g: the mean π of group g's records): over every record (``dpreg``, demographic parity) or
 over the records whose answer is the positive one (``eoreg``, equal opportunity: the true-positive rates). The
@@ -47,11 +48,14 @@ class GroupGap:
 
     def __init__(self, cfg: GroupRegConfig, tok, equal_opportunity: bool, field: str):
         self.cfg, self.eo, self.field = cfg, equal_opportunity, field
-        self.yes = tokens(tok, cfg.positive, special=False)[:1]
-        self.no = tokens(tok, cfg.negative, special=False)[:1]
-        if not self.yes or not self.no or self.yes == self.no:
-            raise UserError(f"{field}.negative", cfg.negative, f"an answer whose first token differs from "
-                            f"{cfg.positive!r}'s")
+        yes, no = tokens(tok, cfg.positive, special=False), tokens(tok, cfg.negative, special=False)
+        c = 0  # the answers' common first tokens (a byte-level tokenizer's space): scored after them
+        while c < min(len(yes), len(no)) and yes[c] == no[c]:
+            c += 1
+        if c == min(len(yes), len(no)):
+            raise UserError(f"{field}.negative", cfg.negative, f"an answer whose tokens differ from "
+                            f"{cfg.positive!r}'s (neither may be the start of the other)")
+        self.shared, self.yes, self.no = yes[:c], [yes[c]], [no[c]]
 
     def encode(self, rows: list[dict], tok, max_length: int) -> list[dict]:
         gf = self.cfg.group_field
@@ -69,7 +73,12 @@ class GroupGap:
             if not any(x != IGNORE for x in e["labels"][1:]):
                 continue
             n_prompt = next((i for i, x in enumerate(e["labels"]) if x != IGNORE), len(e["labels"]))
-            e["answer_pos"] = max(0, n_prompt - 1)
+            c = len(self.shared)
+            if e["input_ids"][n_prompt:n_prompt + c] != self.shared or n_prompt + c >= len(e["input_ids"]):
+                raise UserError(f"{self.field}.positive", self.cfg.positive, message=f"{self.field}.positive: expected "
+                                f"training completions that are the answers {self.cfg.positive!r} / "
+                                f"{self.cfg.negative!r}; a record's completion is {str(r['completion'])[:40]!r}")
+            e["answer_pos"] = max(0, n_prompt - 1 + c)
             e["group_id"] = gid[str(r[gf])] if r.get(gf) is not None else -1
             e["positive"] = int(str(r["completion"]).strip() == self.cfg.positive.strip())
             out.append(e)
