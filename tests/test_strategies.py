@@ -315,3 +315,12 @@ def test_run_with_strategies_end_to_end(tmp_path):
     Runner(cfg, out, quiet=True).run()
     assert {n: (out / n / "train.json").stat().st_mtime_ns for n in before} == before
     assert lay.strategy_data("select", 0).stat().st_mtime_ns == mtime
+
+
+def test_strategies_command_lists_them_and_their_fields(cli):
+    code, out, _ = cli("strategies")
+    assert code == 0 and [l.split(":")[0] for l in out.splitlines()] == ["cda", "cfreg", "dpreg", "eoreg", "select"]
+    code, out, _ = cli("strategies", "cfreg")
+    assert code == 0 and "  lam (default 1.0): λ" in out and "  needs: " in out
+    line = one_error_line(*cli("strategies", "nope")[::2])
+    assert line.startswith("error: strategies='nope': expected one of cda, cfreg")
