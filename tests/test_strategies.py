@@ -279,7 +279,7 @@ def test_run_with_strategies_end_to_end(tmp_path):
         "variants": {"full": {"enabled": False}, "lora": {"ranks": [1, 2]}},
         "data": {"train": {"source": f"jsonl:{data}", "limit": None}},
         "train": {"precision": "fp32"},
-        "strategies": {"cfreg": {"lam": 0.0}, "dpreg": {"lam": 5.0}, "select": {"balance": "field:group"},
+        "strategies": {"cfreg": {"lam": 0.0}, "dpreg": {"lam": 5.0}, "select": {"balance": "field:group", "prefer": "counterfactual_gap"},
                        "cda": {}},
     }))
     from lorafair.run.runner import Runner
@@ -303,7 +303,8 @@ def test_run_with_strategies_end_to_end(tmp_path):
     n_train = tj["lora-r1"]["train_records"]
     assert len(chosen) <= n_train and tj["lora-r1+select"]["train_records"] == len(chosen)
     assert [r["group"] for r in chosen].count("m") == [r["group"] for r in chosen].count("f")
-    assert json.loads(lay.strategy_marker("select", 0).read_text())["records"] == len(chosen)
+    marker = json.loads(lay.strategy_marker("select", 0).read_text())
+    assert marker["records"] == len(chosen) and marker["counterfactual_pairs"] == n_train  # the base model was asked
     assert tj["lora-r1+cda"]["train_records"] == 2 * n_train  # every record names "he" or "she"
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     strategy = {r["variant"]: r["strategy"] for r in rows}
@@ -324,3 +325,29 @@ def test_strategies_command_lists_them_and_their_fields(cli):
     assert code == 0 and "  lam (default 1.0): λ" in out and "  needs: " in out
     line = one_error_line(*cli("strategies", "nope")[::2])
     assert line.startswith("error: strategies='nope': expected one of cda, cfreg")
+
+
+def test_select_prefers_records_the_base_model_treats_differently_from_their_counterfactual():
+    from lorafair.adapt.tokenize import encode_record, sequence_nll
+    from lorafair.data.wordlists import axes_mapping, swap_record
+    from lorafair.models.tiny import build_tiny
+
+    model, tok = build_tiny("llama")
+    rows = [{"text": t} for t in ("He is a nurse.", "She is a doctor.", "His father cooks.", "No terms at all.",
+                                  "Her brother sings loudly.", "The king and his son.", "Nothing here either.",
+                                  "She said he was late.")]
+    ctx = StrategyContext(seed=0, tokenizer=tok, max_length=32, base_model=lambda: (model, tok))
+    s = build_strategy("select", {"prefer": "counterfactual_gap", "budget": 3})
+    out = s.select(rows, ctx)
+    gap = {}
+    for i, r in enumerate(rows):  # by hand, one record at a time
+        cf, n = swap_record(r, axes_mapping(["gender"]))
+        if n:
+            (a,), (na,) = sequence_nll(model, [encode_record(r, tok, 32)], tok.pad_token_id, 1)
+            (b,), (nb,) = sequence_nll(model, [encode_record(cf, tok, 32)], tok.pad_token_id, 1)
+            gap[i] = abs(a / na - b / nb)
+    top = sorted(sorted(gap, key=lambda i: -gap[i])[:3])
+    assert out == [rows[i] for i in top] and s.summary["counterfactual_pairs"] == 6
+    assert s.select(rows, ctx) == out  # deterministic
+    with pytest.raises(UserError, match=r"^strategies.select.axes=\['gender'\]: expected axes of which some"):
+        s.select([{"text": "No terms at all."}] * 4, ctx)

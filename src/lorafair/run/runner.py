@@ -214,7 +214,8 @@ class Runner:
         info = {}
         failed = []
         trainable = [v for v in self.variants if v.trains and (only is None or v.name == only)]
-        strategy_inputs = StrategyInputs(self.cfg, self.layout, tok, self.device, self.log, is_main_process())
+        strategy_inputs = StrategyInputs(self.cfg, self.layout, tok, self.device, self.log, is_main_process(),
+                                         base_model=lambda: (base_model, tok))
         for seed in seeds or self.cfg.seeds:
             train_rows, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             enc_train = encode_records(train_rows, tok, self.cfg.train.max_length)

@@ -23,8 +23,9 @@ class StrategyInputs:
     """Per run: ``inputs(variant, seed, rows, enc)`` -> (encoded training records, objective or None) of a
     variant; plain variants get ``enc`` unchanged. Selected records are built once per (strategy, seed)."""
 
-    def __init__(self, cfg, layout: RunLayout, tok, device, log, is_main: bool = True):
+    def __init__(self, cfg, layout: RunLayout, tok, device, log, is_main: bool = True, base_model=None):
         self.cfg, self.layout, self.tok, self.device, self.log, self.is_main = cfg, layout, tok, device, log, is_main
+        self.base_model = base_model  # () -> (model, tokenizer), for strategies that ask the base model
         self._memo: dict[tuple[str, int], tuple[list[dict], Any]] = {}
 
     def inputs(self, variant, seed: int, rows: list[dict], enc: list[dict]) -> tuple[list[dict], Optional[Any]]:
@@ -41,7 +42,7 @@ class StrategyInputs:
         strategy = build_strategy(name, scfg)
         ml = self.cfg.train.max_length
         ctx = StrategyContext(seed=seed, tokenizer=self.tok, max_length=ml, device=self.device, log=self.log,
-                              field=strategy.field)
+                              field=strategy.field, base_model=self.base_model)
         if strategy.selects():
             rows = self._selected(strategy, seed, rows, ctx)
             enc = encode_records(rows, self.tok, ml)

@@ -48,6 +48,7 @@ class StrategyContext:
     device: Any = "cpu"
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("lorafair"))
     field: str = "strategies"  # ``strategies.<name>``: the prefix of its error messages
+    base_model: Optional[Callable[[], tuple[Any, Any]]] = None  # () -> (model, tokenizer): the ladder's base
 
 
 class Objective(Protocol):

@@ -10,6 +10,10 @@ record budget, deterministic given the seed.
    ``oversample``) or left smaller. Records naming no group are kept (``ungrouped: keep``) or dropped.
 3. ``budget``: at most this many records (default: as many as the plain training set), a seeded sample when
    more remain.
+4. ``prefer: counterfactual_gap``: wherever records are left out (a group's share, the budget), the records
+   kept are those whose group-swapped counterfactual (``axes``) the *base* model treats most differently —
+   the largest |mean token NLL(text) − mean token NLL(counterfactual)| — instead of a seeded sample (ties,
+   and records naming no term, in seeded order): training where the base model is most unfair.
 
 Needs: text records (and, for ``balance``, records naming at least two groups); refuses otherwise.
 """
@@ -19,9 +23,11 @@ from __future__ import annotations
 import random
 from typing import Literal, Optional
 
+import torch
+
 from pydantic import Field, field_validator
 
-from lorafair.data.wordlists import AXES, record_text, text_group
+from lorafair.data.wordlists import AXES, axes_mapping, record_text, swap_record, text_group
 from lorafair.errors import UserError
 from lorafair.strategies.base import Strategy, StrategyConfig, StrategyContext, register_strategy
 
@@ -38,6 +44,19 @@ class SelectConfig(StrategyConfig):
                                                "balancing: kept, or dropped.")
     oversample: bool = Field(default=True, description="A group with fewer records than its share is repeated "
                              "(seeded draws with replacement) up to it; false: it stays smaller.")
+    prefer: Optional[Literal["counterfactual_gap"]] = Field(
+        default=None, description="'counterfactual_gap': keep the records whose counterfactual the base model "
+        "treats most differently (null: a seeded sample).")
+    axes: list[str] = Field(default_factory=lambda: ["gender"], min_length=1,
+                            description=f"Identity axes swapped for prefer: counterfactual_gap ({', '.join(AXES)}).")
+
+    @field_validator("axes")
+    @classmethod
+    def _axes(cls, v):
+        bad = [a for a in v if a not in AXES]
+        if bad:
+            raise ValueError(f"unknown axis {bad[0]!r}; expected some of {', '.join(AXES)}")
+        return list(dict.fromkeys(v))
 
     @field_validator("balance")
     @classmethod
@@ -79,14 +98,45 @@ class Select(Strategy):
             if not idx:
                 raise UserError(f"{self.field}.max_toxicity", cfg.max_toxicity,
                                 "a threshold some training record is below (the scorer rates every record at or above it)")
+        pick = lambda members, k: rng.sample(members, k)  # noqa: E731
+        if cfg.prefer == "counterfactual_gap":
+            gaps = self.counterfactual_gaps(rows, idx, ctx)
+            tie = list(range(len(rows)))
+            rng.shuffle(tie)
+            priority = {i: (-gaps.get(i, 0.0), tie[i]) for i in idx}
+            pick = lambda members, k: sorted(members, key=priority.__getitem__)[:k]  # noqa: E731
+            summary["counterfactual_pairs"] = len(gaps)
         if cfg.balance is not None:
-            idx = self._balanced(rows, idx, budget, rng, summary)
+            idx = self._balanced(rows, idx, budget, rng, summary, pick)
         elif len(idx) > budget:
-            idx = sorted(rng.sample(idx, budget))
+            idx = sorted(pick(idx, budget))
         self.summary = summary | {"records": len(idx)}
         return [rows[i] for i in idx]
 
-    def _balanced(self, rows, idx, budget, rng, summary) -> list[int]:
+    def counterfactual_gaps(self, rows: list[dict], idx: list[int], ctx: StrategyContext) -> dict[int, float]:
+        """Record index -> |mean token NLL of the record − of its counterfactual| under the base model, for the
+        records of ``idx`` naming a term of ``axes`` (computed in one batched pass of :class:`lorafair.lm.LM`)."""
+        from lorafair.lm import LM, encode_record
+
+        if ctx.base_model is None:
+            raise RuntimeError("prefer: counterfactual_gap needs the base model in the strategy context")
+        model, tok = ctx.base_model()
+        mapping = axes_mapping(self.config.axes)
+        which, enc = [], []
+        for i in idx:
+            cf, n = swap_record(rows[i], mapping)
+            if n:
+                which.append(i)
+                enc += [encode_record(rows[i], tok, ctx.max_length), encode_record(cf, tok, ctx.max_length)]
+        if not which:
+            raise UserError(f"{self.field}.axes", self.config.axes, f"axes of which some training record names a "
+                            "term (prefer: counterfactual_gap compares each record with its group-swapped copy)")
+        with torch.no_grad():
+            nll, cnt = LM(model, tok, device=ctx.device).sequence_nll(enc, desc="counterfactual gaps")
+        mean = [a / max(1, b) for a, b in zip(nll, cnt)]
+        return {i: abs(mean[2 * k] - mean[2 * k + 1]) for k, i in enumerate(which)}
+
+    def _balanced(self, rows, idx, budget, rng, summary, pick) -> list[int]:
         cfg = self.config
         by: dict[str, list[int]] = {}
         for i in idx:
@@ -98,14 +148,14 @@ class Select(Strategy):
                             f"(found: {found}); {self.needs}")
         keep_u = ungrouped if cfg.ungrouped == "keep" else []
         if len(keep_u) > budget // 2:  # the groups keep at least half of the budget
-            keep_u = sorted(rng.sample(keep_u, budget // 2))
+            keep_u = sorted(pick(keep_u, budget // 2))
         share = (budget - len(keep_u)) // len(by)
         chosen = list(keep_u)
         counts = {}
         for g in sorted(by):
             members = by[g]
             if len(members) >= share:
-                take = rng.sample(members, share)
+                take = pick(members, share)
             elif cfg.oversample:
                 take = members + [rng.choice(members) for _ in range(share - len(members))]
             else:
