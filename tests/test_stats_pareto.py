@@ -1,7 +1,5 @@
 """The Pareto front of the trade-off plot, on synthetic points."""
 
-import math
-
 import pytest
 
 from lorafair.stats.pareto import pareto_front

@@ -14,7 +14,7 @@ from lorafair.config.load import validate_config
 from lorafair.errors import UserError
 from lorafair.run.ladder import plan_variants
 from lorafair.run.layout import RunLayout, parse_folder, parse_variant, split_strategy, variant_folder, variant_name
-from lorafair.strategies import STRATEGIES, StrategyContext, build_strategy, validate_strategies, variant_key
+from lorafair.strategies import STRATEGIES, StrategyContext, build_strategy, variant_key
 from lorafair.strategies.cfreg import CounterfactualInvariance, common_suffix, divergence
 from lorafair.strategies.groupreg import group_gap
 from helpers_lf import TINY, deep_update, hash_scorer, one_error_line

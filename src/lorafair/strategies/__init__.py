@@ -6,7 +6,6 @@ from the data. The registry finds every module of this package on its first look
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict
 from typing import Any
 
@@ -18,9 +17,6 @@ from lorafair.strategies.base import (STRATEGIES, Objective, Strategy, StrategyC
 
 __all__ = ["STRATEGIES", "Objective", "Strategy", "StrategyConfig", "StrategyContext", "register_strategy",
            "validate_strategies", "build_strategy", "variant_key"]
-
-NAME_RE = re.compile(r"^[a-z0-9_]+$")  # a strategy name is a variant-name suffix: lora-r8+cfreg
-
 
 def validate_strategies(raw: dict[str, Any] | None) -> dict[str, Any]:
     """Name -> validated strategy Config instance (recipe order); UserError naming ``strategies.<name>.<field>``."""

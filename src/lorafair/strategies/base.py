@@ -23,12 +23,15 @@ This package imports ``data``, ``scorers``, ``lm`` and ``adapt.tokenize``-level 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from typing_extensions import Annotated
 
+from lorafair.data.wordlists import AXES
 from lorafair.registry import Registry
 
 
@@ -36,6 +39,21 @@ class StrategyConfig(BaseModel):
     """Base class of every strategy's config: unknown keys are errors, NaN and ±inf refused."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _axes(v: list[str]) -> list[str]:
+    bad = [a for a in v if a not in AXES]
+    if bad:
+        raise ValueError(f"unknown axis {bad[0]!r}; expected some of {', '.join(AXES)}")
+    return list(dict.fromkeys(v))
+
+
+# identity axes of the cda word lists (lorafair.data.wordlists), as a strategy config field: ``axes: Axes = axes_field(…)``
+Axes = Annotated[list[str], AfterValidator(_axes)]
+
+
+def axes_field(what: str):
+    return Field(default_factory=lambda: ["gender"], min_length=1, description=f"{what}: {', '.join(AXES)}.")
 
 
 @dataclass
@@ -91,5 +109,8 @@ STRATEGIES: Registry[type] = Registry("strategy", "strategies", plugins=("lorafa
 
 
 def register_strategy(name: str, help: str = "") -> Callable[[type], type]:
-    """Decorator: ``@register_strategy("select")`` on a :class:`Strategy` subclass."""
+    """Decorator: ``@register_strategy("select")`` on a :class:`Strategy` subclass. The name is a variant-name
+    suffix (``lora-r8+select``): lower-case letters, digits and ``_``."""
+    if not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValueError(f"strategy name {name!r}: expected lower-case letters, digits and '_'")
     return STRATEGIES.register(name, help)

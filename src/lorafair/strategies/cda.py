@@ -8,26 +8,17 @@ Needs: text or prompt/completion records of which at least one names a term of t
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from lorafair.data.wordlists import AXES, augment, axes_mapping
+from lorafair.data.wordlists import augment, axes_mapping
 from lorafair.errors import UserError
-from lorafair.strategies.base import Strategy, StrategyConfig, StrategyContext, register_strategy
+from lorafair.strategies.base import Axes, Strategy, StrategyConfig, StrategyContext, axes_field, register_strategy
 
 
 class CdaConfig(StrategyConfig):
-    axes: list[str] = Field(default_factory=lambda: ["gender"], min_length=1,
-                            description=f"Identity axes to swap: {', '.join(AXES)}.")
+    axes: Axes = axes_field("Identity axes to swap")
     keep_original: bool = Field(default=True, description="Keep each original next to its counterfactual "
                                 "(two-sided CDA); false: the counterfactual replaces it.")
-
-    @field_validator("axes")
-    @classmethod
-    def _axes(cls, v):
-        bad = [a for a in v if a not in AXES]
-        if bad:
-            raise ValueError(f"unknown axis {bad[0]!r}; expected some of {', '.join(AXES)}")
-        return list(dict.fromkeys(v))
 
 
 @register_strategy("cda", help="counterfactual data augmentation: every record paired with its group-swapped copy")

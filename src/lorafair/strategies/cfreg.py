@@ -16,28 +16,19 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from lorafair.data.wordlists import AXES, axes_mapping, swap_record
+from lorafair.data.wordlists import axes_mapping, swap_record
 from lorafair.errors import UserError
 from lorafair.lm import IGNORE, encode_record, pad
-from lorafair.strategies.base import Strategy, StrategyConfig, StrategyContext, register_strategy
+from lorafair.strategies.base import Axes, Strategy, StrategyConfig, StrategyContext, axes_field, register_strategy
 
 
 class CfregConfig(StrategyConfig):
     lam: float = Field(default=1.0, ge=0, description="λ: the weight of the divergence added to the LM loss.")
     divergence: Literal["js", "skl"] = Field(default="js", description="'js': Jensen–Shannon; 'skl': symmetric KL "
                                              "(the mean of KL(p‖q) and KL(q‖p)).")
-    axes: list[str] = Field(default_factory=lambda: ["gender"], min_length=1,
-                            description=f"Identity axes whose terms are swapped: {', '.join(AXES)}.")
-
-    @field_validator("axes")
-    @classmethod
-    def _axes(cls, v):
-        bad = [a for a in v if a not in AXES]
-        if bad:
-            raise ValueError(f"unknown axis {bad[0]!r}; expected some of {', '.join(AXES)}")
-        return list(dict.fromkeys(v))
+    axes: Axes = axes_field("Identity axes whose terms are swapped")
 
 
 def divergence(logp: torch.Tensor, logq: torch.Tensor, kind: str = "js") -> torch.Tensor:

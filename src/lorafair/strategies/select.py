@@ -29,7 +29,7 @@ from pydantic import Field, field_validator
 
 from lorafair.data.wordlists import AXES, axes_mapping, record_text, swap_record, text_group
 from lorafair.errors import UserError
-from lorafair.strategies.base import Strategy, StrategyConfig, StrategyContext, register_strategy
+from lorafair.strategies.base import Axes, Strategy, StrategyConfig, StrategyContext, axes_field, register_strategy
 
 
 class SelectConfig(StrategyConfig):
@@ -47,16 +47,7 @@ class SelectConfig(StrategyConfig):
     prefer: Optional[Literal["counterfactual_gap"]] = Field(
         default=None, description="'counterfactual_gap': keep the records whose counterfactual the base model "
         "treats most differently (null: a seeded sample).")
-    axes: list[str] = Field(default_factory=lambda: ["gender"], min_length=1,
-                            description=f"Identity axes swapped for prefer: counterfactual_gap ({', '.join(AXES)}).")
-
-    @field_validator("axes")
-    @classmethod
-    def _axes(cls, v):
-        bad = [a for a in v if a not in AXES]
-        if bad:
-            raise ValueError(f"unknown axis {bad[0]!r}; expected some of {', '.join(AXES)}")
-        return list(dict.fromkeys(v))
+    axes: Axes = axes_field("Identity axes swapped for prefer: counterfactual_gap")
 
     @field_validator("balance")
     @classmethod
