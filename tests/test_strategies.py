@@ -351,3 +351,25 @@ def test_select_prefers_records_the_base_model_treats_differently_from_their_cou
     assert s.select(rows, ctx) == out  # deterministic
     with pytest.raises(UserError, match=r"^strategies.select.axes=\['gender'\]: expected axes of which some"):
         s.select([{"text": "No terms at all."}] * 4, ctx)
+
+
+def test_cli_trains_one_strategy_variant_with_a_set_override(cli, recipe, tmp_path):
+    """`lorafair train --variant lora-r1+cfreg` with `--set strategies.cfreg.lam=…`: the user's path."""
+    r = recipe({"variants": {"full": {"enabled": False}, "lora": {"ranks": [1]}}, "strategies": {"cfreg": {}},
+                "train": {"precision": "fp32"}, "output": {"dir": str(tmp_path / "run")},
+                "data": {"train": {"options": {"domain": "gender"}}}})  # BOLD's gender sentences: he/she …
+    code, _, err = cli("train", r, "--variant", "lora-r1+cfreg", "--set", "strategies.cfreg.lam=0.5", "--quiet")
+    assert code == 0, err
+    tj = json.loads((tmp_path / "run" / "lora-r1+cfreg-s0" / "train.json").read_text())
+    assert tj["variant"]["strategy"] == "cfreg" and all("penalty" in h for h in tj["history"])
+    assert "lam: 0.5" in (tmp_path / "run" / "config.yaml").read_text()
+    line = one_error_line(*cli("train", r, "--variant", "lora-r1+nope", "--quiet")[::2])
+    assert line.startswith("error: --variant='lora-r1+nope': expected one of lora-r1, lora-r1+cfreg"), line
+
+
+def test_a_strategy_the_data_cannot_serve_refuses_before_any_training(cli, recipe, tmp_path):
+    # BOLD's profession sentences (the tiny recipe's data) name no gender term in these 18 records
+    r = recipe({"variants": {"full": {"enabled": False}, "lora": {"ranks": [1]}}, "strategies": {"cfreg": {}}})
+    line = one_error_line(*cli("run", r, "--out", tmp_path / "run", "--quiet")[::2])
+    assert line.startswith("error: strategies.cfreg.axes: expected training records of which some name an identity term")
+    assert not (tmp_path / "run").exists()  # nothing trained: the directory this run made is removed again

@@ -222,6 +222,8 @@ class Runner:
             enc_eval = encode_records(heldout, tok, self.cfg.train.max_length)
             if not enc_train:
                 raise UserError("data.train", self.cfg.data.train.source, "records with at least one token to learn from")
+            for v in trainable:  # the strategies' records and loss terms first: a refusal comes before any training
+                strategy_inputs.inputs(v, seed, train_rows, enc_train)
             for i, v in enumerate(trainable, 1):
                 folder = self.layout.variant_dir(v.name, seed)
                 marker = self.layout.train_json(v.name, seed)
