@@ -316,6 +316,14 @@ def test_run_with_strategies_end_to_end(tmp_path):
     Runner(cfg, out, quiet=True).run()
     assert {n: (out / n / "train.json").stat().st_mtime_ns for n in before} == before
     assert lay.strategy_data("select", 0).stat().st_mtime_ns == mtime
+    # adding a strategy to the finished run trains only its variants
+    evaluated = {n: (out / n / "results" / "heldout.json").stat().st_mtime_ns for n in names}
+    more = validate_config(deep_update(cfg.model_dump(mode="json"), {"strategies": {"eoreg": {"lam": 1.0}}}))
+    Runner(more, out, quiet=True).run()
+    assert {n: (out / n / "train.json").stat().st_mtime_ns for n in before} == before
+    assert {n: (out / n / "results" / "heldout.json").stat().st_mtime_ns for n in names} == evaluated
+    assert sorted(p.name for p in out.glob("*+eoreg-s0")) == ["lora-r1+eoreg-s0", "lora-r2+eoreg-s0"]
+    assert (out / "lora-r2+eoreg-s0" / "results" / "heldout.json").is_file()
 
 
 def test_strategies_command_lists_them_and_their_fields(cli):
