@@ -103,7 +103,7 @@ def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str]
     with open(root / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(COLUMNS)
-        w.writerows(rows)
+        w.writerows(r + [""] * (len(COLUMNS) - len(r)) for r in rows)  # trailing columns (strategy) empty
     (root / "config.yaml").write_text(
         "model: embedded:smollm2-135m-instruct\n"
         "data:\n  source: honest-detox\n  limit: 400\n"

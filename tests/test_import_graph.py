@@ -20,6 +20,8 @@ FORBIDDEN = [
     ("lm", "data"), ("lm", "studies"), ("lm", "adapt"), ("lm", "run"), ("lm", "scorers"), ("lm", "config"),
     ("report", "studies"), ("report", "adapt"), ("report", "config"),
     ("stats", "studies"), ("stats", "run"), ("models", "adapt"), ("models", "studies"),
+    ("strategies", "studies"), ("strategies", "run"), ("strategies", "config"), ("strategies", "report"),
+    ("strategies", "adapt"), ("adapt", "strategies"), ("studies", "strategies"), ("data", "strategies"),
 ]
 
 

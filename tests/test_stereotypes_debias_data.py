@@ -4,7 +4,7 @@ import pytest
 
 from lorafair.studies.stereotypes.datasets.antistereotype import build_antistereotype
 from lorafair.studies.stereotypes.datasets.cda import build_cda
-from lorafair.studies.stereotypes.datasets.wordlists import swap_map, swap_terms
+from lorafair.data.wordlists import swap_map, swap_terms
 from lorafair.data.registry import DATASETS, DataContext, DataSpec, register_dataset
 from lorafair.errors import UserError
 

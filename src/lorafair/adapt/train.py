@@ -186,9 +186,14 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
         yield from self.batches(epoch)
 
 
-def train_loader(train_enc: list[dict], tcfg: TrainConfig, seed: int, pad: int) -> torch.utils.data.DataLoader:
-    """The training batches: length-grouped (``tcfg.group_by_length``) or the plain seeded shuffle."""
-    collate_fn = lambda b: collate(b, pad)  # noqa: E731
+def train_loader(train_enc: list[dict], tcfg: TrainConfig, seed: int, pad: int,
+                 objective=None) -> torch.utils.data.DataLoader:
+    """The training batches: length-grouped (``tcfg.group_by_length``) or the plain seeded shuffle. With an
+    ``objective`` (a :class:`lorafair.strategies.Objective`), each batch also holds its ``collate`` tensors."""
+    if objective is None:
+        collate_fn = lambda b: collate(b, pad)  # noqa: E731
+    else:
+        collate_fn = lambda b: collate(b, pad) | objective.collate(b, pad)  # noqa: E731
     if tcfg.group_by_length:
         sampler = LengthGroupedBatches([len(e["input_ids"]) for e in train_enc], tcfg.batch_size, seed)
         return torch.utils.data.DataLoader(train_enc, batch_sampler=sampler, collate_fn=collate_fn)
@@ -327,10 +332,12 @@ def attention_kernel(model, kernel: str | None):
 
 def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: TrainConfig, lr: float, seed: int,
                 device: torch.device, *, progress: bool = True, log=None, desc: str = "train",
-                checkpoint: Optional[StepCheckpoint] = None) -> TrainResult:
+                checkpoint: Optional[StepCheckpoint] = None, objective=None) -> TrainResult:
     """Train ``model`` in place; return losses and throughput. Raises :class:`Diverged` when a training
     loss or the held-out loss is not finite. With ``checkpoint``, resumes from its saved state and saves
-    one every ``checkpoint.every`` steps."""
+    one every ``checkpoint.every`` steps. With ``objective`` (a fairness strategy's
+    :class:`lorafair.strategies.Objective`), ``objective.penalty(model, batch)`` is added to the LM loss of
+    every micro-batch (the reported losses stay the LM loss; the history records the mean penalty too)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedType
     from transformers import get_scheduler
@@ -348,7 +355,7 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
                         desc, acc.distributed_type)
         checkpoint = None
     pad = tok.pad_token_id
-    loader = train_loader(train_enc, tcfg, seed, pad)
+    loader = train_loader(train_enc, tcfg, seed, pad, objective)
     position_loss = tcfg.loss_positions == "supervised"
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
@@ -388,7 +395,7 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
         acc.unwrap_model(model), tcfg, acc.device, precision)))
     try:
         while step < steps:
-            step_loss = 0.0
+            step_loss, step_penalty = 0.0, 0.0
             for _ in range(tcfg.grad_accum):
                 batch = next(it)
                 with acc.accumulate(model):
@@ -410,6 +417,14 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
                     if bad:
                         bar.close()
                         raise Diverged(desc, lr, step + 1, steps, value)
+                    if objective is not None:  # a fairness strategy's term (λ × penalty), added to the LM loss
+                        pen = objective.penalty(model, batch)
+                        pv = float(pen.detach())
+                        if not math.isfinite(pv):
+                            bar.close()
+                            raise Diverged(desc, lr, step + 1, steps, pv, what="fairness penalty")
+                        step_penalty += pv / tcfg.grad_accum
+                        loss = loss + pen
                     acc.backward(loss)
                     if acc.sync_gradients and tcfg.grad_clip:
                         acc.clip_grad_norm_(params, tcfg.grad_clip)
@@ -421,7 +436,8 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
             step += 1
             losses.append(step_loss)
             elapsed = time.perf_counter() - t0
-            history.append({"step": step, "loss": round(step_loss, 5), "lr": sched.get_last_lr()[0]})
+            history.append({"step": step, "loss": round(step_loss, 5), "lr": sched.get_last_lr()[0]}
+                           | ({"penalty": round(step_penalty, 6)} if objective is not None else {}))
             bar.set_postfix(loss=f"{step_loss:.3f}", tok_s=f"{tokens / max(elapsed, 1e-9):.0f}")
             bar.update(1)
             if checkpoint is not None and checkpoint.due(step, steps):
@@ -469,14 +485,14 @@ def _better(res: TrainResult, best: Optional[TrainResult]) -> bool:
 
 def train_variant(base_model, tok, variant: Variant, train_enc, eval_enc, tcfg: TrainConfig, seed: int, device,
                   *, progress=True, log=None, checkpoint_dir: Optional[Path] = None, key: str = "",
-                  is_main: bool = True):
+                  is_main: bool = True, objective=None):
     """Train ``variant`` once per learning rate of its grid; return (best model, its TrainResult).
 
     A learning rate whose training diverges is recorded in ``lr_search`` and never picked; when every one
     diverges, raises :class:`VariantFailed`. With ``checkpoint_dir`` (and ``tcfg.checkpoint_every``),
     each lr's training is resumable (``lr-<i>/``), and in a grid each finished lr's result
     (``lr-<i>/result.json``) and the best lr's trained parameters (``lr-<i>/final.safetensors``) are
-    kept until the runner removes the folder."""
+    kept until the runner removes the folder. ``objective``: a fairness strategy's loss term (:func:`train_model`)."""
     every = getattr(tcfg, "checkpoint_every", None)
     ck = TrainingCheckpoint(checkpoint_dir) if checkpoint_dir is not None and every else None
     grid = len(variant.lrs) > 1
@@ -508,7 +524,7 @@ def train_variant(base_model, tok, variant: Variant, train_enc, eval_enc, tcfg: 
         steps_ck = slot.steps(every, log=log) if slot is not None else None
         try:
             res = train_model(model, tok, train_enc, eval_enc, tcfg, lr, seed, device, progress=progress, log=log,
-                              desc=desc, checkpoint=steps_ck)
+                              desc=desc, checkpoint=steps_ck, objective=objective)
         except Diverged as e:
             del model
             failures.append(e)

@@ -17,6 +17,7 @@ class Variant:
     alpha: Optional[float] = None
     dropout: float = 0.0
     target_modules: Union[tuple[str, ...], str] = "all-linear"
+    strategy: str = ""  # a lorafair.strategies name (lora-r8+cfreg), "" for plain fine-tuning
 
     @property
     def trains(self) -> bool:

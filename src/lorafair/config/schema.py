@@ -301,6 +301,11 @@ class RunConfig(Strict):
         description="Studies to run, name -> its fields (see `lorafair studies`). 'heldout' (validation loss) is always cheap.",
     )
     eval: EvalConfig = Field(default_factory=EvalConfig, description="How the studies are evaluated (precision).")
+    strategies: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Fairness-promoting adaptation strategies, name -> its fields (docs/strategies.md): each is crossed "
+        "with every trained method and rank of the ladder (lora-r8+cfreg, full+select). Empty: plain fine-tuning only.",
+    )
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")
@@ -324,6 +329,13 @@ class RunConfig(Strict):
                 if "data" in type(scfg).model_fields and getattr(scfg, "data") is None:
                     raise UserError(f"studies.{name}.data", None, message=f"studies.{name}.data: expected a data spec "
                                     "(the run has no data section to default to)")
+        return self
+
+    @model_validator(mode="after")
+    def _strategies(self):
+        from lorafair.strategies import validate_strategies
+
+        self.strategies = validate_strategies(self.strategies)
         return self
 
     def study_configs(self) -> dict[str, Any]:

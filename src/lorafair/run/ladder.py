@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lorafair.adapt.external import ExternalVariant, resolve_external
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import RunConfig
@@ -11,8 +13,11 @@ from lorafair.run.layout import parse_variant, variant_name
 
 
 def plan_variants(cfg: RunConfig) -> list[Variant]:
-    """base, full, then each PEFT method's ranks in ascending order (methods in registration order), then the
-    external variants in recipe order (an external ``role: full`` checkpoint takes the place of the trained full)."""
+    """base, full, then each PEFT method's ranks in ascending order (methods in registration order); then, for
+    each strategy of ``cfg.strategies`` (recipe order), every trained variant again with that strategy
+    (``full+select``, ``lora-r8+select`` …: the same method, rank and learning rates); then the external
+    variants in recipe order (an external ``role: full`` checkpoint takes the place of the trained full; external
+    variants are never trained, so never crossed with a strategy)."""
     v = cfg.variants
     grid = v.lr_grid or {}
     out: list[Variant] = []
@@ -30,6 +35,9 @@ def plan_variants(cfg: RunConfig) -> list[Variant]:
         for r in sorted(m.ranks):
             out.append(Variant(variant_name(method, r), method, r, tuple(grid.get(method, [m.lr])), m.alpha_for(r),
                                m.dropout, tm))
+    plain = [x for x in out if x.trains]
+    for strategy in cfg.strategies or {}:
+        out += [replace(x, name=variant_name(x.method, x.rank, strategy), strategy=strategy) for x in plain]
     return out + [e for e in external if e.name != "full"]
 
 

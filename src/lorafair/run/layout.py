@@ -9,17 +9,28 @@ import re
 from pathlib import Path
 from typing import Optional
 
-COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note")
+COLUMNS = ("variant", "method", "rank", "seed", "study", "metric", "group", "value", "ci_low", "ci_high", "n", "note",
+           "strategy")  # strategy: "" for plain fine-tuning (a metrics.csv without the column reads as "")
 
 TRAIN_STATUS = "train"  # the study of metrics.csv rows of variants whose training failed
 
 _VARIANT_RE = re.compile(r"^(?P<method>[a-z0-9_]+)-r(?P<rank>\d{1,9})$")  # a rank fits a plot axis
+STRATEGY_SEP = "+"  # lora-r8+cfreg: lora-r8 trained with the cfreg strategy (lorafair.strategies)
+_STRATEGY_RE = re.compile(r"^(?P<plain>.+)\+(?P<strategy>[a-z0-9_]+)$")
 _FOLDER_RE = re.compile(r"^(?P<variant>.+)-s(?P<seed>\d+)$")
 
 
-def variant_name(method: str, rank: Optional[int] = None) -> str:
-    """``lora-r8`` for a ranked method, the method itself (``base``, ``full``) otherwise."""
-    return f"{method}-r{rank}" if rank is not None else method
+def variant_name(method: str, rank: Optional[int] = None, strategy: str = "") -> str:
+    """``lora-r8`` for a ranked method, the method itself (``base``, ``full``) otherwise; with a strategy,
+    ``lora-r8+cfreg``, ``full+select``."""
+    name = f"{method}-r{rank}" if rank is not None else method
+    return f"{name}{STRATEGY_SEP}{strategy}" if strategy else name
+
+
+def split_strategy(name: str) -> tuple[str, str]:
+    """``"lora-r8+cfreg"`` -> ``("lora-r8", "cfreg")``; a plain variant -> ``(name, "")``."""
+    m = _STRATEGY_RE.match(name)
+    return (m.group("plain"), m.group("strategy")) if m else (name, "")
 
 
 def variant_folder(variant: str, seed: int) -> str:
@@ -28,7 +39,9 @@ def variant_folder(variant: str, seed: int) -> str:
 
 
 def parse_variant(name: str) -> tuple[str, Optional[int]]:
-    """Method and rank of a variant name: ``"lora-r8"`` -> ``("lora", 8)``, ``"base"`` -> ``("base", None)``."""
+    """Method and rank of a variant name: ``"lora-r8"`` -> ``("lora", 8)``, ``"base"`` -> ``("base", None)``;
+    a strategy suffix is not part of either (``"lora-r8+cfreg"`` -> ``("lora", 8)``: :func:`split_strategy`)."""
+    name = split_strategy(name)[0]
     m = _VARIANT_RE.match(name)
     if m:
         return m.group("method"), int(m.group("rank"))
@@ -85,7 +98,8 @@ class RunLayout:
 
         RUN/config.yaml, run.log, .lock, metrics.csv, summary.md, run_info.json, metric_roles.json, spectrum.json
         RUN/extra_metrics/<study>.json, paired-<study>.json
-        RUN/data/train-s<seed>.jsonl, heldout-s<seed>.jsonl, data-s<seed>.json
+        RUN/data/train-s<seed>.jsonl, heldout-s<seed>.jsonl, data-s<seed>.json,
+                 train-s<seed>+<strategy>.jsonl, train-s<seed>+<strategy>.json (a data strategy's records)
         RUN/start/train.json, model.safetensors
         RUN/<variant>-s<seed>/train.json, checkpoint/, adapter/, model.safetensors, model/,
                               results/<study>.json, results/<study>.items.npz, samples.jsonl …
@@ -173,6 +187,14 @@ class RunLayout:
     def data_marker(self, seed: int) -> Path:
         """The fingerprint of a seed's records (``data-s<seed>.json``)."""
         return self.data_dir / f"data-s{seed}.json"
+
+    def strategy_data(self, strategy: str, seed: int) -> Path:
+        """The training records a data strategy chose for a seed (``train-s<seed>+select.jsonl``)."""
+        return self.data_dir / f"train-s{seed}{STRATEGY_SEP}{strategy}.jsonl"
+
+    def strategy_marker(self, strategy: str, seed: int) -> Path:
+        """Fingerprint and summary of those records (``train-s<seed>+select.json``)."""
+        return self.data_dir / f"train-s{seed}{STRATEGY_SEP}{strategy}.json"
 
     # ---- the start stage
     @property

@@ -52,9 +52,11 @@ from lorafair.run.ladder import plan_variants
 from lorafair.run.layout import RunLayout, variant_folder
 from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.paired import save_items, write_paired_rows, write_roles
+from lorafair.run.strategies import StrategyInputs
 from lorafair.run.rundir import PROBE_PREFIX, RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
 from lorafair.studies.base import EvalContext, VariantInfo, headline_metrics
+from lorafair.strategies import variant_key
 from lorafair.studies.loader import study_class
 
 
@@ -215,7 +217,7 @@ class Runner:
     def train_fingerprint(self, v: Variant, seed: int) -> str:
         """The fingerprint in ``train.json`` of ``v`` trained with ``seed`` under this config."""
         fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
-        return _fingerprint([fp_common, asdict(v), seed])
+        return _fingerprint([fp_common, variant_key(v, self.cfg.strategies), seed])
 
     def trained(self, v: Variant, seed: int) -> dict | None:
         """``train.json`` of ``v`` when it holds this config's fingerprint (trained, or failed for good), else None."""
@@ -227,10 +229,10 @@ class Runner:
         # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
         # ladder: adding a rank or a method to a finished run evaluates only the new variants
         fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
-        fp_common["references"] = [asdict(x) for x in self.variants if x.name in ("base", "full")]
+        fp_common["references"] = [variant_key(x) for x in self.variants if x.name in ("base", "full")]
         todo = []
         for name, scfg in self.cfg.studies.items():
-            fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), asdict(v), seed]
+            fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), variant_key(v, self.cfg.strategies), seed]
                               + self._precision_key(name))
             res_path = self.layout.result_json(v.name, seed, name)
             if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
@@ -250,12 +252,16 @@ class Runner:
         info = {}
         failed = []
         trainable = [v for v in self.variants if v.trains and (only is None or v.name == only)]
+        strategy_inputs = StrategyInputs(self.cfg, self.layout, tok, self.device, self.log, is_main_process(),
+                                         base_model=lambda: (base_model, tok))
         for seed in (seeds or self.cfg.seeds) if trainable else ():
             train_rows, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
             enc_train = encode_records(train_rows, tok, self.cfg.train.max_length)
             enc_eval = encode_records(heldout, tok, self.cfg.train.max_length)
             if not enc_train:
                 raise UserError("data.train", self.cfg.data.train.source, "records with at least one token to learn from")
+            for v in trainable:  # the strategies' records and loss terms first: a refusal comes before any training
+                strategy_inputs.inputs(v, seed, train_rows, enc_train)
             for i, v in enumerate(trainable, 1):
                 folder = self.layout.variant_dir(v.name, seed)
                 marker = self.layout.train_json(v.name, seed)
@@ -276,10 +282,11 @@ class Runner:
                 self.log.info("[%d/%d] training %s (seed %d, %s steps, lr %s)", i, len(trainable), v.name, seed,
                               self.cfg.train.max_steps or f"{self.cfg.train.epochs} epochs", ",".join(f"{x:g}" for x in v.lrs))
                 folder.mkdir(parents=True, exist_ok=True)
+                v_train, objective = strategy_inputs.inputs(v, seed, train_rows, enc_train)  # plain: enc_train, None
                 try:
-                    model, res = train_variant(base_model, tok, v, enc_train, enc_eval, self.cfg.train, seed, self.device,
+                    model, res = train_variant(base_model, tok, v, v_train, enc_eval, self.cfg.train, seed, self.device,
                                                progress=self.progress, log=self.log, checkpoint_dir=ck.root,
-                                               key=fp, is_main=is_main_process())
+                                               key=fp, is_main=is_main_process(), objective=objective)
                 except VariantFailed as e:
                     self.log.error("%s seed %d failed: %s; its studies are skipped, the other variants go on",
                                    v.name, seed, e.note)
@@ -301,7 +308,7 @@ class Runner:
                     continue
                 self.save_variant(model, tok, v, seed)
                 rec = {"status": "ok"} | res.to_dict() | {"fingerprint": fp, "variant": asdict(v), "seed": seed,
-                                                          "train_records": len(enc_train), "heldout_records": len(enc_eval)}
+                                                          "train_records": len(v_train), "heldout_records": len(enc_eval)}
                 checkpoint.write_marker(marker, rec)
                 ck.clear()
                 info[variant_folder(v.name, seed)] = rec

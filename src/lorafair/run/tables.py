@@ -77,7 +77,8 @@ def write_metrics_csv(run_dir: Path | RunLayout, rows: list[dict]) -> Path:
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: _fmt(r.get(k)) for k in COLUMNS})
+        # the strategy of a variant is the suffix of its name (lora-r8+cfreg): "" for plain fine-tuning
+        w.writerow({k: _fmt(r.get(k)) for k in COLUMNS} | {"strategy": r.get("strategy") or L.split_strategy(r["variant"])[1]})
     path = RunLayout.of(run_dir).metrics_csv
     atomic_write_text(path, buf.getvalue())
     return path

@@ -2,13 +2,13 @@
 
 Every text of the corpus (default ``bold-wiki``, BOLD's Wikipedia sentences) that contains an
 identity term of the chosen axes gets a counterfactual copy with the terms swapped (lists in
-:mod:`lorafair.studies.stereotypes.datasets.wordlists`). The output holds the counterfactuals and, with
+:mod:`lorafair.data.wordlists`). The output holds the counterfactuals and, with
 ``keep_original`` (default true), the originals too: the two-sided CDA training set.
 """
 
 from __future__ import annotations
 
-from lorafair.studies.stereotypes.datasets.wordlists import AXES, swap_map, swap_terms
+from lorafair.data.wordlists import AXES, augment, axes_mapping
 from lorafair.data.options import boolean, check_options, choice_list
 from lorafair.data.registry import DATASETS, DataContext, DataSpec, register_dataset
 from lorafair.errors import UserError
@@ -43,23 +43,10 @@ def build_cda(spec: DataSpec, ctx: DataContext) -> list[dict]:
     sub_ctx = DataContext(seed=ctx.seed, log=ctx.log, progress=ctx.progress, cache_dir=ctx.cache_dir,
                           base_model=ctx.base_model, field_name=f"{f}.options.corpus")
     rows = builder(sub, sub_ctx)
-    mapping: dict[str, str] = {}
-    for ax in axes:
-        for k, v in swap_map(ax).items():
-            mapping.setdefault(k, v)
-    out = []
     for r in rows:
-        text = r.get("text")
-        if not isinstance(text, str):
+        if not isinstance(r.get("text"), str):
             raise UserError(f"{f}.options.corpus", corpus, "a dataset of text records")
-        new, n = swap_terms(text, mapping)
-        meta = {k: v for k, v in r.items() if k != "text"}
-        if n:
-            if keep_original:
-                out.append({**meta, "text": text, "counterfactual": False, "swaps": 0, "source_text": text})
-            out.append({**meta, "text": new, "counterfactual": True, "swaps": n, "source_text": text})
-        elif keep_unchanged:
-            out.append({**meta, "text": text, "counterfactual": False, "swaps": 0, "source_text": text})
+    out = augment(rows, axes_mapping(axes), keep_original, keep_unchanged)
     if not out:
         raise UserError(f"{f}.options", opts, "options under which some corpus text contains an identity term")
     return out

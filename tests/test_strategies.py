@@ -1,0 +1,383 @@
+"""Fairness-promoting adaptation strategies (lorafair.strategies): the registry and recipe section, the crossing
+with the rank ladder, targeted data selection, counterfactual augmentation, the regularised objectives, and a
+tiny run end to end (λ = 0 reproduces plain fine-tuning exactly)."""
+
+import csv
+import json
+import math
+from dataclasses import asdict
+
+import pytest
+import torch
+
+from lorafair.config.load import validate_config
+from lorafair.errors import UserError
+from lorafair.run.ladder import plan_variants
+from lorafair.run.layout import RunLayout, parse_folder, parse_variant, split_strategy, variant_folder, variant_name
+from lorafair.strategies import STRATEGIES, StrategyContext, build_strategy, variant_key
+from lorafair.strategies.cfreg import CounterfactualInvariance, common_suffix, divergence
+from lorafair.strategies.groupreg import group_gap
+from helpers_lf import TINY, deep_update, hash_scorer, one_error_line
+
+# -- registry, recipe section, crossing ---------------------------------------------------------------------
+
+
+def test_registry_lists_the_strategies():
+    assert STRATEGIES.names() == ["cda", "cfreg", "dpreg", "eoreg", "select"]
+    assert all(STRATEGIES.help(n) for n in STRATEGIES.names())
+
+
+@pytest.mark.parametrize("section,message", [
+    ({"nope": {}}, "strategies='nope': expected one of cda, cfreg, dpreg, eoreg, select"),
+    ({"cfreg": {"lamda": 1}}, "strategies.cfreg.lamda: unknown key"),
+    ({"cfreg": {"lam": -1}}, "strategies.cfreg.lam=-1: Input should be greater than or equal to 0"),
+    ({"cfreg": {"divergence": "kl"}}, "strategies.cfreg.divergence='kl'"),
+    ({"cda": {"axes": ["age"]}}, "strategies.cda.axes=['age']: unknown axis 'age'"),
+    ({"select": {"balance": "colour"}}, "strategies.select.balance='colour': expected one of gender, race, religion or field:NAME"),
+    ({"select": {"max_toxicity": 1.5}}, "strategies.select.max_toxicity=1.5"),
+    ({"select": 3}, "strategies.select=3: expected a mapping"),
+])
+def test_bad_strategy_sections_are_one_line_errors(section, message):
+    with pytest.raises(UserError) as e:
+        validate_config(deep_update(TINY, {"strategies": section}))
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_bad_strategy_on_the_cli_exits_2(cli, recipe, tmp_path):
+    r = recipe({"strategies": {"cfreg": {"lam": "big"}}})
+    line = one_error_line(*cli("run", r, "--out", tmp_path / "run", "--quiet")[::2])
+    assert line.startswith("error: strategies.cfreg.lam='big'"), line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_strategy_crossed_with_two_ranks_gives_exactly_the_strategy_variants():
+    cfg = validate_config(deep_update(TINY, {"variants": {"lora": {"ranks": [8, 2]}},
+                                            "strategies": {"cfreg": {"lam": 0.5}, "select": {}}}))
+    vs = plan_variants(cfg)
+    assert [v.name for v in vs] == ["base", "full", "lora-r2", "lora-r8", "full+cfreg", "lora-r2+cfreg", "lora-r8+cfreg",
+                                    "full+select", "lora-r2+select", "lora-r8+select"]
+    by = {v.name: v for v in vs}
+    assert by["lora-r8+cfreg"].strategy == "cfreg" and by["lora-r8+cfreg"].rank == 8 and by["full+select"].method == "full"
+    # the same method settings (lr, alpha, modules) as the plain variant: only the strategy differs
+    assert asdict(by["lora-r8+cfreg"]) | {"name": "lora-r8", "strategy": ""} == asdict(by["lora-r8"])
+    assert {v.strategy for v in vs if "+" not in v.name} == {""}
+    plain = plan_variants(validate_config(TINY))
+    assert [v.name for v in plain] == ["base", "full", "lora-r1", "lora-r4"]
+
+
+def test_variant_names_round_trip_with_strategies(tmp_path):
+    assert variant_name("lora", 8, "cfreg") == "lora-r8+cfreg" and variant_name("full", None, "select") == "full+select"
+    assert parse_variant("lora-r8+cfreg") == ("lora", 8) and parse_variant("full+select") == ("full", None)
+    assert split_strategy("lora-r8+cfreg") == ("lora-r8", "cfreg") and split_strategy("lora-r8") == ("lora-r8", "")
+    assert parse_folder(variant_folder("lora-r16+dpreg", 3)) == ("lora-r16+dpreg", 3)
+    lay = RunLayout(tmp_path)
+    assert lay.strategy_data("select", 2) == tmp_path / "data" / "train-s2+select.jsonl"
+    assert lay.strategy_marker("select", 2) == tmp_path / "data" / "train-s2+select.json"
+
+
+def test_variant_key_keeps_plain_fingerprints_and_holds_the_strategy_config():
+    cfg = validate_config(deep_update(TINY, {"strategies": {"cfreg": {"lam": 0.5}}}))
+    vs = {v.name: v for v in plan_variants(cfg)}
+    old = {k: v for k, v in asdict(vs["lora-r1"]).items() if k != "strategy"}  # a Variant before strategies existed
+    assert variant_key(vs["lora-r1"], cfg.strategies) == old
+    key = variant_key(vs["lora-r1+cfreg"], cfg.strategies)
+    assert key["strategy"] == {"name": "cfreg", "config": {"lam": 0.5, "divergence": "js", "axes": ["gender"]}}
+    cfg2 = validate_config(deep_update(TINY, {"strategies": {"cfreg": {"lam": 0.25}}}))
+    assert variant_key(vs["lora-r1+cfreg"], cfg2.strategies) != key  # another λ: another training
+
+
+# -- targeted data selection ---------------------------------------------------------------------------------
+
+ROWS = ([{"text": f"He said thing {i}."} for i in range(30)] + [{"text": f"She said thing {i}."} for i in range(6)]
+        + [{"text": f"They said thing {i}."} for i in range(10)] + [{"text": f"He and she said {i}."} for i in range(4)])
+
+
+def _select(fields, rows=ROWS, seed=0):
+    s = build_strategy("select", fields)
+    return s.select(list(rows), StrategyContext(seed=seed)), s
+
+
+def test_select_drops_records_the_scorer_rates_toxic():
+    from helpers_lf import HashScorer
+
+    name = hash_scorer("hash-select")
+    out, s = _select({"max_toxicity": 0.5, "scorer": name})
+    tox = {r["text"]: HashScorer(name).score([r["text"]])[0]["toxic"] for r in ROWS}
+    assert out == [r for r in ROWS if tox[r["text"]] < 0.5]  # every record below the threshold, in order
+    assert 0 < len(out) < len(ROWS) and s.summary["dropped_toxic"] == len(ROWS) - len(out)
+    assert _select({"max_toxicity": 0.5, "scorer": name, "budget": 10})[0] == _select(
+        {"max_toxicity": 0.5, "scorer": name, "budget": 10})[0]
+    assert len(_select({"max_toxicity": 0.5, "scorer": name, "budget": 10})[0]) == 10
+
+
+def test_select_balances_groups_within_the_budget_deterministically():
+    from lorafair.data.wordlists import text_group
+
+    out, s = _select({"balance": "gender", "budget": 40})
+    assert len(out) <= 40
+    groups = [text_group(r["text"], "gender") for r in out]
+    # 14 ungrouped kept (10 "They ...", 4 "He and she ..." naming both groups), the other 26 split 13/13:
+    # the 6 "She" records repeated (oversample) up to 13
+    assert groups.count("male") == groups.count("female") == 13 and groups.count("") == 14 and len(out) == 40
+    assert s.summary["groups"] == {"female": {"available": 6, "chosen": 13}, "male": {"available": 30, "chosen": 13}}
+    assert out == _select({"balance": "gender", "budget": 40})[0]  # the same seed: the same records
+    assert out != _select({"balance": "gender", "budget": 40}, seed=1)[0]  # another seed: another draw
+    no_over, _ = _select({"balance": "gender", "budget": 40, "oversample": False, "ungrouped": "drop"})
+    # ungrouped dropped: shares of 20; the 6 "She" records stay 6 without oversampling
+    assert [text_group(r["text"], "gender") for r in no_over].count("female") == 6 and len(no_over) == 26
+    by_field, _ = _select({"balance": "field:g"}, rows=[{"text": "a", "g": "x"}] * 8 + [{"text": "b", "g": "y"}] * 2)
+    assert [r["g"] for r in by_field].count("x") == [r["g"] for r in by_field].count("y") == 5
+
+
+def test_select_refuses_data_without_groups():
+    with pytest.raises(UserError) as e:
+        _select({"balance": "gender"}, rows=[{"text": "They said thing."}] * 5)
+    assert str(e.value).startswith("strategies.select.balance='gender': expected training records naming at least "
+                                   "two groups (found: none)")
+    with pytest.raises(UserError, match=r"found: male\)"):
+        _select({"balance": "gender"}, rows=[{"text": "He said."}] * 5)
+
+
+# -- counterfactual augmentation -----------------------------------------------------------------------------
+
+def test_cda_pairs_each_record_with_its_swap():
+    s = build_strategy("cda", {})
+    out = s.select([{"text": "He met his father."}, {"text": "No terms here."},
+                    {"prompt": "Is she a nurse?", "completion": " yes", "group": "f"}], StrategyContext(seed=0))
+    assert [(r.get("text") or r["prompt"], r["counterfactual"]) for r in out] == [
+        ("He met his father.", False), ("She met her mother.", True), ("No terms here.", False),
+        ("Is she a nurse?", False), ("Is he a nurse?", True)]
+    assert out[-1]["group"] == "f" and out[-1]["source_text"] == "Is she a nurse? yes"
+    with pytest.raises(UserError, match=r"^strategies.cda.axes=\['gender'\]: expected axes of which some training record"):
+        s.select([{"text": "No terms here."}], StrategyContext(seed=0))
+
+
+# -- counterfactual invariance ------------------------------------------------------------------------------
+
+class BagModel(torch.nn.Module):
+    """A toy LM: logits at position t = W · (sum of the embeddings of tokens 0..t). Whether it depends on the
+    swapped words is planted in the embedding table."""
+
+    def __init__(self, vocab=12, dim=4):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.emb = torch.nn.Parameter(torch.randn(vocab, dim, generator=g))
+        self.out = torch.nn.Parameter(torch.randn(dim, vocab, generator=g))
+
+    def forward(self, input_ids, attention_mask=None, use_cache=False):
+        h = self.emb[input_ids].cumsum(1)
+        return type("Out", (), {"logits": h @ self.out})()
+
+
+class WordTok:
+    """Word-level toy tokenizer: one id per word of a fixed vocabulary (he=1, she=2)."""
+
+    vocab = {w: i for i, w in enumerate("<pad> he she went home the doctor said hi".split())}
+    eos_token_id = None
+    pad_token_id = 0
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": [self.vocab[w] for w in text.lower().split()]}
+
+
+def _cf_batch(obj, rows):
+    from lorafair.adapt.tokenize import collate
+
+    enc = obj.encode(rows, WordTok(), 32)
+    return collate(enc, 0) | obj.collate(enc, 0), enc
+
+
+def test_counterfactual_invariance_zero_when_the_model_ignores_the_swap_positive_otherwise():
+    obj = CounterfactualInvariance(2.0, "js", {"he": "she", "she": "he"})
+    batch, enc = _cf_batch(obj, [{"text": "the doctor said he went home"}, {"text": "the doctor said hi"}])
+    assert enc[0]["cf_input_ids"] == [5, 6, 7, 2, 3, 4] and enc[0]["cf_k"] == 3  # suffix "went home" + 1
+    assert enc[1]["cf_k"] == 0 and batch["cf_index"].tolist() == [0]
+    model = BagModel()
+    with torch.no_grad():
+        model.emb[2] = model.emb[1]  # "she" embedded as "he": the model ignores the swapped word
+    assert float(obj.term(model, batch).detach()) == 0.0
+    with torch.no_grad():
+        model.emb[2] = model.emb[1] + 0.5  # a planted dependence on the identity term
+    t = obj.term(model, batch)
+    assert float(t.detach()) > 1e-4 and math.isclose(float(obj.penalty(model, batch).detach()), 2 * float(t.detach()), rel_tol=1e-6)
+    t.backward()  # a training term: it has a gradient
+    assert model.emb.grad[2].abs().sum() > 0
+    # by hand: mean JS over the 3 aligned positions (predicting "went", "home", after "home")
+    with torch.no_grad():
+        la = torch.log_softmax(model(batch["input_ids"][:1]).logits[0, 3:6], -1)
+        lb = torch.log_softmax(model(batch["cf_input_ids"]).logits[0, 3:6], -1)
+        pa, pb = la.exp(), lb.exp()
+        m = (pa + pb) / 2
+        js = 0.5 * (pa * (pa / m).log()).sum(-1) + 0.5 * (pb * (pb / m).log()).sum(-1)
+    assert math.isclose(float(t.detach()), float(js.mean()), rel_tol=1e-5)
+
+
+def test_divergences_by_hand_and_refusal():
+    p, q = torch.tensor([[0.5, 0.5]]).log(), torch.tensor([[0.9, 0.1]]).log()
+    kl_pq = 0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
+    kl_qp = 0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
+    assert math.isclose(float(divergence(p, q, "skl")), (kl_pq + kl_qp) / 2, rel_tol=1e-5)
+    m = [0.7, 0.3]
+    js = 0.5 * sum(a * math.log(a / b) for a, b in zip([0.5, 0.5], m)) + 0.5 * sum(a * math.log(a / b) for a, b in zip([0.9, 0.1], m))
+    assert math.isclose(float(divergence(p, q, "js")), js, rel_tol=1e-5)
+    assert common_suffix([1, 2, 3], [4, 2, 3]) == 2 and common_suffix([1], [2]) == 0
+    with pytest.raises(UserError, match="^strategies.cfreg.axes: expected training records of which some name"):
+        CounterfactualInvariance(1.0, "js", {"he": "she"}).encode([{"text": "the doctor said hi"}], WordTok(), 32)
+
+
+# -- group penalties ----------------------------------------------------------------------------------------
+
+def test_group_gap_equals_the_hand_computed_value():
+    s = torch.tensor([0.0, math.log(3), -math.log(3), 0.0, 2.0])  # sigmoid: 0.5, 0.75, 0.25, 0.5, 0.8808
+    g = torch.tensor([0, 0, 1, 2, -1])  # the last record names no group: never counted
+    everyone = torch.ones(5, dtype=torch.bool)
+    m0, m1, m2 = (0.5 + 0.75) / 2, 0.25, 0.5
+    want = ((m0 - m1) ** 2 + (m0 - m2) ** 2 + (m1 - m2) ** 2) / 3
+    assert math.isclose(float(group_gap(s, g, everyone)), want, rel_tol=1e-6)
+    positive = torch.tensor([True, False, True, False, True])  # equal opportunity: positive records only
+    assert math.isclose(float(group_gap(s, g, positive)), (0.5 - 0.25) ** 2, rel_tol=1e-6)
+    assert float(group_gap(s, torch.tensor([0, 0, 0, 0, -1]), everyone)) == 0.0  # one group: nothing to compare
+
+
+def test_group_penalty_refuses_text_or_single_group_data():
+    from lorafair.models.tiny import build_tiny
+
+    _, tok = build_tiny("llama")
+    obj = build_strategy("dpreg", {}).objective(StrategyContext(seed=0, tokenizer=tok))
+    with pytest.raises(UserError, match="^strategies.dpreg: expected prompt/completion"):
+        obj.encode([{"text": "hi"}], tok, 32)
+    with pytest.raises(UserError, match=r"^strategies.dpreg.group_field='group': expected .* \(found: a\)"):
+        obj.encode([{"prompt": "Q?", "completion": " yes", "group": "a"}], tok, 32)
+    eo = build_strategy("eoreg", {}).objective(StrategyContext(seed=0, tokenizer=tok))
+    with pytest.raises(UserError, match="^strategies.eoreg.positive=' yes'"):
+        eo.encode([{"prompt": "Q?", "completion": " no", "group": g} for g in "ab"], tok, 32)
+    enc = eo.encode([{"prompt": "Q?", "completion": c, "group": g} for c, g in ((" yes", "a"), (" no", "b"))], tok, 32)
+    n_prompt = len(tok("Q?")["input_ids"])  # the byte tokenizer: " yes" / " no" share the space, then y / n
+    assert [e["answer_pos"] for e in enc] == [n_prompt] * 2 and [e["positive"] for e in enc] == [1, 0]
+    assert (eo.yes, eo.no) == (tok(" yes", add_special_tokens=False)["input_ids"][1:2], tok(" n", add_special_tokens=False)["input_ids"][1:2])
+    assert [enc[0]["input_ids"][n_prompt + 1]] == eo.yes  # the token predicted at answer_pos is the answer's own
+    with pytest.raises(UserError, match=r"^strategies.eoreg.positive: expected training completions that are the answers"):
+        eo.encode([{"prompt": "Q?", "completion": "maybe", "group": g} for g in "ab"], tok, 32)
+    assert [e["group_id"] for e in enc] == [0, 1]
+
+
+# -- end to end ---------------------------------------------------------------------------------------------
+
+def _records(path):
+    rows = []
+    for i in range(24):
+        who, group = ("he", "m") if i % 3 else ("she", "f")
+        rows.append({"prompt": f"Applicant {i}: {who} has a job. Approve?", "completion": " yes" if i % 2 else " no",
+                     "group": group})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_run_with_strategies_end_to_end(tmp_path):
+    data = _records(tmp_path / "apps.jsonl")
+    cfg = validate_config(deep_update(TINY, {
+        "variants": {"full": {"enabled": False}, "lora": {"ranks": [1, 2]}},
+        "data": {"train": {"source": f"jsonl:{data}", "limit": None}},
+        "train": {"precision": "fp32"},
+        "strategies": {"cfreg": {"lam": 0.0}, "dpreg": {"lam": 5.0}, "select": {"balance": "field:group", "prefer": "counterfactual_gap"},
+                       "cda": {}},
+    }))
+    from lorafair.run.runner import Runner
+
+    out = Runner(cfg, tmp_path / "run", quiet=True).run()
+    names = sorted(p.name for p in out.glob("*-s0"))
+    assert names == sorted(["base-s0"] + [f"lora-r{r}{s}-s0" for r in (1, 2) for s in ("", "+cfreg", "+dpreg",
+                                                                                           "+select", "+cda")])
+    tj = {n.removesuffix("-s0"): json.loads((out / n / "train.json").read_text()) for n in names if n != "base-s0"}
+    # λ = 0: exactly plain fine-tuning's numbers (the penalty is computed, weighted 0)
+    for r in (1, 2):
+        plain, zero = tj[f"lora-r{r}"], tj[f"lora-r{r}+cfreg"]
+        assert [h["loss"] for h in zero["history"]] == [h["loss"] for h in plain["history"]]
+        assert zero["eval_loss"] == plain["eval_loss"] and zero["train_loss"] == plain["train_loss"]
+        assert all("penalty" in h for h in zero["history"]) and "penalty" not in plain["history"][0]
+    # λ > 0 changes the training (same data, same batches)
+    assert tj["lora-r1+dpreg"]["eval_loss"] != tj["lora-r1"]["eval_loss"]
+    # the data strategies: records saved in the run directory, used by their variants
+    lay = RunLayout(out)
+    chosen = [json.loads(x) for x in lay.strategy_data("select", 0).read_text().splitlines()]
+    n_train = tj["lora-r1"]["train_records"]
+    assert len(chosen) <= n_train and tj["lora-r1+select"]["train_records"] == len(chosen)
+    assert [r["group"] for r in chosen].count("m") == [r["group"] for r in chosen].count("f")
+    marker = json.loads(lay.strategy_marker("select", 0).read_text())
+    assert marker["records"] == len(chosen) and marker["counterfactual_pairs"] == n_train  # the base model was asked
+    assert tj["lora-r1+cda"]["train_records"] == 2 * n_train  # every record names "he" or "she"
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    strategy = {r["variant"]: r["strategy"] for r in rows}
+    assert strategy["lora-r2+cfreg"] == "cfreg" and strategy["lora-r2"] == "" and strategy["base"] == ""
+    assert {r["method"] for r in rows if r["variant"] == "lora-r2+dpreg"} == {"lora"}
+    # resume: nothing is retrained, the saved selection is reused
+    mtime = lay.strategy_data("select", 0).stat().st_mtime_ns
+    before = {n: (out / n / "train.json").stat().st_mtime_ns for n in names if n != "base-s0"}
+    Runner(cfg, out, quiet=True).run()
+    assert {n: (out / n / "train.json").stat().st_mtime_ns for n in before} == before
+    assert lay.strategy_data("select", 0).stat().st_mtime_ns == mtime
+    # adding a strategy to the finished run trains only its variants
+    evaluated = {n: (out / n / "results" / "heldout.json").stat().st_mtime_ns for n in names}
+    more = validate_config(deep_update(cfg.model_dump(mode="json"), {"strategies": {"eoreg": {"lam": 1.0}}}))
+    Runner(more, out, quiet=True).run()
+    assert {n: (out / n / "train.json").stat().st_mtime_ns for n in before} == before
+    assert {n: (out / n / "results" / "heldout.json").stat().st_mtime_ns for n in names} == evaluated
+    assert sorted(p.name for p in out.glob("*+eoreg-s0")) == ["lora-r1+eoreg-s0", "lora-r2+eoreg-s0"]
+    assert (out / "lora-r2+eoreg-s0" / "results" / "heldout.json").is_file()
+
+
+def test_strategies_command_lists_them_and_their_fields(cli):
+    code, out, _ = cli("strategies")
+    assert code == 0 and [l.split(":")[0] for l in out.splitlines()] == ["cda", "cfreg", "dpreg", "eoreg", "select"]
+    code, out, _ = cli("strategies", "cfreg")
+    assert code == 0 and "  lam (default 1.0): λ" in out and "  needs: " in out
+    line = one_error_line(*cli("strategies", "nope")[::2])
+    assert line.startswith("error: strategies='nope': expected one of cda, cfreg")
+
+
+def test_select_prefers_records_the_base_model_treats_differently_from_their_counterfactual():
+    from lorafair.adapt.tokenize import encode_record, sequence_nll
+    from lorafair.data.wordlists import axes_mapping, swap_record
+    from lorafair.models.tiny import build_tiny
+
+    model, tok = build_tiny("llama")
+    rows = [{"text": t} for t in ("He is a nurse.", "She is a doctor.", "His father cooks.", "No terms at all.",
+                                  "Her brother sings loudly.", "The king and his son.", "Nothing here either.",
+                                  "She said he was late.")]
+    ctx = StrategyContext(seed=0, tokenizer=tok, max_length=32, base_model=lambda: (model, tok))
+    s = build_strategy("select", {"prefer": "counterfactual_gap", "budget": 3})
+    out = s.select(rows, ctx)
+    gap = {}
+    for i, r in enumerate(rows):  # by hand, one record at a time
+        cf, n = swap_record(r, axes_mapping(["gender"]))
+        if n:
+            (a,), (na,) = sequence_nll(model, [encode_record(r, tok, 32)], tok.pad_token_id, 1)
+            (b,), (nb,) = sequence_nll(model, [encode_record(cf, tok, 32)], tok.pad_token_id, 1)
+            gap[i] = abs(a / na - b / nb)
+    top = sorted(sorted(gap, key=lambda i: -gap[i])[:3])
+    assert out == [rows[i] for i in top] and s.summary["counterfactual_pairs"] == 6
+    assert s.select(rows, ctx) == out  # deterministic
+    with pytest.raises(UserError, match=r"^strategies.select.axes=\['gender'\]: expected axes of which some"):
+        s.select([{"text": "No terms at all."}] * 4, ctx)
+
+
+def test_cli_trains_one_strategy_variant_with_a_set_override(cli, recipe, tmp_path):
+    """`lorafair train --variant lora-r1+cfreg` with `--set strategies.cfreg.lam=…`: the user's path."""
+    r = recipe({"variants": {"full": {"enabled": False}, "lora": {"ranks": [1]}}, "strategies": {"cfreg": {}},
+                "train": {"precision": "fp32"}, "output": {"dir": str(tmp_path / "run")},
+                "data": {"train": {"options": {"domain": "gender"}}}})  # BOLD's gender sentences: he/she …
+    code, _, err = cli("train", r, "--variant", "lora-r1+cfreg", "--set", "strategies.cfreg.lam=0.5", "--quiet")
+    assert code == 0, err
+    tj = json.loads((tmp_path / "run" / "lora-r1+cfreg-s0" / "train.json").read_text())
+    assert tj["variant"]["strategy"] == "cfreg" and all("penalty" in h for h in tj["history"])
+    assert "lam: 0.5" in (tmp_path / "run" / "config.yaml").read_text()
+    line = one_error_line(*cli("train", r, "--variant", "lora-r1+nope", "--quiet")[::2])
+    assert line.startswith("error: --variant='lora-r1+nope': expected one of lora-r1, lora-r1+cfreg"), line
+
+
+def test_a_strategy_the_data_cannot_serve_refuses_before_any_training(cli, recipe, tmp_path):
+    # BOLD's profession sentences (the tiny recipe's data) name no gender term in these 18 records
+    r = recipe({"variants": {"full": {"enabled": False}, "lora": {"ranks": [1]}}, "strategies": {"cfreg": {}}})
+    line = one_error_line(*cli("run", r, "--out", tmp_path / "run", "--quiet")[::2])
+    assert line.startswith("error: strategies.cfreg.axes: expected training records of which some name an identity term")
+    assert not (tmp_path / "run").exists()  # nothing trained: the directory this run made is removed again
