@@ -4,7 +4,10 @@ bf16 autocast where supported (GPUs, and CPUs with native bf16; fp32 master weig
 end. The same data order for every variant (a seeded sampler, by default length-grouped:
 :class:`LengthGroupedBatches`), so variants differ only by the method. The loss is computed only at
 supervised positions (:func:`supervised_loss`: hidden states -> the positions whose next token is a label ->
-LM head -> cross-entropy), the same loss as the model's full-logits one up to float rounding.
+LM head -> cross-entropy), the same loss as the model's full-logits one up to float rounding. Under bf16
+autocast a single process keeps the frozen base weights in bf16 for the loop (bit-identical, no per-step
+cast) and, on a CPU with sequences of at most 256 tokens, uses eager attention (:func:`training_levers`).
+A fairness strategy may add a loss term (``objective``).
 
 Divergence: a training loss (or the final held-out loss) that is not finite stops that training
 (:class:`Diverged`); an lr grid never picks a diverged run, and a variant whose every lr diverged
@@ -296,6 +299,11 @@ def bf16_frozen_linears(model, enabled: bool = True):
             m.weight = w
 
 
+def _transformers_model(model):
+    """The transformers model of ``model``: the one under a PEFT wrapper, else ``model`` itself."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 EAGER_MAX_LENGTH = 256  # longest training sequences for which eager attention was measured faster on a CPU
 
 
@@ -307,7 +315,7 @@ def training_attention(model, tcfg: TrainConfig, device: torch.device, precision
     fp32 training (the exact-reproduction path) and GPUs keep the model's kernel."""
     if device.type != "cpu" or precision != "bf16" or tcfg.max_length > EAGER_MAX_LENGTH:
         return None
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = _transformers_model(model)
     cfg = getattr(inner, "config", None)
     if getattr(cfg, "_attn_implementation", None) != "sdpa" or not hasattr(inner, "set_attn_implementation"):
         return None
@@ -321,13 +329,23 @@ def attention_kernel(model, kernel: str | None):
     if kernel is None:
         yield None
         return
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = _transformers_model(model)
     before = inner.config._attn_implementation
     inner.set_attn_implementation(kernel)
     try:
         yield kernel
     finally:
         inner.set_attn_implementation(before)
+
+
+@contextlib.contextmanager
+def training_levers(model, tcfg: TrainConfig, device: torch.device, precision: str, processes: int):
+    """The training loop's bf16 levers on ``model`` (unwrapped), undone on exit: a single process's frozen base
+    weights stored in bf16 (:func:`bf16_frozen_linears`) and the attention kernel of :func:`training_attention`.
+    Yields that kernel (None: the model's own)."""
+    with bf16_frozen_linears(model, precision == "bf16" and processes == 1), \
+            attention_kernel(model, training_attention(model, tcfg, device, precision)) as kernel:
+        yield kernel
 
 
 def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: TrainConfig, lr: float, seed: int,
@@ -387,13 +405,8 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     t0 = time.perf_counter() - done_s
     bar = tqdm(total=steps, initial=step, desc=desc, disable=not (progress and acc.is_main_process), leave=False,
                unit="step")
-    # LoRA under bf16 autocast: frozen base weights stored in bf16 while training (bit-identical, no per-step cast)
-    # and, on a CPU with short sequences, eager attention (training_attention); both undone before the eval loss
-    frozen = contextlib.ExitStack()
-    frozen.enter_context(bf16_frozen_linears(model, precision == "bf16" and acc.num_processes == 1))
-    attention = frozen.enter_context(attention_kernel(acc.unwrap_model(model), training_attention(
-        acc.unwrap_model(model), tcfg, acc.device, precision)))
-    try:
+    # the bf16 levers (training_levers) hold for the loop only: undone before the eval loss
+    with training_levers(acc.unwrap_model(model), tcfg, acc.device, precision, acc.num_processes) as attention:
         while step < steps:
             step_loss, step_penalty = 0.0, 0.0
             for _ in range(tcfg.grad_accum):
@@ -444,8 +457,6 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
                 checkpoint.save(acc, model, opt, sched, {"step": step, "tokens": tokens, "history": history,
                                                          "losses": losses, "wall_s": elapsed, "acc_step": acc.step,
                                                          "lr": lr, "steps": steps})
-    finally:
-        frozen.close()
     bar.close()
     wall = time.perf_counter() - t0
     gathered = None
