@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from lorafair.adapt import checkpoint
 from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.variants import Variant
 from lorafair.errors import UserError
@@ -299,19 +300,14 @@ def load_external(base_model, v: ExternalVariant, device):
     """The model of an external variant in eval mode on ``device`` (the base model is never modified)."""
     folder = Path(v.folder)
     if v.kind == "adapter":
-        from peft import PeftModel
-
         assert is_peft_method(v.method)
-        return PeftModel.from_pretrained(variant_copy(base_model, v.method), folder).to(device).eval()
+        return checkpoint.load_adapter(variant_copy(base_model, v.method), folder).to(device).eval()
     import torch
 
     model = copy.deepcopy(base_model)
     for f in _weight_files(folder, True, "", v.source):
         if f.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(f))
-        else:
-            sd = torch.load(f, map_location="cpu", weights_only=True)
-        model.load_state_dict(sd, strict=False)
+            checkpoint.load_full_weights(model, f)
+        else:  # allowed only with model.allow_pickle (checked when the variant was resolved)
+            model.load_state_dict(torch.load(f, map_location="cpu", weights_only=True), strict=False)
     return model.eval()

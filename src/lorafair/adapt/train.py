@@ -277,12 +277,12 @@ def bf16_frozen_linears(model, enabled: bool = True):
     if not enabled:
         yield 0
         return
-    counts: dict[int, int] = {}
-    for _, p in model.named_parameters(remove_duplicate=False):
-        counts[id(p)] = counts.get(id(p), 0) + 1
     if any(any(getattr(m, "use_dora", {}).values()) for m in model.modules() if isinstance(getattr(m, "use_dora", None), dict)):
         yield 0
         return
+    counts: dict[int, int] = {}
+    for _, p in model.named_parameters(remove_duplicate=False):
+        counts[id(p)] = counts.get(id(p), 0) + 1
     swapped = []
     for m in model.modules():
         if type(m) is not torch.nn.Linear:

@@ -105,6 +105,11 @@ def encode_record(rec: dict, tok, max_length: int) -> dict:
     return {"input_ids": ids, "labels": labels}
 
 
+def learnable(encoded: dict) -> bool:
+    """Whether an encoded record has a label to learn from (a token after the first that is not IGNORE)."""
+    return any(l != IGNORE for l in encoded["labels"][1:])
+
+
 def encode_records(rows: Iterable[dict], tok, max_length: int) -> list[dict]:
-    out = [encode_record(r, tok, max_length) for r in rows]
-    return [e for e in out if any(l != IGNORE for l in e["labels"][1:])]
+    """The records encoded (:func:`encode_record`), those with nothing to learn from left out."""
+    return [e for e in (encode_record(r, tok, max_length) for r in rows) if learnable(e)]

@@ -117,14 +117,6 @@ def licence_file(name: str) -> Path | None:
     return _packaged_file(e.package, e.licence) if e.licence else None
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def concat_verified(parts: list[Path], out: Path, sha256: str, *, source: str = "", pip: tuple[str, ...] = ()) -> Path:
     """Concatenate ``parts`` in order into ``out`` atomically (a temporary name, then a rename), refusing
     a result whose sha256 is not ``sha256`` (nothing is left behind then). An existing ``out`` is kept

@@ -284,3 +284,12 @@ class RunLayout:
             if vs is not None and p.is_dir():
                 out.append((vs[0], vs[1], p))
         return out
+
+
+def fingerprint(obj) -> str:
+    """The 16-hex-digit fingerprint of a JSON-able object (keys sorted) that marks a finished piece of a run:
+    train.json, results/<study>.json, a seed's data, a strategy's records."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -16,8 +16,6 @@ locked and cleaned by :mod:`lorafair.run.rundir`; every path in it is one of :cl
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -49,11 +47,12 @@ from lorafair.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_
 from lorafair.methods import adapters_off_is_base, is_peft_method
 from lorafair.run.info import PhaseMeter, run_info
 from lorafair.run.ladder import plan_variants
-from lorafair.run.layout import RunLayout, variant_folder
+from lorafair.run.layout import RunLayout, fingerprint, variant_folder
 from lorafair.run.logs import setup_logging, show_progress
 from lorafair.run.paired import save_items, write_paired_rows, write_roles
 from lorafair.run.strategies import StrategyInputs
-from lorafair.run.rundir import PROBE_PREFIX, RunLock, check_out_dir, clean_stale_temporaries, finished_pieces
+from lorafair.run.rundir import (EXPERIMENT_FIELDS, PROBE_PREFIX, RunLock, check_out_dir, clean_stale_temporaries,
+                                 finished_pieces)
 from lorafair.run.tables import collect_rows, summary_markdown, write_metrics_csv
 from lorafair.studies.base import EvalContext, VariantInfo, headline_metrics
 from lorafair.strategies import variant_key
@@ -63,10 +62,6 @@ from lorafair.studies.loader import study_class
 def is_main_process() -> bool:
     """True unless running as a non-zero rank under ``accelerate launch`` / torchrun."""
     return int(os.environ.get("RANK", "0")) == 0
-
-
-def _fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def check_writable(out: Path) -> None:
@@ -125,7 +120,7 @@ class Runner:
         lay = self.layout
         tr, ho, mark = lay.train_data(seed), lay.heldout_data(seed), lay.data_marker(seed)
         dump = self.cfg.model_dump(mode="json")
-        fp = _fingerprint([{k: dump[k] for k in ("model", "data", "start")}, seed])
+        fp = fingerprint([{k: dump[k] for k in ("model", "data", "start")}, seed])
         if tr.exists() and ho.exists() and (not mark.exists() or read_json(mark).get("fingerprint") == fp):
             return read_jsonl(str(tr)), read_jsonl(str(ho))
         dc = self.cfg.data
@@ -214,10 +209,14 @@ class Runner:
             checkpoint.save_adapter(model, self.layout.adapter_dir(variant.name, seed))
 
     # ------------------------------------------------------------------ fingerprints (what is done)
+    def _fp_common(self) -> dict:
+        """The config sections every trained variant and evaluation depends on (rundir.EXPERIMENT_FIELDS)."""
+        dump = self.cfg.model_dump(mode="json")
+        return {k: dump[k] for k in EXPERIMENT_FIELDS}
+
     def train_fingerprint(self, v: Variant, seed: int) -> str:
         """The fingerprint in ``train.json`` of ``v`` trained with ``seed`` under this config."""
-        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
-        return _fingerprint([fp_common, variant_key(v, self.cfg.strategies), seed])
+        return fingerprint([self._fp_common(), variant_key(v, self.cfg.strategies), seed])
 
     def trained(self, v: Variant, seed: int) -> dict | None:
         """``train.json`` of ``v`` when it holds this config's fingerprint (trained, or failed for good), else None."""
@@ -228,11 +227,11 @@ class Runner:
         """(study, its config, fingerprint, results path) of each study not yet evaluated on ``v`` / ``seed``."""
         # an evaluation depends on its own variant and on the references (base, full), not on the rest of the
         # ladder: adding a rank or a method to a finished run evaluates only the new variants
-        fp_common = {k: self.cfg.model_dump(mode="json")[k] for k in ("model", "train", "data", "start")}
+        fp_common = self._fp_common()
         fp_common["references"] = [variant_key(x) for x in self.variants if x.name in ("base", "full")]
         todo = []
         for name, scfg in self.cfg.studies.items():
-            fp = _fingerprint([fp_common, name, scfg.model_dump(mode="json"), variant_key(v, self.cfg.strategies), seed]
+            fp = fingerprint([fp_common, name, scfg.model_dump(mode="json"), variant_key(v, self.cfg.strategies), seed]
                               + self._precision_key(name))
             res_path = self.layout.result_json(v.name, seed, name)
             if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
@@ -481,7 +480,7 @@ class Runner:
             if not hasattr(cls, "finalize"):
                 continue
             path = self.layout.extra_metrics(name)
-            fp = _fingerprint([name, scfg.model_dump(mode="json"), self.cfg.seeds])
+            fp = fingerprint([name, scfg.model_dump(mode="json"), self.cfg.seeds])
             if path.exists() and read_json(path).get("fingerprint") == fp:
                 continue
             self.log.info("study %s: cross-variant rows", name)

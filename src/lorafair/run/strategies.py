@@ -4,19 +4,13 @@ strategy, encoded for the training loop (:mod:`lorafair.strategies`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any, Optional
 
 from lorafair.adapt.tokenize import encode_records
 from lorafair.atomic import atomic_write_json, atomic_write_jsonl, read_json
 from lorafair.data.files import read_jsonl
-from lorafair.run.layout import RunLayout
+from lorafair.run.layout import RunLayout, fingerprint
 from lorafair.strategies import StrategyContext, build_strategy
-
-
-def _fingerprint(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class StrategyInputs:
@@ -59,7 +53,7 @@ class StrategyInputs:
         lay = self.layout
         path, marker = lay.strategy_data(strategy.name, seed), lay.strategy_marker(strategy.name, seed)
         dump = self.cfg.model_dump(mode="json")
-        fp = _fingerprint([{k: dump[k] for k in ("model", "data", "start")}, seed, strategy.name,
+        fp = fingerprint([{k: dump[k] for k in ("model", "data", "start")}, seed, strategy.name,
                            strategy.config.model_dump(mode="json")])
         if path.exists() and marker.exists():
             try:

@@ -56,13 +56,6 @@ from lorafair.run.rundir import check_out_dir
 from lorafair.run.runner import Runner, run_experiment
 
 
-def make_executor(name: str, pairs: dict[str, str], folder: Path) -> Executor:
-    """The executor ``name`` with its options (raises :class:`UserError` for an unknown name or option, or an
-    engine that is not installed: before any work)."""
-    cls = EXECUTORS.get(name)
-    return cls(Options(pairs, name), folder)
-
-
 @dataclass
 class _State:
     job: Job
@@ -85,7 +78,6 @@ class Sweep:
         self.out = Path(out).absolute()
         self.layout = self.runner.layout
         self.ex = executor
-        self.quiet = quiet
         self.log: logging.Logger = logging.getLogger("lorafair")
 
     # ------------------------------------------------------------------ plan
@@ -121,7 +113,7 @@ class Sweep:
         pending = {j.key for j in jobs}
         for seed in self.cfg.seeds:
             todo = [v for v in r.variants if not self._evaluated(v, seed)]
-            done += sum(1 for v in r.variants if self._evaluated(v, seed))
+            done += len(r.variants) - len(todo)
             for group in self._eval_groups(todo):
                 deps = [k for v in group if (k := f"train {v.name} seed {seed}") in pending]
                 if full is not None and full not in group and (k := f"train full seed {seed}") in pending:
@@ -164,8 +156,7 @@ class Sweep:
     def run(self) -> Path:
         t0 = time.perf_counter()
         r = self.runner
-        check_out_dir(self.out, yaml.safe_load(dump_config(self.cfg)))
-        r.prepare_dir()  # the run-wide lock: held by this driver until the end (jobs do not take it)
+        r.prepare_dir()  # checks the directory (check_out_dir) and takes the run-wide lock: held by this driver until the end (jobs do not take it)
         self.log = r.log
         states: list[_State] = []
         try:

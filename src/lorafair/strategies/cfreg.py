@@ -20,7 +20,7 @@ from pydantic import Field
 
 from lorafair.data.wordlists import axes_mapping, swap_record
 from lorafair.errors import UserError
-from lorafair.lm import IGNORE, encode_record, pad
+from lorafair.lm import encode_record, learnable, pad
 from lorafair.strategies.base import Axes, Strategy, StrategyConfig, StrategyContext, axes_field, register_strategy
 
 
@@ -77,7 +77,7 @@ class CounterfactualInvariance:
         out, pairs = [], 0
         for r in rows:
             e = encode_record(r, tok, max_length)
-            if not any(x != IGNORE for x in e["labels"][1:]):  # as encode_records: nothing to learn
+            if not learnable(e):  # as encode_records: nothing to learn
                 continue
             cf, n = swap_record(r, self.mapping)
             e["cf_input_ids"], e["cf_k"] = [], 0

@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from lorafair.errors import UserError
-from lorafair.lm import IGNORE, encode_record
+from lorafair.lm import IGNORE, encode_record, learnable
 from lorafair.lm.encode import tokens
 from lorafair.strategies.base import Strategy, StrategyConfig, StrategyContext, register_strategy
 
@@ -70,7 +70,7 @@ class GroupGap:
         out = []
         for r in rows:
             e = encode_record(r, tok, max_length)
-            if not any(x != IGNORE for x in e["labels"][1:]):
+            if not learnable(e):  # as encode_records: nothing to learn
                 continue
             n_prompt = next((i for i, x in enumerate(e["labels"]) if x != IGNORE), len(e["labels"]))
             c = len(self.shared)

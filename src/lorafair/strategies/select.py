@@ -23,7 +23,6 @@ from __future__ import annotations
 import random
 from typing import Literal, Optional
 
-import torch
 
 from pydantic import Field, field_validator
 
@@ -120,10 +119,9 @@ class Select(Strategy):
                 which.append(i)
                 enc += [encode_record(rows[i], tok, ctx.max_length), encode_record(cf, tok, ctx.max_length)]
         if not which:
-            raise UserError(f"{self.field}.axes", self.config.axes, f"axes of which some training record names a "
+            raise UserError(f"{self.field}.axes", self.config.axes, "axes of which some training record names a "
                             "term (prefer: counterfactual_gap compares each record with its group-swapped copy)")
-        with torch.no_grad():
-            nll, cnt = LM(model, tok, device=ctx.device).sequence_nll(enc, desc="counterfactual gaps")
+        nll, cnt = LM(model, tok, device=ctx.device).sequence_nll(enc, desc="counterfactual gaps")  # no_grad, eval mode
         mean = [a / max(1, b) for a, b in zip(nll, cnt)]
         return {i: abs(mean[2 * k] - mean[2 * k + 1]) for k, i in enumerate(which)}
 

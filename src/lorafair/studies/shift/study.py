@@ -29,6 +29,8 @@ across variants of the same run in memory, within ``reference_cache_mb``.
 
 from __future__ import annotations
 
+import functools
+
 import contextlib
 import time
 from functools import partial
@@ -335,19 +337,21 @@ class ShiftStudy:
         shift_layers = {"variant": ctx.variant.name, **layers}
         if tox_ids is not None:
             shift_layers["toxic_vocab"] = {"source": cfg.toxic_vocab, "n_token_ids": int(tox_ids.numel())}
+        # the variant's own update per adapted module, computed once for the spectrum and the intruders
+        deltas = functools.cache(lambda: lora_deltas(ctx.model, self._base_weights_model(ctx)) if _is_peft(ctx.model) else {})
         if cfg.spectrum:
             with clock("spectrum"):
-                rows += self._spectrum(ctx, cfg, full_model, shift_layers, info)
+                rows += self._spectrum(ctx, cfg, full_model, shift_layers, info, deltas)
         if cfg.intruders:
             with clock("intruders"):
-                rows += self._intruders(ctx, cfg, info)
+                rows += self._intruders(ctx, cfg, info, deltas)
         atomic_write_json(ctx.out_dir / "shift_layers.json", shift_layers)
         info["seconds"] = round(time.perf_counter() - t0, 3)
         info["seconds_by_part"] = clock.rounded()
         return StudyResult(rows, info, items={UNIT: ItemSet(ids, columns)})
 
     # ---- intruder dimensions -----------------------------------------------------------------
-    def _intruders(self, ctx: EvalContext, cfg: ShiftConfig, info: dict) -> list[MetricRow]:
+    def _intruders(self, ctx: EvalContext, cfg: ShiftConfig, info: dict, deltas: Callable[[], dict]) -> list[MetricRow]:
         """Intruder dimensions of the variant's weights against the base's, per linear module (lm_head
         excluded). Modules the variant did not change have none (their singular vectors are the base's)
         and cost nothing; the base's left singular vectors are computed once per run and seed."""
@@ -358,7 +362,7 @@ class ShiftStudy:
         if ctx.variant.method != "base":
             with torch.no_grad():
                 if _is_peft(ctx.model):
-                    for name, (delta, _r, _floor) in lora_deltas(ctx.model, base_model).items():
+                    for name, (delta, _r, _floor) in deltas().items():
                         if name in wb and not (isinstance(delta, LowRankDelta) and delta.is_zero):
                             changed[name] = partial(_plus, wb[name], delta)
                 else:
@@ -436,7 +440,7 @@ class ShiftStudy:
         return logp
 
     # ---- spectrum ---------------------------------------------------------------------------
-    def _spectrum(self, ctx, cfg, full_model, shift_layers, info) -> list[MetricRow]:
+    def _spectrum(self, ctx, cfg, full_model, shift_layers, info, deltas) -> list[MetricRow]:
         """ΔW_full spectrum (once per run and seed) and, for LoRA-family variants, principal angles.
         Base weights: the base reference model; without one, the PEFT model's unmerged base layers
         (not for PiSSA, whose base layers hold the residual W − B·A)."""
@@ -445,7 +449,7 @@ class ShiftStudy:
         dec = self._spectrum_cache.get(key)
         base_weights = self._base_weights_model(ctx)
         # the variant's own update W_eff − W_base per adapted module (PiSSA's residual, DoRA's magnitude included)
-        lora = lora_deltas(ctx.model, base_weights) if _is_peft(ctx.model) else {}
+        lora = deltas()
         keep = max([d[1] for d in lora.values()] + [_ladder_max_rank(ctx.config)])
         if dec is None or (keep and (not dec.left or next(iter(dec.left.values())).shape[1] < keep)):
             dec = update_spectrum(base_weights, full_model, cfg.ranks, keep_left=keep)
