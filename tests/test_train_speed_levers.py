@@ -224,6 +224,8 @@ def test_eager_attention_only_for_cpu_bf16_short_sequences(tiny):
     assert T.training_attention(m, short, cpu, "no") is None  # fp32: the exact path keeps the model's kernel
     assert T.training_attention(m, long, cpu, "bf16") is None
     assert T.training_attention(m, short, torch.device("cuda"), "bf16") is None
+    full = T.build_variant_model(model, Variant("full", "full", lrs=(1e-3,)), 0)
+    assert T.training_attention(full, short, cpu, "bf16") is None  # full fine-tuning keeps SDPA
     inner = m.get_base_model()
     with T.attention_kernel(m, "eager"):
         assert inner.config._attn_implementation == "eager"

@@ -6,7 +6,8 @@ end. The same data order for every variant (a seeded sampler, by default length-
 supervised positions (:func:`supervised_loss`: hidden states -> the positions whose next token is a label ->
 LM head -> cross-entropy), the same loss as the model's full-logits one up to float rounding. Under bf16
 autocast a single process keeps the frozen base weights in bf16 for the loop (bit-identical, no per-step
-cast) and, on a CPU with sequences of at most 256 tokens, uses eager attention (:func:`training_levers`).
+cast) and a LoRA-family training on a CPU with sequences of at most 256 tokens uses eager attention
+(:func:`training_levers`).
 A fairness strategy may add a loss term (``objective``).
 
 Divergence: a training loss (or the final held-out loss) that is not finite stops that training
@@ -309,11 +310,14 @@ EAGER_MAX_LENGTH = 256  # longest training sequences for which eager attention w
 
 def training_attention(model, tcfg: TrainConfig, device: torch.device, precision: str) -> str | None:
     """The attention kernel a training should use instead of the model's, or None to keep it: on a CPU under bf16
-    autocast with sequences of at most :data:`EAGER_MAX_LENGTH` tokens, ``eager`` attention in place of SDPA
-    (PyTorch's CPU flash-attention backward is slow at these lengths: on SmolLM2-135M, batches of 8 BOLD
-    sentences of ≤ 128 tokens, eager trained 1.22× (LoRA r16) and 1.16× (full) faster; docs/performance.md).
-    fp32 training (the exact-reproduction path) and GPUs keep the model's kernel."""
+    autocast with sequences of at most :data:`EAGER_MAX_LENGTH` tokens, a PEFT (LoRA-family) training uses
+    ``eager`` attention in place of SDPA (PyTorch's CPU flash-attention backward is slow at these lengths: on
+    SmolLM2-135M, batches of 8 BOLD sentences of ≤ 128 tokens, eager trained LoRA r16 1.20–1.22× faster in three
+    runs; for full fine-tuning the runs disagreed, 0.83–1.16×, so it keeps SDPA; docs/performance.md). fp32
+    training (the exact-reproduction path) and GPUs keep the model's kernel."""
     if device.type != "cpu" or precision != "bf16" or tcfg.max_length > EAGER_MAX_LENGTH:
+        return None
+    if not hasattr(model, "peft_config"):  # full fine-tuning: eager measured 1.16x, 0.83x and 0.93x SDPA's speed
         return None
     inner = _transformers_model(model)
     cfg = getattr(inner, "config", None)
