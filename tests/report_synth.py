@@ -23,7 +23,9 @@ SYNTH_ROLES = {
     "stereotypes": {"crows_stereotype_pct": _T, "stereoset_ss": _T},
     "decisions": {"approval_gap": _T, "tpr_gap": _T, "flip_rate": dict(_T, role="diagnostic")},
     "shift": {"kl_full_v": _T, "kl_v_base": dict(_T, role="diagnostic", direction="none")},
+    "forgetting": {"loss": dict(_T, role="guard")},
 }
+GUARD = ("perplexity", dict(_T, role="guard"), (20.0, 26.0, 0.5, {}))  # make_run(guards=True): toxicity's guard
 
 # the "_study" entry of each study in metric_roles.json (what the runner writes besides the metric entries)
 SYNTH_STUDY = {
@@ -34,6 +36,7 @@ SYNTH_STUDY = {
     "decisions": {"description": "Synthetic lending decisions.",
                   "headline": ["approval_gap", "tpr_gap", "final_score_gap", "profit"]},
     "shift": {"description": "Synthetic posterior shift.", "headline": ["kl_full_v", "kl_v_base"]},
+    "forgetting": {"description": "Synthetic loss on general text.", "headline": ["loss"]},
 }
 
 # study -> metric -> (base value, full value, interval half-width, groups with offsets)
@@ -57,13 +60,15 @@ STUDY_SHAPES = {
         "kl_v_base": (0.0, 0.80, 0.02, {}),
         "kl_full_v": (0.80, 0.0, 0.02, {}),
     },
+    "forgetting": {"loss": (3.0, 3.4, 0.05, {})},
 }
+STRATEGY_COST = 0.5  # a strategy variant's guards are this much worse (in the guard's worse direction) than plain
 
 
 def captured(rank: Optional[int], variant: str) -> float:
     if variant == "base":
         return 0.0
-    if variant == "full":
+    if variant == "full" or rank is None:  # full, full+<strategy>
         return 1.0
     return 1 - math.exp(-rank / 16)
 
@@ -71,35 +76,57 @@ def captured(rank: Optional[int], variant: str) -> float:
 def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str] = ("toxicity", "stereotypes",
              "decisions", "shift"), seeds: Iterable[int] = (0,), methods: Iterable[str] = ("lora",),
              samples: bool = True, artifacts: bool = True, run_info: bool = True,
-             hostile: bool = False, n: int = 200, study_entries: bool = True) -> Path:
+             hostile: bool = False, n: int = 200, study_entries: bool = True, guards: bool = False,
+             strategies: Optional[dict[str, float]] = None) -> Path:
     """Write a synthetic run directory at ``root`` and return it. ``study_entries=False``: metric_roles.json
-    without the studies' ``_study`` entries (title, description, headline), as an older lorafair wrote it."""
+    without the studies' ``_study`` entries (title, description, headline), as an older lorafair wrote it.
+    ``guards``: the toxicity study gets a ``perplexity`` guard (lower is better). ``strategies``: strategy name ->
+    rank factor k; each ranked variant and full get a ``+<strategy>`` twin whose capture is 1 − exp(−k·r / 16)
+    (full's: 1) and whose guard metrics are :data:`STRATEGY_COST` worse."""
     root.mkdir(parents=True, exist_ok=True)
     ranks, studies, seeds, methods = list(ranks), list(studies), list(seeds), list(methods)
+    strategies = dict(strategies or {})
+    roles_of = {s: dict(SYNTH_ROLES[s]) for s in studies}
+    shapes = {s: dict(STUDY_SHAPES[s]) for s in studies}
+    if guards and "toxicity" in studies:
+        roles_of["toxicity"][GUARD[0]] = GUARD[1]
+        shapes["toxicity"][GUARD[0]] = GUARD[2]
     variants = [("base", "base", None)] + [(f"{m}-r{r}", m, r) for m in methods for r in ranks] + [("full", "full", None)]
+    variants += [(f"{m}-r{r}+{s}", m, r) for s in strategies for m in methods for r in ranks]
+    variants += [(f"full+{s}", "full", None) for s in strategies]
     rows = []
     for seed in seeds:
         for name, method, rank in variants:
-            c = captured(rank, name)
+            strategy = name.split("+")[1] if "+" in name else ""
+            if not strategy:
+                c = captured(rank, name)
+            else:  # full+<strategy>: as far as plain full
+                c = 1.0 if rank is None else 1 - math.exp(-rank * strategies[strategy] / 16)
             if method == "dora" and rank is not None:
                 c = min(1.0, c * 1.1)
             for study in studies:
-                for metric, (b, f, hw, groups) in STUDY_SHAPES[study].items():
+                for metric, (b, f, hw, groups) in shapes[study].items():
+                    role = roles_of[study].get(metric, {})
                     v = b + c * (f - b) + 0.003 * seed
+                    if strategy and role.get("role") == "guard":
+                        v += STRATEGY_COST if role["direction"] == "lower" else -STRATEGY_COST
                     rows.append([name, method, rank if rank is not None else "", seed, study, metric, "",
-                                 round(v, 6), round(v - hw, 6), round(v + hw, 6), n, ""])
-                    if rank is not None and metric in SYNTH_ROLES.get(study, {}) and \
-                            SYNTH_ROLES[study][metric]["role"] == "target":
+                                 round(v, 6), round(v - hw, 6), round(v + hw, 6), n, "", strategy])
+                    if name != "base" and role.get("role") == "guard":
+                        rows.append([name, method, rank if rank is not None else "", seed, study, f"delta_{metric}",
+                                     "", round(v - b, 6), round(v - b - hw, 6), round(v - b + hw, 6), n, "", strategy])
+                    if (rank is not None or strategy) and role.get("role") == "target":
                         # paired capture rows as the runner writes them; half-width ≈ 2·hw / |base − full|
                         chw = 2 * hw / abs(b - f)
-                        rows.append([name, method, rank, seed, study, f"capture_{metric}", "", round(c, 6),
-                                     round(c - chw, 6), round(c + chw, 6), n, ""])
-                        rows.append([name, method, rank, seed, study, f"delta_{metric}", "", round(v - b, 6),
-                                     round(v - b - hw, 6), round(v - b + hw, 6), n, ""])
+                        r_ = rank if rank is not None else ""
+                        rows.append([name, method, r_, seed, study, f"capture_{metric}", "", round(c, 6),
+                                     round(c - chw, 6), round(c + chw, 6), n, "", strategy])
+                        rows.append([name, method, r_, seed, study, f"delta_{metric}", "", round(v - b, 6),
+                                     round(v - b - hw, 6), round(v - b + hw, 6), n, "", strategy])
                     for g, off in groups.items():
                         gv = v + off * (1 - c)
                         rows.append([name, method, rank if rank is not None else "", seed, study, metric, g,
-                                     round(gv, 6), round(gv - 2 * hw, 6), round(gv + 2 * hw, 6), n // 3, ""])
+                                     round(gv, 6), round(gv - 2 * hw, 6), round(gv + 2 * hw, 6), n // 3, "", strategy])
     with open(root / "metrics.csv", "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(COLUMNS)
@@ -111,7 +138,7 @@ def make_run(root: Path, *, ranks: Iterable[int] = RANKS, studies: Iterable[str]
         f"seeds: {seeds}\n"
         f"ranks: {ranks}\n"
         f"studies: {studies}\n", encoding="utf-8")
-    roles = {s: ({"_study": SYNTH_STUDY[s]} if study_entries else {}) | SYNTH_ROLES[s] for s in studies}
+    roles = {s: ({"_study": SYNTH_STUDY[s]} if study_entries else {}) | roles_of[s] for s in studies}
     (root / "metric_roles.json").write_text(json.dumps(roles), encoding="utf-8")
     if run_info:
         (root / "run_info.json").write_text(json.dumps({

@@ -18,7 +18,7 @@ from lorafair.report.context import run_metas, slug
 from lorafair.report.doc import Block, Figure, FigureRow, Heading, KeyValues, Para, Table
 from lorafair.report.front import compact, status_word
 from lorafair.report.load import RunData, load_run
-from lorafair.report.recommend import capture_table, recommend
+from lorafair.report.recommend import capture_table, recommend, recommend_strategies
 from lorafair.report.render_html import render_html
 from lorafair.report.render_md import render_md
 from lorafair.report.style import MARKERS, SERIES_COLORS, report_style
@@ -67,19 +67,21 @@ def build_compare(runs: list[RunData], target: float = 0.9) -> tuple[list[Block]
     studies = list(dict.fromkeys(s for r in runs for s in r.studies()))
     metas_per_run = [run_metas(r) for r in runs]
     recs = [recommend(r, m, target) if r.ranked_methods() else {} for r, m in zip(runs, metas_per_run)]
+    srecs = [recommend_strategies(r, m, target) if r.ranked_methods() else {} for r, m in zip(runs, metas_per_run)]
     toc.append(("recommendation", "Recommendations"))
     blocks.append(Heading(2, "Rank recommendations", "recommendation"))
     rec_rows = []
     for scope in ["overall"] + studies:
         row = [scope]
-        for rr in recs:
-            items = rr.get(scope, [])
-            row.append("; ".join(f"{x.method}: r={x.rank}" if x.rank is not None else
-                                 f"{x.method}: {status_word(x.status)}" for x in items) or "–")
+        for rr, sr in zip(recs, srecs):
+            items = rr.get(scope, []) + sr.get(scope, [])  # plain first, then each strategy's ladder
+            row.append("; ".join(f"{x.label}: r={x.rank}" if x.rank is not None else
+                                 f"{x.label}: {status_word(x.status)}" for x in items) or "–")
         rec_rows.append(row)
     blocks.append(Table(["scope"] + labels, rec_rows,
                         caption=f"Smallest rank whose paired capture interval lies within [{target:g}, {2 - target:g}] "
-                                "on every defined target metric (see each run's report for the reasons)."))
+                                "on every defined target metric (see each run's report for the reasons); a strategy's "
+                                "ladder (lora+cfreg) by the same rules."))
 
     for study in studies:
         anchor = f"study-{slug(study)}"

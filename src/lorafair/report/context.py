@@ -9,7 +9,7 @@ from typing import Optional
 from lorafair.report import plots
 from lorafair.report.doc import Figure
 from lorafair.report.load import RunData
-from lorafair.report.recommend import recommend
+from lorafair.report.recommend import recommend, recommend_strategies
 from lorafair.report.study_meta import StudyMeta, study_meta
 from lorafair.report.style import MARKERS, method_color
 
@@ -35,6 +35,8 @@ class ReportContext:
         self.target = target
         self.metas: dict[str, StudyMeta] = run_metas(run)
         self.recs = recommend(run, self.metas, target) if run.ranked_methods() else {}
+        # per strategy (lora-r8+cfreg …), by the same rules; the plain recommendation above never reads them
+        self.strategy_recs = recommend_strategies(run, self.metas, target) if run.ranked_methods() else {}
         self.toc: list[tuple[str, str]] = []
         self._names: set[str] = set()
 

@@ -102,6 +102,7 @@ def recommendation(ctx: ReportContext) -> list[Block]:
                             caption=f"Per study. A rank reaches a target metric when its paired capture interval "
                                     f"lies within [{ctx.target:g}, {2 - ctx.target:g}]; the recommendation is the "
                                     "smallest rank that reaches every defined target metric."))
+    blocks += strategy_recommendation(ctx)
     blocks.append(Para(
         "Capture ratio of a variant v for a target metric m: (m(base) − m(v)) / (m(base) − m(full)), with the "
         "distance to the ideal in place of m where the metric has an ideal value (SS 50, a bias score 0); 1 = "
@@ -112,6 +113,32 @@ def recommendation(ctx: ReportContext) -> list[Block]:
         "(fluency, task accuracy) are not capture targets: a guard is broken when the paired interval of "
         "m(v) − m(base) lies on its worse side.", "note"))
     return blocks
+
+
+def strategy_recommendation(ctx: ReportContext) -> list[Block]:
+    """Per strategy (lora-r8+cfreg …), the smallest rank of its own ladder that reaches the targets, next to plain
+    fine-tuning's (whose recommendation above never reads strategy variants)."""
+    srecs = ctx.strategy_recs
+    if not srecs:
+        return []
+    plain = {r.method: r for r in ctx.recs.get("overall", [])}
+    rows = [[rec.label, rank_word(rec), rank_word(plain[rec.method]) if rec.method in plain else "–", rec.text]
+            for rec in srecs.get("overall", [])]
+    if not rows:
+        return []
+    return [Heading(3, "Per strategy"),
+            Table(["ladder", "recommended rank (all studies)", "plain", "why"], rows, wrap_last=True,
+                  caption=f"Each strategy crossed with the rank ladder, by the same rules (each study's section has "
+                          f"its own): the smallest rank of "
+                          f"<method>-r<rank>+<strategy> whose paired capture interval lies within [{ctx.target:g}, "
+                          f"{2 - ctx.target:g}] on every defined target metric. Its capture is measured against the "
+                          "same base and the same plain full fine-tuning, so a smaller rank than plain's means the "
+                          "strategy needs less rank to move as far as full fine-tuning did.")]
+
+
+def rank_word(rec) -> str:
+    """``r=8``, or why there is no rank."""
+    return f"r={rec.rank}" if rec.rank is not None else status_word(rec.status)
 
 
 def notes(ctx: ReportContext) -> list[Block]:

@@ -22,7 +22,8 @@ from typing import Any, Iterable, Optional
 
 from lorafair.errors import UserError
 from lorafair.methods import peft_methods
-from lorafair.run.layout import COLUMNS, METRIC_ROLES, STUDY_KEY, TRAIN_STATUS, parse_folder, parse_variant
+from lorafair.run.layout import (COLUMNS, METRIC_ROLES, STUDY_KEY, TRAIN_STATUS, parse_folder, parse_variant,
+                                 split_strategy)
 
 __all__ = ["Estimate", "MetricRecord", "RunData", "VariantArtifacts", "load_run", "parse_variant", "pool_seeds",
            "read_metrics_csv", "sort_variants"]
@@ -189,6 +190,10 @@ class RunData:
         """Methods that come with a rank (the first registered method, LoRA, first; then the others alphabetically)."""
         ms = {parse_variant(v)[0] for v in self.variants() if parse_variant(v)[1] is not None}
         return sorted(ms, key=lambda m: (m != _PRIMARY, m))
+
+    def strategies(self) -> list[str]:
+        """The strategies of the run's strategy variants (``lora-r8+cfreg`` -> ``cfreg``), in variant order."""
+        return list(dict.fromkeys(s for v in self.variants() if (s := split_strategy(v)[1])))
 
     def ranks(self, method: str) -> list[int]:
         return sorted({r for v in self.variants() for m, r in [parse_variant(v)] if m == method and r is not None})

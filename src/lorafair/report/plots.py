@@ -161,6 +161,69 @@ def capture_vs_rank(curves: list[tuple[str, list[tuple[int, float, float, float]
     return fig_to_png(fig)
 
 
+@dataclass
+class ScatterPoint:
+    """One variant on a trade-off plot: x and y with their intervals, a short text beside it (its rank)."""
+
+    x: Estimate
+    y: Estimate
+    text: str = ""
+    size: float = 36.0
+
+
+@dataclass
+class ScatterSeries:
+    """Points of one colour and marker (a method with or without a strategy); ``connect``: a thin line through
+    them in order (a rank ladder)."""
+
+    label: str
+    color: str
+    points: list[ScatterPoint] = field(default_factory=list)
+    marker: str = "o"
+    connect: bool = False
+
+
+def tradeoff(series: list[ScatterSeries], front: list[tuple[float, float]], *, xlabel: str, ylabel: str,
+             title: str, corner: str = "") -> bytes:
+    """A fairness–utility scatter: every series with 95% intervals on both axes, the Pareto front (``front``: its
+    points in x order) as a dashed line through ringed points. ``corner`` ("lower left" …) is where better lies."""
+    fig, ax = new_figure(figsize=(6.4, 4.4))
+    for s in series:
+        pts = [p for p in s.points if math.isfinite(p.x.value) and math.isfinite(p.y.value)]
+        if not pts:
+            continue
+        if s.connect and len(pts) > 1:
+            ax.plot([p.x.value for p in pts], [p.y.value for p in pts], color=s.color, linewidth=0.8, alpha=0.5,
+                    zorder=2)
+        for p in pts:
+            xe = [[max(p.x.value - p.x.ci_low, 0)], [max(p.x.ci_high - p.x.value, 0)]] if p.x.has_ci else None
+            ye = [[max(p.y.value - p.y.ci_low, 0)], [max(p.y.ci_high - p.y.value, 0)]] if p.y.has_ci else None
+            if xe is not None or ye is not None:
+                ax.errorbar([p.x.value], [p.y.value], xerr=_finite(xe) if xe else None, yerr=_finite(ye) if ye else None,
+                            fmt="none", ecolor=s.color, elinewidth=0.7, alpha=0.45, zorder=2)
+        ax.scatter([p.x.value for p in pts], [p.y.value for p in pts], s=[p.size for p in pts], color=s.color,
+                   marker=s.marker, edgecolors="white", linewidths=0.6, label=_legend(s.label), zorder=4)
+        for p in pts:
+            if p.text:
+                ax.annotate(clean_label(p.text, limit=20), (p.x.value, p.y.value), xytext=(4, 3),
+                            textcoords="offset points", fontsize=7, color="#333333", zorder=5)
+    front = [(x, y) for x, y in front if math.isfinite(x) and math.isfinite(y)]
+    if front:
+        ax.plot([x for x, _ in front], [y for _, y in front], color="#444444", linestyle="--", linewidth=1.0,
+                zorder=3, label="Pareto front")
+        ax.scatter([x for x, _ in front], [y for _, y in front], s=150, facecolors="none", edgecolors="#444444",
+                   linewidths=1.0, zorder=3)
+    ax.set_xlabel(clean_label(xlabel, limit=120))
+    ax.set_ylabel(clean_label(ylabel, limit=120))
+    ax.set_title(title, loc="left")
+    if corner:
+        ax.text(0.99, 0.99, f"better: {corner}", transform=ax.transAxes, ha="right", va="top", fontsize=7.5,
+                color="#555555")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig_to_png(fig)
+
+
 def group_bars(groups: list[str], bars: list[tuple[str, str, dict[str, Estimate]]], *, metric: str, title: str,
                direction: Optional[str] = None) -> bytes:
     """Grouped bars: one cluster per group, one bar per variant (label, colour, {group: estimate})."""

@@ -22,6 +22,12 @@ study; the overall one the smallest rank that does so for every study at once. G
 at that rank: a guard is *broken* when the paired interval of m(v) − m(base) lies entirely on its
 worse side, and the text says so (with full fine-tuning's change for comparison). Seeds are pooled
 with :func:`lorafair.report.load.pool_seeds`.
+
+Strategy variants (``lora-r8+cfreg``, :mod:`lorafair.strategies`) are never part of the plain recommendation
+(:func:`recommend` reads only the plain ``<method>-r<rank>`` variants). :func:`recommend_strategies` applies the
+same rules to each strategy's own ladder (``<method>-r<rank>+<strategy>``): its capture rows are paired against the
+same base and the same *plain* full fine-tuning, so "reached" means the strategy at that rank moved as far as plain
+full fine-tuning did.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Optional
 
 from lorafair.report.load import Estimate, RunData
 from lorafair.report.study_meta import StudyMeta
+from lorafair.run.layout import STRATEGY_SEP, variant_name
 from lorafair.stats.capture import CaptureResult
 
 STATES = ("reached", "overshoots", "short", "uncertain", "undefined")
@@ -106,6 +113,12 @@ class Recommendation:
     text: str
     metrics: list[MetricCapture] = field(default_factory=list)
     guards_broken: list[GuardCheck] = field(default_factory=list)
+    strategy: str = ""  # "" for plain fine-tuning
+
+    @property
+    def label(self) -> str:
+        """``lora`` or ``lora+cfreg``."""
+        return f"{self.method}{STRATEGY_SEP}{self.strategy}" if self.strategy else self.method
 
 
 def _capture_result(e: Optional[Estimate], note: str) -> CaptureResult:
@@ -116,9 +129,11 @@ def _capture_result(e: Optional[Estimate], note: str) -> CaptureResult:
     return CaptureResult(e.value, e.ci_low, e.ci_high, True, "", e.n, "paired-bootstrap")
 
 
-def capture_table(run: RunData, meta: StudyMeta, method: str, metrics: Optional[list[str]] = None) -> list[MetricCapture]:
+def capture_table(run: RunData, meta: StudyMeta, method: str, metrics: Optional[list[str]] = None,
+                  strategy: str = "") -> list[MetricCapture]:
     """Pooled paired capture ratios of every rank of ``method`` for the study's target metrics
-    (or ``metrics``), read from the ``capture_<m>`` rows."""
+    (or ``metrics``), read from the ``capture_<m>`` rows; with ``strategy``, of the variants
+    ``<method>-r<rank>+<strategy>`` instead of the plain ones."""
     out = []
     names = metrics if metrics is not None else meta.with_role("target")
     present = set(run.metrics(meta.name))
@@ -128,7 +143,7 @@ def capture_table(run: RunData, meta: StudyMeta, method: str, metrics: Optional[
             continue
         by_rank: dict[int, CaptureResult] = {}
         for r in run.ranks(method):
-            v = f"{method}-r{r}"
+            v = variant_name(method, r, strategy)
             e = run.estimate(meta.name, cm, v)
             note = run.note(meta.name, cm, v)
             if e is None and not note:
@@ -173,7 +188,15 @@ def _signed(e: Optional[Estimate]) -> str:
 
 
 def _decide(scope: str, method: str, target: float, caps: list[MetricCapture],
-            guards_at, metas: dict[str, StudyMeta]) -> Recommendation:
+            guards_at, metas: dict[str, StudyMeta], strategy: str = "") -> Recommendation:
+    rec = _decide_plain(scope, f"{method}{STRATEGY_SEP}{strategy}" if strategy else method, target, caps, guards_at,
+                        metas)
+    rec.method, rec.strategy = method, strategy
+    return rec
+
+
+def _decide_plain(scope: str, method: str, target: float, caps: list[MetricCapture],
+                  guards_at, metas: dict[str, StudyMeta]) -> Recommendation:
     defined = [c for c in caps if c.defined]
     undefined = [c for c in caps if not c.defined]
     name = (lambda c: f"{c.study}/{c.metric}") if scope == "overall" else (lambda c: c.metric)
@@ -268,6 +291,35 @@ def recommend(run: RunData, metas: dict[str, StudyMeta], target: float = 0.9) ->
                                lambda r: [g for m in metas.values() for g in guard_checks(run, m, f"{method}-r{r}")],
                                metas))
     out["overall"] = overall
+    return out
+
+
+def recommend_strategies(run: RunData, metas: dict[str, StudyMeta], target: float = 0.9
+                         ) -> dict[str, list[Recommendation]]:
+    """Per strategy and ranked method, the smallest rank of ``<method>-r<rank>+<strategy>`` that reaches every
+    defined target metric (the rules of :func:`recommend`, which this leaves untouched); keyed like it. A method
+    the strategy was not crossed with (no variant) is left out."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target must be in (0, 1], got {target}")
+    out: dict[str, list[Recommendation]] = {}
+    overall: list[Recommendation] = []
+    for strategy in run.strategies():
+        for method in run.ranked_methods():
+            if not any(variant_name(method, r, strategy) in run.variants() for r in run.ranks(method)):
+                continue
+            all_caps: list[MetricCapture] = []
+            for study, meta in metas.items():
+                caps = capture_table(run, meta, method, strategy=strategy)
+                all_caps.extend(caps)
+                out.setdefault(study, []).append(_decide(
+                    study, method, target, caps,
+                    lambda r, m=meta: guard_checks(run, m, variant_name(method, r, strategy)), {study: meta}, strategy))
+            overall.append(_decide("overall", method, target, all_caps,
+                                   lambda r: [g for m in metas.values()
+                                              for g in guard_checks(run, m, variant_name(method, r, strategy))],
+                                   metas, strategy))
+    if overall:
+        out["overall"] = overall
     return out
 
 

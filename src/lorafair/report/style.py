@@ -43,6 +43,9 @@ CYCLE = [OKABE_ITO[k] for k in ("blue", "vermillion", "bluish_green", "orange", 
 # Series that are neither base nor full (metrics on one axes): the cycle without black and vermillion.
 SERIES_COLORS = [OKABE_ITO[k] for k in ("blue", "bluish_green", "orange", "reddish_purple", "sky_blue", "yellow")]
 METHOD_PALETTE = SERIES_COLORS
+# Strategy variants (lora-r8+cfreg): the run's strategies in order take these (plain fine-tuning keeps its method's
+# colour), so a strategy's first colours differ from LoRA's blue and DoRA's green.
+STRATEGY_PALETTE = [OKABE_ITO[k] for k in ("reddish_purple", "orange", "sky_blue", "yellow", "bluish_green")]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 HEATMAP_CMAP = "cividis"  # perceptually uniform and colour-vision-deficiency safe
 
@@ -89,6 +92,11 @@ def method_color(method: str, i: int = 0) -> str:
     """The colour of a variant family; a method that is not registered here (a run made with a plug-in this
     installation lacks) takes the ``i``-th colour of the cycle from sky blue on."""
     return method_colors().get(method, CYCLE[(i + 5) % len(CYCLE)])
+
+
+def strategy_color(i: int) -> str:
+    """The colour of the run's ``i``-th strategy."""
+    return STRATEGY_PALETTE[i % len(STRATEGY_PALETTE)]
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # no glyph in any font: drawn as boxes, with a warning

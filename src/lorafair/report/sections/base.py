@@ -15,10 +15,12 @@ import numpy as np
 from lorafair.report import plots
 from lorafair.report.context import ReportContext, marker, slug
 from lorafair.report.doc import Block, Callout, Details, Figure, FigureRow, Heading, KeyValues, Para, Table, fmt, fmt_est
-from lorafair.report.front import compact, status_word
+from lorafair.report.front import compact, rank_word, status_word
 from lorafair.report.load import Estimate
 from lorafair.report.recommend import capture_table, study_is_flat
-from lorafair.report.style import CYCLE, method_color
+from lorafair.report.style import CYCLE, method_color, strategy_color
+from lorafair.report.tradeoff import MAX_TARGETS, Axis, TradeOff, better_corner, target_axes, tradeoff, utility_axis
+from lorafair.run.layout import STRATEGY_SEP
 
 # (z_0.975 + z_0.8): a difference of this many standard errors is detected with 80% power at the 5% level
 DETECTABLE_Z = 1.959963984540054 + 0.8416212335729143
@@ -27,8 +29,13 @@ DETECTABLE_Z = 1.959963984540054 + 0.8416212335729143
 class Section:
     """The generic section of a study: heading and description, callouts (no shift to capture, the
     study's recommendation), the table of its headline metrics, each headline metric against rank, the
-    capture ratio against rank, per-group figures, :meth:`extras`, how the numbers were obtained and
-    every row of the study (collapsed)."""
+    capture ratio against rank (and, in a run with strategies, each strategy's against plain fine-tuning), the
+    fairness–utility trade-off, per-group figures, :meth:`extras`, how the numbers were obtained and every row of
+    the study (collapsed)."""
+
+    #: whether the section shows the fairness–utility trade-off (:mod:`lorafair.report.tradeoff`); a study whose
+    #: targets are no fairness measure (shift: the distance to full fine-tuning's distribution) turns it off
+    tradeoff_view: bool = True
 
     def __init__(self, ctx: ReportContext, study: str):
         self.ctx = ctx
@@ -46,6 +53,8 @@ class Section:
             blocks.append(Heading(3, "Headline metrics against rank"))
             blocks.append(FigureRow(figs))
         blocks += self.capture()
+        blocks += self.strategy_capture()
+        blocks += self.tradeoff()
         blocks += self.groups()
         blocks += self.extras()
         blocks += self.info()
@@ -165,6 +174,168 @@ class Section:
             blocks.append(Para("Capture ratio undefined for: " + "; ".join(
                 f"{c.metric} ({c.undefined_reason})" for c in undefined) + ".", "note"))
         return blocks
+
+    def strategy_capture(self) -> list[Block]:
+        """In a run with strategies: per target metric, the paired capture ratio of the main method's plain ladder
+        and of each strategy's ladder against rank on one figure, a table of them, and each strategy's smallest
+        rank within the band (:func:`lorafair.report.recommend.recommend_strategies`)."""
+        run, meta, study, target = self.run, self.meta, self.study, self.ctx.target
+        method, strategies = self.ctx.main_method(), run.strategies()
+        if not method or not strategies:
+            return []
+        ladders = [("", method_color(method), capture_table(run, meta, method))]
+        ladders += [(s, strategy_color(i), capture_table(run, meta, method, strategy=s))
+                    for i, s in enumerate(strategies)]
+        ranks = sorted({r for _, _, caps in ladders for c in caps for r in c.by_rank})
+        figs, rows = [], []
+        for metric in meta.with_role("target"):
+            curves, colors = [], []
+            for strategy, color, caps in ladders:
+                c = next((c for c in caps if c.metric == metric), None)
+                if c is None:
+                    continue
+                label = f"{method}{STRATEGY_SEP}{strategy}" if strategy else method
+                pts = [(r, x.value, x.ci_low, x.ci_high) for r, x in sorted(c.by_rank.items()) if x.defined]
+                if pts:
+                    curves.append((label, pts))
+                    colors.append(color)
+                cells = []
+                for r in ranks:
+                    x = c.by_rank.get(r)
+                    cells.append("–" if x is None else (fmt_est(x.value, x.ci_low, x.ci_high) if x.defined else "undefined"))
+                reached = [r for r in sorted(c.by_rank) if c.reaches(r, target)]
+                rows.append([metric, label] + cells + [f"r={reached[0]}" if reached else "none"])
+            if len(curves) > 1 or (curves and any(s for s, _, _ in ladders)):
+                png = plots.capture_vs_rank(curves, target=target, colors=colors,
+                                            title=f"{study}: capture of {metric.replace('_', ' ')} by strategy")
+                figs.append(self.ctx.fig(f"{study}-{metric}-capture-strategies", png,
+                                         f"Paired capture ratio of {metric} against rank: plain {method} fine-tuning "
+                                         f"and each strategy ({', '.join(strategies)}) crossed with the same ranks; "
+                                         "0 = base, 1 = plain full fine-tuning, dotted = the band "
+                                         f"[{target:g}, {2 - target:g}]. A strategy's curve left of plain's reaches "
+                                         "the band at a smaller rank."))
+        if not rows:
+            return []
+        blocks: list[Block] = [Heading(3, "Capture ratio by strategy")]
+        if figs:
+            blocks.append(FigureRow(figs))
+        blocks.append(Table(["metric", "ladder"] + [f"r={r}" for r in ranks] + ["first rank within the band"], rows,
+                            caption=f"Paired capture ratio [95% interval] of each rank of plain {method} and of each "
+                                    f"strategy crossed with it, against the same base and the same plain full "
+                                    f"fine-tuning; last column: the smallest rank whose interval lies within "
+                                    f"[{target:g}, {2 - target:g}] for that metric alone."))
+        recs = self.ctx.strategy_recs.get(study, [])
+        plain = {r.method: r for r in self.ctx.recs.get(study, [])}
+        if recs:
+            blocks.append(Table(["ladder", "recommended rank", f"plain {method}", "why"],
+                                [[r.label, rank_word(r), rank_word(plain[r.method]) if r.method in plain else "–",
+                                  r.text] for r in recs], wrap_last=True,
+                                caption="Per strategy, the smallest rank that reaches every defined target metric of "
+                                        "this study (the rules of the plain recommendation, which is unchanged)."))
+        return blocks
+
+    def tradeoff(self) -> list[Block]:
+        """The fairness–utility trade-off (:mod:`lorafair.report.tradeoff`): per target metric (at most
+        :data:`~lorafair.report.tradeoff.MAX_TARGETS`), every variant with the target on x and the utility on y,
+        the Pareto front drawn; and a table of the points with the fronts each is on."""
+        if not self.tradeoff_view:
+            return []
+        run, study = self.run, self.study
+        targets = target_axes(run, self.meta)
+        if not targets:
+            return []
+        y = utility_axis(run, self.ctx.metas, study)
+        if y is None:
+            if not run.strategies():
+                return []
+            return [Heading(3, "Fairness–utility trade-off"),
+                    Para(f"No trade-off figure: the run measures no utility to set against the targets of {study} "
+                         "(no guard metric with a better direction in any study, and no heldout loss). Add a guard, "
+                         "e.g. the forgetting study, to see what each strategy costs.", "note")]
+        shown, left = targets[:MAX_TARGETS], targets[MAX_TARGETS:]
+        views = [tradeoff(run, x, y) for x in shown]
+        views = [t for t in views if sum(p.complete for p in t.points) >= 2]
+        if not views:
+            return []
+        figs = [self.tradeoff_figure(t) for t in views]
+        where = ("this study's guard" if y.study == study else
+                 f"the {y.study} study's {'guard' if y.role == 'guard' else y.role or 'metric'} (this study has no guard "
+                 "with a better direction)")
+        blocks: list[Block] = [
+            Heading(3, "Fairness–utility trade-off"),
+            Para(f"What each variant's fairness costs: every variant with the target metric on x and "
+                 f"{y.describe()} on y, {where}. The Pareto front joins the variants that no other variant matches or "
+                 "beats on both axes (on the point values); a variant off the front is beaten on both by one on it."
+                 + (f" Not drawn (at most {MAX_TARGETS} targets): {', '.join(a.metric for a in left)}." if left else ""),
+                 "note"),
+            FigureRow(figs),
+            self.tradeoff_table(views),
+        ]
+        return blocks
+
+    def tradeoff_figure(self, t: TradeOff) -> Figure:
+        run, study = self.run, self.study
+        methods, strategies = run.ranked_methods(), run.strategies()
+        groups: dict[tuple[str, str], list] = {}
+        for p in t.points:
+            if p.complete:
+                groups.setdefault((p.family, p.strategy), []).append(p)
+
+        def order(key):
+            fam, s = key
+            rank_of = 0 if fam == "base" else 1 if fam in methods else 3 if fam == "full" else 4
+            return (rank_of, bool(s), methods.index(fam) if fam in methods else 0,
+                    strategies.index(s) if s in strategies else -1, fam)
+
+        series = []
+        for fam, s in sorted(groups, key=order):
+            pts = sorted(groups[(fam, s)], key=lambda p: p.rank or 0)
+            if fam in methods:
+                mk = marker(methods.index(fam))
+            else:
+                mk = {"base": "X", "full": "D"}.get(fam, "P")
+            color = strategy_color(strategies.index(s)) if s in strategies else method_color(fam, len(methods))
+            series.append(plots.ScatterSeries(
+                f"{fam}{STRATEGY_SEP}{s}" if s else fam, color,
+                [plots.ScatterPoint(p.x, p.y, f"r{p.rank}" if p.rank is not None else "",
+                                    24 + 10 * float(np.log2(max(p.rank, 1))) if p.rank is not None else 70)
+                 for p in pts], mk, connect=fam in methods))
+        front = [(p.x.value, p.y.value) for p in t.front]
+        corner = better_corner(t.x, t.y)
+        png = plots.tradeoff(series, front, xlabel=f"{t.x.label} ({t.x.better} is better)",
+                             ylabel=f"{t.y.label}" + (f" [{t.y.study}]" if t.y.study != study else "")
+                             + f" ({t.y.better} is better)",
+                             title=f"{study}: {t.x.metric.replace('_', ' ')} vs {t.y.metric.replace('_', ' ')}",
+                             corner=corner)
+        return self.ctx.fig(f"{study}-{t.x.metric}-tradeoff", png,
+                            f"x: {t.x.describe()}; y: {t.y.describe()}. One point per variant with both values: colour "
+                            "= method or strategy (each strategy its own colour, plain fine-tuning its method's), "
+                            "marker = method (base ✕, full ◆), label and size = rank; bars = 95% intervals. Dashed "
+                            f"line through ringed points: the Pareto front (point values); better lies {corner}.")
+
+    def tradeoff_table(self, views: list[TradeOff]) -> Table:
+        y = views[0].y
+        variants = list(dict.fromkeys(p.variant for t in views for p in t.points))
+        by = [{p.variant: p for p in t.points} for t in views]
+        rows = []
+        for v in variants:
+            first = next(b[v] for b in by if v in b)
+            yv = first.y
+            cells = []
+            for b in by:
+                p = b.get(v)
+                cells.append(fmt_est(p.x.value, p.x.ci_low, p.x.ci_high) if p is not None and p.x is not None else "–")
+            fronts = [t.x.label for t, b in zip(views, by) if v in b and b[v].on_front]
+            rows.append([v, first.strategy or ("–" if first.family == "base" else "plain"),
+                         str(first.rank) if first.rank is not None else "–",
+                         fmt_est(yv.value, yv.ci_low, yv.ci_high) if yv is not None else "–"]
+                        + cells + [", ".join(fronts) or "–"])
+        ylab = f"{y.label} ({y.study}) {'↓' if y.better == 'lower' else '↑'}"
+        return Table(["variant", "strategy", "rank", ylab]
+                     + [f"{t.x.label} {'↓' if t.x.better == 'lower' else '↑'}" for t in views] + ["on the front of"],
+                     rows, caption="The points of the trade-off figures: value [95% interval]; ↓ lower is better, ↑ "
+                                   "higher is better; last column: the targets on whose Pareto front the variant lies "
+                                   "(a variant without one of the two values is on no front).")
 
     def groups(self) -> list[Block]:
         run, study, meta, method = self.run, self.study, self.meta, self.ctx.main_method()

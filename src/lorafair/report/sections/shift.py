@@ -24,6 +24,8 @@ _DIVERGENCE = re.compile(r"^(kl|js)_")  # the divergence metrics drawn together
 class ShiftSection(Section):
     """Posterior divergences on one figure, logit lens per layer, spectrum of ΔW_full."""
 
+    tradeoff_view = False  # its target (the distance to full's distribution) is no fairness measure
+
     def headline_figures(self) -> list[Figure]:
         kl_metrics = [m for m in self.meta.headline if _DIVERGENCE.match(m)]
         figs: list[Figure] = []
