@@ -216,13 +216,15 @@ _PRIMARY = peft_methods()[0]  # the method the report lists first (LoRA: registe
 
 
 def sort_variants(names: Iterable[str]) -> list[str]:
-    """base first, full last, ranked variants grouped by method (lora first) and sorted by rank."""
+    """base first, full last, ranked variants grouped by method (lora first) and sorted by rank; a strategy variant
+    (lora-r8+cfreg, full+cfreg) right after its plain one."""
 
     def key(name: str):
         method, rank = parse_variant(name)
-        if name == "base":
+        plain = split_strategy(name)[0]  # full+cfreg next to full
+        if plain == "base":
             return (0, "", 0, name)
-        if name == "full":
+        if plain == "full":
             return (3, "", 0, name)
         if rank is None:
             return (2, method, 0, name)

@@ -305,7 +305,8 @@ class Section:
         png = plots.tradeoff(series, front, xlabel=f"{t.x.label} ({t.x.better} is better)",
                              ylabel=f"{t.y.label}" + (f" [{t.y.study}]" if t.y.study != study else "")
                              + f" ({t.y.better} is better)",
-                             title=f"{study}: {t.x.metric.replace('_', ' ')} vs {t.y.metric.replace('_', ' ')}",
+                             title=f"{study}: {t.x.metric.replace('_', ' ')} vs "
+                                   + (f"{t.y.study} " if t.y.study != study else "") + t.y.metric.replace('_', ' '),
                              corner=corner)
         return self.ctx.fig(f"{study}-{t.x.metric}-tradeoff", png,
                             f"x: {t.x.describe()}; y: {t.y.describe()}. One point per variant with both values: colour "
