@@ -48,3 +48,21 @@ def make_ctx(tmp_path):
 
     return make
 
+
+@pytest.fixture
+def figure_texts(monkeypatch):
+    """Every Text of every figure the report draws (after drawing: tick labels included)."""
+    from matplotlib.text import Text
+
+    from lorafair.report import plots
+
+    seen: list[tuple[str, bool, bool]] = []
+    real = plots.fig_to_png
+
+    def spy(fig):
+        png = real(fig)
+        seen.extend((t.get_text(), t.get_parse_math(), t.get_usetex()) for t in fig.findobj(Text))
+        return png
+
+    monkeypatch.setattr(plots, "fig_to_png", spy)
+    return seen

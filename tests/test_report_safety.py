@@ -191,23 +191,6 @@ def test_md_escape_breaks_autolinks_and_block_markers():
 MATH = r"$\notacommand{x}$"
 
 
-@pytest.fixture
-def figure_texts(monkeypatch):
-    """Every Text of every figure the report draws (after drawing: tick labels included)."""
-    from matplotlib.text import Text
-
-    seen: list[tuple[str, bool, bool]] = []
-    real = plots.fig_to_png
-
-    def spy(fig):
-        png = real(fig)
-        seen.extend((t.get_text(), t.get_parse_math(), t.get_usetex()) for t in fig.findobj(Text))
-        return png
-
-    monkeypatch.setattr(plots, "fig_to_png", spy)
-    return seen
-
-
 def test_math_in_group_metric_and_variant_names_reads_literally(tmp_path, figure_texts):
     root = make_run(tmp_path / "math", ranks=(1, 4), studies=("toxicity",), samples=False)
     rows = []

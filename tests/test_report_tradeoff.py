@@ -11,10 +11,9 @@ import re
 from pathlib import Path
 
 import pytest
-from matplotlib.text import Text
 from report_synth import make_run
 
-from lorafair.report import plots, write_report
+from lorafair.report import write_report
 from lorafair.report.context import run_metas
 from lorafair.report.load import Estimate, load_run, sort_variants
 from lorafair.report.recommend import capture_table, recommend, recommend_strategies
@@ -166,16 +165,8 @@ def test_no_guard_no_section_and_with_strategies_a_note(tmp_path):
 MATH = "$x^2$"
 
 
-def test_hostile_names_are_plain_text_in_the_plot_and_escaped_in_the_report(tmp_path, monkeypatch):
-    seen: list[tuple[str, bool, bool]] = []
-    real = plots.fig_to_png
-
-    def spy(fig):
-        png = real(fig)
-        seen.extend((t.get_text(), t.get_parse_math(), t.get_usetex()) for t in fig.findobj(Text))
-        return png
-
-    monkeypatch.setattr(plots, "fig_to_png", spy)
+def test_hostile_names_are_plain_text_in_the_plot_and_escaped_in_the_report(tmp_path, figure_texts):
+    seen = figure_texts
     evil = "<script>alert(1)</script>"
     points = dict(POINTS) | {evil: (0.02, 0.50, 3.0), MATH: (0.40, 0.90, 1.9)}
     roles = {MATH + " gap": ROLES["gap"], "acc": ROLES["acc"]}
