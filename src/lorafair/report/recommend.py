@@ -303,9 +303,10 @@ def recommend_strategies(run: RunData, metas: dict[str, StudyMeta], target: floa
         raise ValueError(f"target must be in (0, 1], got {target}")
     out: dict[str, list[Recommendation]] = {}
     overall: list[Recommendation] = []
+    names = set(run.variants())
     for strategy in run.strategies():
         for method in run.ranked_methods():
-            if not any(variant_name(method, r, strategy) in run.variants() for r in run.ranks(method)):
+            if not any(variant_name(method, r, strategy) in names for r in run.ranks(method)):
                 continue
             all_caps: list[MetricCapture] = []
             for study, meta in metas.items():

@@ -205,7 +205,7 @@ class Section:
                     cells.append("–" if x is None else (fmt_est(x.value, x.ci_low, x.ci_high) if x.defined else "undefined"))
                 reached = [r for r in sorted(c.by_rank) if c.reaches(r, target)]
                 rows.append([metric, label] + cells + [f"r={reached[0]}" if reached else "none"])
-            if len(curves) > 1 or (curves and any(s for s, _, _ in ladders)):
+            if curves:
                 png = plots.capture_vs_rank(curves, target=target, colors=colors,
                                             title=f"{study}: capture of {metric.replace('_', ' ')} by strategy")
                 figs.append(self.ctx.fig(f"{study}-{metric}-capture-strategies", png,
