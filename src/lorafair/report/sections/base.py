@@ -259,8 +259,8 @@ class Section:
             return []
         figs = [self.tradeoff_figure(t) for t in views]
         where = ("this study's guard" if y.study == study else
-                 f"the {y.study} study's {'guard' if y.role == 'guard' else y.role or 'metric'} (this study has no guard "
-                 "with a better direction)")
+                 f"the {y.study} study's {'guard' if y.role == 'guard' else y.role or 'metric'} (this study has no usable "
+                 "guard of its own: none, or none with a better direction)")
         blocks: list[Block] = [
             Heading(3, "Fairness–utility trade-off"),
             Para(f"What each variant's fairness costs: every variant with the target metric on x and "
