@@ -304,7 +304,9 @@ class RunConfig(Strict):
     strategies: dict[str, Any] = Field(
         default_factory=dict,
         description="Fairness-promoting adaptation strategies, name -> its fields (docs/strategies.md): each is crossed "
-        "with every trained method and rank of the ladder (lora-r8+cfreg, full+select). Empty: plain fine-tuning only.",
+        "with every trained method and rank of the ladder (lora-r8+cfreg, full+select). A free instance name with "
+        "`use: <strategy>` holds another configuration of a strategy (cfreg_lo: {use: cfreg, lam: 0.1}); a list lam "
+        "gives one instance per λ (cfreg_lam0p1 …). Empty: plain fine-tuning only.",
     )
     output: OutputConfig = Field(default_factory=OutputConfig)
 
@@ -335,7 +337,8 @@ class RunConfig(Strict):
     def _strategies(self):
         from lorafair.strategies import validate_strategies
 
-        self.strategies = validate_strategies(self.strategies)
+        # an instance name is a variant-name suffix (lora-r8+<name>): never a method's name, nor "plain" (the report's)
+        self.strategies = validate_strategies(self.strategies, reserved=("base", "full", *peft_methods(), "plain"))
         return self
 
     def study_configs(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_serializer
 from typing_extensions import Annotated
 
 from lorafair.data.wordlists import AXES
@@ -36,9 +36,25 @@ from lorafair.registry import Registry
 
 
 class StrategyConfig(BaseModel):
-    """Base class of every strategy's config: unknown keys are errors, NaN and ±inf refused."""
+    """Base class of every strategy's config: unknown keys are errors, NaN and ±inf refused.
+
+    A named instance (``cfreg_lo: {use: cfreg, lam: 0.1}``) keeps its plug-in's name in ``use`` (not a field of
+    the plug-in's config: :func:`lorafair.strategies.validate_strategies` takes it out before validating). It is
+    dumped first (``{"use": "cfreg", "lam": 0.1}``), so a saved ``config.yaml`` reads back to the same instance and
+    the fingerprints tell two plug-ins apart; an entry keyed by its plug-in's own name dumps as before (no ``use``)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    _use: str = PrivateAttr(default="")
+
+    @property
+    def use(self) -> str:
+        """The plug-in of a named instance; "" when the entry is keyed by the plug-in's own name."""
+        return self._use
+
+    @model_serializer(mode="wrap")
+    def _dump_use(self, handler):
+        d = handler(self)
+        return {"use": self._use} | d if self._use and isinstance(d, dict) else d
 
 
 def _axes(v: list[str]) -> list[str]:
@@ -105,12 +121,14 @@ class Strategy:
         return None
 
 
+NAME_RE = re.compile(r"[a-z0-9_]+")  # strategy and instance names: the suffix of a variant name (lora-r8+cfreg_lo)
+
 STRATEGIES: Registry[type] = Registry("strategy", "strategies", plugins=("lorafair.strategies",))
 
 
 def register_strategy(name: str, help: str = "") -> Callable[[type], type]:
     """Decorator: ``@register_strategy("select")`` on a :class:`Strategy` subclass. The name is a variant-name
-    suffix (``lora-r8+select``): lower-case letters, digits and ``_``."""
-    if not re.fullmatch(r"[a-z0-9_]+", name):
+    suffix (``lora-r8+select``): lower-case letters, digits and ``_`` (:data:`NAME_RE`, the rule of instance names too)."""
+    if not NAME_RE.fullmatch(name):
         raise ValueError(f"strategy name {name!r}: expected lower-case letters, digits and '_'")
     return STRATEGIES.register(name, help)
