@@ -36,6 +36,22 @@ def test_registry_lists_the_strategies():
     ({"select": {"balance": "colour"}}, "strategies.select.balance='colour': expected one of gender, race, religion or field:NAME"),
     ({"select": {"max_toxicity": 1.5}}, "strategies.select.max_toxicity=1.5"),
     ({"select": 3}, "strategies.select=3: expected a mapping"),
+    # named instances (use:) and a list lam
+    ({"cfreg_lo": {"use": "cfreg2", "lam": 0.1}}, "strategies.cfreg_lo.use='cfreg2': expected one of cda, cfreg, dpreg, eoreg, select"),
+    ({"cfreg_lo": {"lam": 0.1}}, "strategies='cfreg_lo': expected one of cda, cfreg, dpreg, eoreg, select, or an "
+                                 "instance name with use: <strategy>"),
+    ({"cfreg_lo": {"use": "cfreg", "lamda": 1}}, "strategies.cfreg_lo.lamda: unknown key"),
+    ({"cfreg_lo": {"use": "cfreg", "lam": -1}}, "strategies.cfreg_lo.lam=-1: Input should be greater than or equal to 0"),
+    ({"Cfreg-Lo": {"use": "cfreg"}}, "strategies='Cfreg-Lo': expected a strategy or instance name of lower-case letters, digits and '_'"),
+    ({"lora": {"use": "cfreg"}}, "strategies='lora': expected a name other than base, full, lora,"),
+    ({"full": {"use": "select"}}, "strategies='full': expected a name other than base, full, lora,"),
+    ({"select": {"use": "cfreg"}}, "strategies.select.use='cfreg': expected 'select' or no use:"),
+    ({"cfreg": {"lam": []}}, "strategies.cfreg.lam=[]: expected a number λ ≥ 0 or a non-empty list of them"),
+    ({"cfreg": {"lam": [1, 1.0]}}, "strategies.cfreg.lam=[1, 1.0]: expected distinct values (λ = 1 is given twice)"),
+    ({"cfreg": {"lam": [0.5, -1]}}, "strategies.cfreg.lam=-1: Input should be greater than or equal to 0"),
+    ({"cfreg": {"lam": [1]}, "cfreg_lam1": {"use": "cfreg"}}, "strategies.cfreg_lam1: the instance name 'cfreg_lam1' is "
+                                                              "given twice (also by strategies.cfreg;"),
+    ({"select": {"lam": [1, 2]}}, "strategies.select.lam: unknown key"),
 ])
 def test_bad_strategy_sections_are_one_line_errors(section, message):
     with pytest.raises(UserError) as e:
@@ -43,11 +59,60 @@ def test_bad_strategy_sections_are_one_line_errors(section, message):
     assert str(e.value).startswith(message), str(e.value)
 
 
-def test_bad_strategy_on_the_cli_exits_2(cli, recipe, tmp_path):
-    r = recipe({"strategies": {"cfreg": {"lam": "big"}}})
+@pytest.mark.parametrize("section,message", [
+    ({"cfreg": {"lam": "big"}}, "error: strategies.cfreg.lam='big'"),
+    ({"cfreg_lo": {"use": "nope", "lam": 0.1}}, "error: strategies.cfreg_lo.use='nope': expected one of cda, cfreg"),
+])
+def test_bad_strategy_on_the_cli_exits_2(cli, recipe, tmp_path, section, message):
+    r = recipe({"strategies": section})
     line = one_error_line(*cli("run", r, "--out", tmp_path / "run", "--quiet")[::2])
-    assert line.startswith("error: strategies.cfreg.lam='big'"), line
+    assert line.startswith(message), line
     assert not (tmp_path / "run").exists()
+
+
+def test_named_instances_and_a_lam_list_read_back_from_the_saved_config():
+    cfg = validate_config(deep_update(TINY, {"strategies": {
+        "cfreg_lo": {"use": "cfreg", "lam": 0.1}, "cfreg_hi": {"use": "cfreg", "lam": 10, "divergence": "skl"},
+        "dpreg": {"lam": [0, 0.25, 10, 1e-5]}, "select": {"use": "select", "balance": "gender"}}}))
+    s = cfg.strategies
+    assert list(s) == ["cfreg_lo", "cfreg_hi", "dpreg_lam0", "dpreg_lam0p25", "dpreg_lam10", "dpreg_lam1em05", "select"]
+    assert [s[k].lam for k in list(s)[:6]] == [0.1, 10, 0, 0.25, 10, 1e-5] and s["cfreg_hi"].divergence == "skl"
+    assert {k: c.use for k, c in s.items()} == {"cfreg_lo": "cfreg", "cfreg_hi": "cfreg", "dpreg_lam0": "dpreg",
+                                                "dpreg_lam0p25": "dpreg", "dpreg_lam10": "dpreg", "dpreg_lam1em05": "dpreg",
+                                                "select": ""}  # keyed by its own plug-in: no use (dumped as before)
+    assert [type(build_strategy(k, s[k])) for k in ("cfreg_lo", "dpreg_lam10", "select")] == [
+        STRATEGIES.get("cfreg"), STRATEGIES.get("dpreg"), STRATEGIES.get("select")]
+    assert build_strategy("cfreg_lo", s["cfreg_lo"]).field == "strategies.cfreg_lo"
+    dump = cfg.model_dump(mode="json")["strategies"]
+    assert dump["cfreg_lo"] == {"use": "cfreg", "lam": 0.1, "divergence": "js", "axes": ["gender"]}
+    assert "use" not in dump["select"]
+    again = validate_config(cfg.model_dump(mode="json"))  # config.yaml of the run: the same instances
+    assert again.model_dump(mode="json") == cfg.model_dump(mode="json") and again.strategies["dpreg_lam10"].use == "dpreg"
+    # the instance's plug-in is part of its fingerprint: the same fields under another plug-in retrain
+    vs = {v.name: v for v in plan_variants(cfg)}
+    assert variant_key(vs["lora-r1+cfreg_lo"], cfg.strategies)["strategy"] == {
+        "name": "cfreg_lo", "config": {"use": "cfreg", "lam": 0.1, "divergence": "js", "axes": ["gender"]}}
+
+
+def test_two_instances_of_one_strategy_crossed_with_two_ranks():
+    cfg = validate_config(deep_update(TINY, {"variants": {"full": {"enabled": False}, "lora": {"ranks": [8, 2]}},
+                                            "strategies": {"cfreg_lo": {"use": "cfreg", "lam": 0.1},
+                                                           "cfreg_hi": {"use": "cfreg", "lam": 10}}}))
+    vs = plan_variants(cfg)
+    assert [v.name for v in vs] == ["base", "lora-r2", "lora-r8", "lora-r2+cfreg_lo", "lora-r8+cfreg_lo",
+                                    "lora-r2+cfreg_hi", "lora-r8+cfreg_hi"]
+    by = {v.name: v for v in vs}
+    assert asdict(by["lora-r8+cfreg_hi"]) | {"name": "lora-r8", "strategy": ""} == asdict(by["lora-r8"])
+    assert by["lora-r2+cfreg_lo"].strategy == "cfreg_lo"
+    for name in ("lora-r8+cfreg_hi", "lora-r2+cfreg_lam0p1"):  # the names read back
+        assert split_strategy(name)[1] in name and parse_variant(name) == ("lora", int(name[6]))
+        assert parse_folder(variant_folder(name, 1)) == (name, 1)
+    assert split_strategy("lora-r2+cfreg_lam0p1") == ("lora-r2", "cfreg_lam0p1")
+    grid = validate_config(deep_update(TINY, {"variants": {"full": {"enabled": False}, "lora": {"ranks": [8, 2]}},
+                                             "strategies": {"cfreg": {"lam": [0.1, 1, 10]}}}))
+    assert [v.name for v in plan_variants(grid) if v.strategy] == [
+        f"lora-r{r}+cfreg_lam{l}" for l in ("0p1", "1", "10") for r in (2, 8)]
+    assert [grid.strategies[v.strategy].lam for v in plan_variants(grid) if v.strategy] == [0.1, 0.1, 1, 1, 10, 10]
 
 
 def test_a_strategy_crossed_with_two_ranks_gives_exactly_the_strategy_variants():
@@ -316,14 +381,22 @@ def test_run_with_strategies_end_to_end(tmp_path):
     Runner(cfg, out, quiet=True).run()
     assert {n: (out / n / "train.json").stat().st_mtime_ns for n in before} == before
     assert lay.strategy_data("select", 0).stat().st_mtime_ns == mtime
-    # adding a strategy to the finished run trains only its variants
+    # adding a strategy, and a second instance of one already there (cfreg at another λ), to the finished run
+    # trains only their variants
     evaluated = {n: (out / n / "results" / "heldout.json").stat().st_mtime_ns for n in names}
-    more = validate_config(deep_update(cfg.model_dump(mode="json"), {"strategies": {"eoreg": {"lam": 1.0}}}))
+    more = validate_config(deep_update(cfg.model_dump(mode="json"), {"strategies": {
+        "eoreg": {"lam": 1.0}, "cfreg_hi": {"use": "cfreg", "lam": 2.0}}}))
     Runner(more, out, quiet=True).run()
     assert {n: (out / n / "train.json").stat().st_mtime_ns for n in before} == before
     assert {n: (out / n / "results" / "heldout.json").stat().st_mtime_ns for n in names} == evaluated
     assert sorted(p.name for p in out.glob("*+eoreg-s0")) == ["lora-r1+eoreg-s0", "lora-r2+eoreg-s0"]
-    assert (out / "lora-r2+eoreg-s0" / "results" / "heldout.json").is_file()
+    assert sorted(p.name for p in out.glob("*+cfreg*-s0")) == ["lora-r1+cfreg-s0", "lora-r1+cfreg_hi-s0",
+                                                              "lora-r2+cfreg-s0", "lora-r2+cfreg_hi-s0"]
+    for n in ("lora-r2+eoreg-s0", "lora-r1+cfreg_hi-s0"):
+        assert (out / n / "results" / "heldout.json").is_file()
+    hi = json.loads((out / "lora-r1+cfreg_hi-s0" / "train.json").read_text())
+    assert hi["variant"]["strategy"] == "cfreg_hi" and hi["eval_loss"] != tj["lora-r1+cfreg"]["eval_loss"]
+    assert {r["strategy"] for r in csv.DictReader((out / "metrics.csv").open())} >= {"cfreg", "cfreg_hi", "eoreg"}
 
 
 def test_strategies_command_lists_them_and_their_fields(cli):
@@ -381,3 +454,44 @@ def test_a_strategy_the_data_cannot_serve_refuses_before_any_training(cli, recip
     line = one_error_line(*cli("run", r, "--out", tmp_path / "run", "--quiet")[::2])
     assert line.startswith("error: strategies.cfreg.axes: expected training records of which some name an identity term")
     assert not (tmp_path / "run").exists()  # nothing trained: the directory this run made is removed again
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    files = sorted(folder.rglob("*.safetensors"))
+    assert files, f"no weights in {folder}"
+    return {f"{f.relative_to(folder)}:{k}": t for f in files for k, t in load_file(str(f)).items()}
+
+
+def test_cli_run_with_two_instances_of_cfreg(cli, recipe, tmp_path):
+    """`lorafair run` with cfreg at λ = 0 and λ = 1 as two named instances: λ = 0 trains exactly plain fine-tuning
+    (weights and metrics), λ = 1 does not; metrics.csv and report.md name both instances."""
+    r = recipe({"variants": {"lora": {"ranks": [1]}}, "train": {"precision": "fp32"},
+                "strategies": {"cf_zero": {"use": "cfreg", "lam": 0}, "cf_one": {"use": "cfreg", "lam": 1}},
+                "data": {"train": {"options": {"domain": "gender"}}}})  # BOLD's gender sentences: he/she …
+    code, _, err = cli("run", r, "--out", tmp_path / "run", "--quiet")
+    assert code == 0, err
+    out = tmp_path / "run"
+    assert sorted(p.name for p in out.glob("*-s0")) == sorted(
+        [f"{v}{s}-s0" for v in ("full", "lora-r1") for s in ("", "+cf_zero", "+cf_one")] + ["base-s0"])
+    for plain in ("lora-r1", "full"):
+        w, w0, w1 = (_weights(out / f"{plain}{s}-s0") for s in ("", "+cf_zero", "+cf_one"))
+        assert w.keys() == w0.keys() == w1.keys()
+        assert all(torch.equal(w[k], w0[k]) for k in w)  # λ = 0: bit for bit plain fine-tuning
+        assert not all(torch.equal(w[k], w1[k]) for k in w)  # λ = 1 moves the weights
+        tj = {s: json.loads((out / f"{plain}{s}-s0" / "train.json").read_text()) for s in ("", "+cf_zero", "+cf_one")}
+        assert tj["+cf_zero"]["eval_loss"] == tj[""]["eval_loss"] and tj["+cf_one"]["eval_loss"] != tj[""]["eval_loss"]
+        assert tj["+cf_one"]["variant"]["strategy"] == "cf_one" and all(h["penalty"] > 0 for h in tj["+cf_one"]["history"])
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    value = {(r["variant"], r["metric"]): r["value"] for r in rows if r["study"] == "heldout" and not r["group"]}
+    assert value[("lora-r1+cf_zero", "loss")] == value[("lora-r1", "loss")] != value[("lora-r1+cf_one", "loss")]
+    assert {r["strategy"] for r in rows} == {"", "cf_zero", "cf_one"}
+    assert {r["strategy"] for r in rows if r["variant"] == "full+cf_one"} == {"cf_one"}
+    assert "use: cfreg" in (out / "config.yaml").read_text()
+    md = (out / "report.md").read_text()
+    front = md[md.index("### Per strategy"):md.index("## Study")]  # the per-strategy recommendation table
+    assert [l.split(" | ")[0] for l in front.splitlines() if l.startswith("| lora")] == ["| lora\\+cf\\_one",
+                                                                                        "| lora\\+cf\\_zero"]
+    by_strategy = md[md.index("### Capture ratio by strategy"):]
+    assert "| loss | lora\\+cf\\_one | " in by_strategy and "| loss | lora\\+cf\\_zero | " in by_strategy
