@@ -404,6 +404,10 @@ def test_strategies_command_lists_them_and_their_fields(cli):
     assert code == 0 and [l.split(":")[0] for l in out.splitlines()] == ["cda", "cfreg", "dpreg", "eoreg", "select"]
     code, out, _ = cli("strategies", "cfreg")
     assert code == 0 and "  lam (default 1.0): λ" in out and "  needs: " in out
+    assert "  a list lam gives one instance per λ: cfreg: {lam: [0.1, 1, 10]} -> cfreg_lam0p1, cfreg_lam1, cfreg_lam10" in out
+    assert "<instance name>: {use: cfreg, …}" in out
+    code, out, _ = cli("strategies", "select")
+    assert code == 0 and "a list lam" not in out and "<instance name>: {use: select, …}" in out
     line = one_error_line(*cli("strategies", "nope")[::2])
     assert line.startswith("error: strategies='nope': expected one of cda, cfreg")
 
@@ -495,3 +499,13 @@ def test_cli_run_with_two_instances_of_cfreg(cli, recipe, tmp_path):
                                                                                         "| lora\\+cf\\_zero"]
     by_strategy = md[md.index("### Capture ratio by strategy"):]
     assert "| loss | lora\\+cf\\_one | " in by_strategy and "| loss | lora\\+cf\\_zero | " in by_strategy
+
+
+def test_the_report_orders_the_instances_of_a_lam_list_by_lambda():
+    from lorafair.report.load import sort_variants
+    from lorafair.strategies import lam_suffix
+
+    assert [lam_suffix(x) for x in (0, 0.1, 1, 10, 2.5, 1e-5)] == ["lam0", "lam0p1", "lam1", "lam10", "lam2p5", "lam1em05"]
+    names = [f"lora-r2+cfreg_{lam_suffix(x)}" for x in (10, 0.5, 2, 1e-5)] + ["lora-r2", "lora-r2+cfreg", "lora-r2+select"]
+    assert sort_variants(names) == ["lora-r2", "lora-r2+cfreg", "lora-r2+cfreg_lam1em05", "lora-r2+cfreg_lam0p5",
+                                    "lora-r2+cfreg_lam2", "lora-r2+cfreg_lam10", "lora-r2+select"]

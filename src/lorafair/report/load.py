@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -215,20 +216,34 @@ class RunData:
 _PRIMARY = peft_methods()[0]  # the method the report lists first (LoRA: registered first in lorafair.methods)
 
 
+# an instance of a list lam: <key>_lam<λ> with "." -> "p", "-" -> "m" (lorafair.strategies.lam_suffix)
+_LAM_RE = re.compile(r"(?P<key>[a-z0-9_]+)_lam(?P<lam>\d+(?:p\d+)?(?:em?\d+)?)")
+
+
+def _strategy_key(strategy: str) -> tuple[str, float]:
+    """Strategies by name, the instances of one list lam by their λ."""
+    m = _LAM_RE.fullmatch(strategy)
+    if not m:
+        return (strategy, -1.0)
+    return (m.group("key"), float(m.group("lam").replace("p", ".").replace("m", "-")))
+
+
 def sort_variants(names: Iterable[str]) -> list[str]:
     """base first, full last, ranked variants grouped by method (lora first) and sorted by rank; a strategy variant
-    (lora-r8+cfreg, full+cfreg) right after its plain one."""
+    (lora-r8+cfreg, full+cfreg) right after its plain one, the instances of a list lam by λ (lora-r8+cfreg_lam0p5
+    before lora-r8+cfreg_lam2 and lora-r8+cfreg_lam10)."""
 
     def key(name: str):
         method, rank = parse_variant(name)
-        plain = split_strategy(name)[0]  # full+cfreg next to full
+        plain, strategy = split_strategy(name)  # full+cfreg next to full
+        s = _strategy_key(strategy)
         if plain == "base":
-            return (0, "", 0, name)
+            return (0, "", 0, s, name)
         if plain == "full":
-            return (3, "", 0, name)
+            return (3, "", 0, s, name)
         if rank is None:
-            return (2, method, 0, name)
-        return (1, "" if method == _PRIMARY else method, rank, name)
+            return (2, method, 0, s, name)
+        return (1, "" if method == _PRIMARY else method, rank, s, name)
 
     return sorted(set(names), key=key)
 
