@@ -494,6 +494,8 @@ def test_cli_run_with_two_instances_of_cfreg(cli, recipe, tmp_path):
     assert {r["strategy"] for r in rows if r["variant"] == "full+cf_one"} == {"cf_one"}
     assert "use: cfreg" in (out / "config.yaml").read_text()
     md = (out / "report.md").read_text()
+    assert ("- **strategies**: cf\\_one: use=cfreg, lam=1.0, divergence=js, axes=gender; cf\\_zero: use=cfreg, lam=0.0, "
+            "divergence=js, axes=gender\n") in md  # the header says what each instance is
     front = md[md.index("### Per strategy"):md.index("## Study")]  # the per-strategy recommendation table
     assert [l.split(" | ")[0] for l in front.splitlines() if l.startswith("| lora")] == ["| lora\\+cf\\_one",
                                                                                         "| lora\\+cf\\_zero"]

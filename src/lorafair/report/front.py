@@ -32,6 +32,8 @@ def header(ctx: ReportContext) -> list[Block]:
     add("seeds", ", ".join(str(s) for s in seeds) + (" (metrics are pooled over seeds)" if len(seeds) > 1 else ""))
     add("variants", ", ".join(run.variants()))
     add("studies", ", ".join(run.studies()))
+    strategies = cfg.get("strategies") if isinstance(cfg.get("strategies"), dict) else {}
+    add("strategies", "; ".join(f"{k}: {compact(v, 160)}" for k, v in strategies.items()))  # what each instance is
     add("hardware", info.get("hardware"))
     add("training precision", precisions(info.get("training")))
     add("evaluation precision", eval_precisions(info.get("eval_precision")))
