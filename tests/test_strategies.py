@@ -511,3 +511,14 @@ def test_the_report_orders_the_instances_of_a_lam_list_by_lambda():
     names = [f"lora-r2+cfreg_{lam_suffix(x)}" for x in (10, 0.5, 2, 1e-5)] + ["lora-r2", "lora-r2+cfreg", "lora-r2+select"]
     assert sort_variants(names) == ["lora-r2", "lora-r2+cfreg", "lora-r2+cfreg_lam1em05", "lora-r2+cfreg_lam0p5",
                                     "lora-r2+cfreg_lam2", "lora-r2+cfreg_lam10", "lora-r2+select"]
+
+
+def test_an_external_variant_may_not_take_a_strategy_variant_name():
+    rec = deep_update(TINY, {"variants": {"lora": {"ranks": [1]}, "external": [{"name": "lora-r1+cf_lo", "source": "x"}]},
+                             "strategies": {"cf_lo": {"use": "cfreg", "lam": 0.1}}})
+    with pytest.raises(UserError) as e:
+        validate_config(rec)
+    assert str(e.value) == ("variants.external[0].name='lora-r1+cf_lo': expected a name that no strategy variant of the "
+                            "run has (lora-r1+cf_lo is lora-r1 trained with strategies.cf_lo)")
+    rec["strategies"] = {"cf_hi": {"use": "cfreg", "lam": 10}}
+    assert list(validate_config(rec).strategies) == ["cf_hi"]

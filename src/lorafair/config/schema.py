@@ -339,6 +339,15 @@ class RunConfig(Strict):
 
         # an instance name is a variant-name suffix (lora-r8+<name>): never a method's name, nor "plain" (the report's)
         self.strategies = validate_strategies(self.strategies, reserved=("base", "full", *peft_methods(), "plain"))
+        v = self.variants
+        trained = (["full"] if v.full.enabled else []) + [f"{m}-r{r}" for m in PEFT_METHODS for r in getattr(v, m).ranks]
+        crossed = {f"{t}+{s}" for t in trained for s in self.strategies}  # run.layout.variant_name(…, strategy)
+        for i, e in enumerate(v.external):
+            if e.name in crossed:
+                from lorafair.errors import UserError
+
+                raise UserError(f"variants.external[{i}].name", e.name, "a name that no strategy variant of the run "
+                                f"has ({e.name} is {e.name.split('+')[0]} trained with strategies.{e.name.split('+')[-1]})")
         return self
 
     def study_configs(self) -> dict[str, Any]:
