@@ -140,6 +140,10 @@ class Executor:
         self.main_process_port = opts.get("main_process_port", 0, int)
         self.eval_group = opts.get("eval_group", 1, int)
         self.python = opts.get("python", sys.executable)
+        self.on_interrupt = opts.get("on_interrupt", "cancel")
+        if self.on_interrupt not in ("cancel", "detach"):
+            raise UserError("--executor-opt on_interrupt", self.on_interrupt,
+                            "cancel (Ctrl-C or SIGTERM cancels the submitted jobs) or detach (leaves them running)")
 
     def submit(self, jobs: list[Job]) -> list[Any]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -150,6 +154,20 @@ class Executor:
 
     def cancel(self, handles: list[Any]) -> None:
         pass
+
+    def job_id(self, handle) -> str | None:
+        """The engine's id of a submitted job (recorded in ``RUN/jobs/submitted.json``: a re-run re-attaches to it)."""
+        return None
+
+    def reattach(self, job_id: str) -> tuple[str, Any]:
+        """A job an earlier driver submitted, by its recorded id: ``("running", handle)`` while the engine still
+        queues or runs it (the handle is polled and cancelled like a submitted one), ``("ended", None)`` when it
+        is over, ``("unknown", why)`` when the engine cannot tell."""
+        return "unknown", "this engine cannot look a job up by its id"
+
+    def cancel_hint(self, job_ids: list[str]) -> str:
+        """How a user cancels jobs left running (``on_interrupt=detach``)."""
+        return ""
 
     def close(self) -> None:
         pass
