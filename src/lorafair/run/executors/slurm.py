@@ -111,7 +111,11 @@ class SlurmExecutor(Executor):
             params["slurm_array_parallelism"] = self.max_parallel
         opts.check()
         self.submitit = submitit
-        self.executor = submitit.AutoExecutor(folder=self.folder / "submitit", cluster=cluster)
+        try:
+            self.executor = submitit.AutoExecutor(folder=self.folder / "submitit", cluster=cluster)
+        except RuntimeError as e:  # cluster=slurm where srun is not found
+            raise UserError("--executor-opt cluster", cluster, f"a machine with Slurm's commands (submitit: {e}), "
+                            "or cluster=local to run the jobs here") from None
         self.executor.update_parameters(**params)
         self.cluster = self.executor.cluster
 
