@@ -24,10 +24,19 @@ works in the directory at the same time. Its jobs do not take it: ``lorafair tra
 never lock (``prepare_dir(lock=False)``) and never remove temporary files, they only write their own pieces,
 each atomically (temporary name, fsync, rename) under a name no other job writes (``<variant>-s<seed>/``), and
 the files that several jobs may write (``data/`` of a seed, ``config.yaml``) hold the same bytes whoever writes
-them. Leftovers are removed only by the driver, at its start, before any job of its own runs. A job left
-running by a driver killed with SIGKILL (Slurm jobs outlive their driver) may still be writing when the driver
-is started again: its piece is then written twice with the same content, or its temporary file is removed and
-that job fails without harm. A driver stopped with Ctrl-C or SIGTERM cancels its jobs.
+them. Leftovers are removed only by the driver, at its start, before any job of its own runs, and not while
+jobs of an earlier driver are still running.
+
+**Stopping, and starting again.** Ctrl-C or SIGTERM cancels the jobs in flight (``on_interrupt=detach``: leaves
+them running) and ends with one line (:class:`Interrupted`, exit 130 / 143). The engine's id of every job in
+flight is kept in ``RUN/jobs/submitted.json`` (atomically, after each submission and each finished job), so a
+driver started again — after ``detach``, or after one killed with SIGKILL, whose Slurm jobs outlive it — looks
+each missing piece's recorded job up on the engine (:meth:`Executor.reattach`) and waits for one still queued or
+running instead of submitting it twice; one the engine cannot tell about is submitted again with a warning
+naming its id (a piece written twice holds the same bytes).
+
+**Checked first.** The ranks and target modules the local runner checks after loading the model are checked on
+the model built from its config on the meta device (:func:`check_model`), before any engine starts.
 
 **Multi-GPU jobs.** ``--executor-opt accelerate_config=ddp|fsdp|zero2|zero3|FILE`` runs each training job
 under ``accelerate launch --config_file … --num_processes N`` (N: ``num_processes``, default ``num_gpus``),
@@ -231,7 +240,10 @@ class Sweep:
             if not isinstance(rec, dict) or rec.get("engine") != self.ex.name or not rec.get("id"):
                 continue
             job_id = str(rec["id"])
-            what, handle = self.ex.reattach(job_id)
+            try:
+                what, handle = self.ex.reattach(job_id)
+            except Exception as e:  # the engine's look-up itself failed
+                what, handle = "unknown", f"looking it up failed: {type(e).__name__}: {e}"
             if what == "running":
                 s.handle, s.status, s.note = handle, "running" if s.job.log.exists() else "queued", "re-attached"
                 s.job_id = job_id
@@ -494,15 +506,18 @@ def run_sweep(cfg: RunConfig, out: Path, executor: str, options: dict[str, str],
               report: Optional[Callable[[Path], dict]] = None) -> Path:
     """``lorafair run --executor``: the local runner for ``local``, else the sweep driver."""
     cls = EXECUTORS.get(executor)
-    if getattr(cls, "runs_jobs", True):
-        check_out_dir(Path(out), yaml.safe_load(dump_config(cfg)))  # before an engine is started
     model_checked = True
-    if getattr(cls, "runs_jobs", True):
-        model_checked = check_model(cfg, Path(out))  # before an engine is started or a job submitted
+    if getattr(cls, "runs_jobs", True):  # before an engine is started or a job submitted
+        check_out_dir(Path(out), yaml.safe_load(dump_config(cfg)))
+        model_checked = check_model(cfg, Path(out))
     ex = cls(Options(options, executor), Path(out).absolute() / "jobs")
     if not ex.runs_jobs:
         return run_experiment(cfg, out, quiet=quiet, report=report)
-    sweep = Sweep(cfg, out, ex, quiet=quiet, report=report)
+    try:
+        sweep = Sweep(cfg, out, ex, quiet=quiet, report=report)
+    except BaseException:
+        ex.close()
+        raise
     sweep.model_checked = model_checked
     guard = sweep.guard
 
