@@ -77,7 +77,10 @@ exec {sys.executable} "$@"
 """)
     script.chmod(0o755)
     (d / "HOLD").write_text(HELD)
-    return d
+    yield d
+    (d / "HOLD").unlink(missing_ok=True)  # a test that failed midway leaves no job held
+    if (d / "pid").exists() and _alive(pid := int((d / "pid").read_text())):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _driver(recipe, out, hold, *opts):
