@@ -64,14 +64,19 @@ def recipe(tmp_path_factory):
 
 @pytest.fixture
 def hold(tmp_path):
-    """The jobs' interpreter: writes its pid to pid-<n>, then waits while HOLD exists and names this job."""
+    """The jobs' interpreter: a job whose command line matches HOLD writes its pid to ``pid``, starts a child
+    process of its own (pid in ``child``: a job's processes, as ``accelerate launch`` starts them), and waits
+    while HOLD exists."""
     d = tmp_path / "hold"
     d.mkdir()
     script = d / "python"
     script.write_text(f"""#!/bin/sh
 if [ -e "{d}/HOLD" ] && echo "$*" | grep -Eq -- "$(cat "{d}/HOLD")"; then
+  sleep 600 &
+  echo $! > "{d}/child"
   echo $$ > "{d}/pid"
   while [ -e "{d}/HOLD" ]; do sleep 0.1; done
+  kill $!
 fi
 exec {sys.executable} "$@"
 """)
@@ -79,13 +84,14 @@ exec {sys.executable} "$@"
     (d / "HOLD").write_text(HELD)
     yield d
     (d / "HOLD").unlink(missing_ok=True)  # a test that failed midway leaves no job held
-    if (d / "pid").exists() and _alive(pid := int((d / "pid").read_text())):
-        os.kill(pid, signal.SIGKILL)
+    for name in ("pid", "child"):
+        if (d / name).exists() and _alive(pid := int((d / name).read_text())):
+            os.kill(pid, signal.SIGKILL)
 
 
-def _driver(recipe, out, hold, *opts):
-    cmd = [sys.executable, "-m", "lorafair", "run", str(recipe), "--out", str(out), "--executor", "slurm",
-           "--executor-opt", "cluster=local", "--executor-opt", "poll_s=0.2", "--executor-opt", f"python={hold / 'python'}"]
+def _driver(recipe, out, hold, *opts, engine=("slurm", "cluster=local")):
+    cmd = [sys.executable, "-m", "lorafair", "run", str(recipe), "--out", str(out), "--executor", engine[0],
+           "--executor-opt", engine[1], "--executor-opt", "poll_s=0.2", "--executor-opt", f"python={hold / 'python'}"]
     for o in opts:
         cmd += ["--executor-opt", o]
     err = open(out.parent / f"driver-{time.time_ns()}.err", "w+")
@@ -117,7 +123,8 @@ def test_interrupt_cancels_or_detaches_and_rerun_reattaches(submitit, recipe, ho
     last = text.strip().splitlines()[-1]
     assert last == (f"error: interrupted by SIGTERM: cancelled 1 job(s): evaluate lora-r1 seed 0 (job {job_id}); the "
                     "finished pieces are kept: run the same command again to resume (only the missing jobs are submitted)")
-    _wait(lambda: not _alive(held) and not _alive(int(job_id)), "the cancelled job's processes to end", 30)
+    child = int((hold / "child").read_text())
+    _wait(lambda: not any(map(_alive, (held, child, int(job_id)))), "the cancelled job's processes to end", 30)
     assert not (out / "jobs" / "submitted.json").exists()  # nothing left running to re-attach to
     assert not (out / "lora-r1-s0" / "results" / "heldout.json").exists()
 
@@ -151,6 +158,26 @@ def test_interrupt_cancels_or_detaches_and_rerun_reattaches(submitit, recipe, ho
     assert "evaluate lora-r1 seed 0: done" in text
     assert not (out / "jobs" / "submitted.json").exists()
     assert (out / "metrics.csv").read_bytes() == (local / "metrics.csv").read_bytes()
+
+
+def test_ray_interrupt_cancels_the_running_task_and_its_processes(recipe, hold, tmp_path):
+    """Ctrl-C with Ray (a local instance): the running task is cancelled and the job's processes end with it."""
+    pytest.importorskip("ray")
+    out = tmp_path / "run"
+    (hold / "HOLD").write_text("train .*--variant lora-r1 ")
+    driver, err = _driver(recipe, out, hold, "num_cpus=1", engine=("ray", "local_cpus=2"))
+    _wait(lambda: (hold / "pid").exists(), "the held job", 180)
+    held = int((hold / "pid").read_text())
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(120) == 130
+    text = _stderr(err)
+    last = text.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: interrupted by Ctrl-C: cancelled 1 job\(s\): train lora-r1 seed 0 \(job [0-9a-f]+\); "
+                        r"2 job\(s\) not submitted; the finished pieces are kept: run the same command again to resume "
+                        r"\(only the missing jobs are submitted\)", last), text
+    child = int((hold / "child").read_text())
+    _wait(lambda: not _alive(held) and not _alive(child), "the cancelled job's processes to end", 30)
+    assert not (out / "jobs" / "submitted.json").exists() and not (out / "lora-r1-s0" / "train.json").exists()
 
 
 def test_unknown_job_state_warns_with_its_id_and_submits_again(submitit, recipe, tmp_path, monkeypatch, caplog):

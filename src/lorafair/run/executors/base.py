@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -57,13 +58,30 @@ def forwarded_env() -> dict[str, str]:
 
 
 def run_job(argv: list[str], log: str, env: dict[str, str]) -> int:
-    """The worker every engine runs: ``argv`` as a subprocess, stdout and stderr appended to ``log``; its exit code."""
+    """The worker every engine runs: ``argv`` as a subprocess, stdout and stderr appended to ``log``; its exit code.
+
+    The job runs in a process group of its own, ended whole (SIGKILL) when the worker is stopped — the
+    KeyboardInterrupt of a cancelled Ray task or of a cancelled submitit job — so no process of it (``accelerate
+    launch`` starts several) outlives a cancellation and writes afterwards."""
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ, **env)
     with open(log, "ab") as fh:
         fh.write(("$ " + " ".join(argv) + "\n").encode())
         fh.flush()
-        return subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL).returncode
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL,
+                                start_new_session=os.name == "posix")
+        try:
+            return proc.wait()
+        except BaseException:
+            if os.name == "posix":
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            else:  # pragma: no cover
+                proc.kill()
+            proc.wait()
+            raise
 
 
 def require(module: str, extra: str, executor: str) -> Any:

@@ -53,11 +53,17 @@ class RayExecutor(Executor):
             return "finished", None
 
     def cancel(self, handles) -> None:
+        # not force=True, which kills the worker at once: the KeyboardInterrupt that Ray raises in a running task
+        # lets run_job end the job's whole process group first; then wait (a little) for that to happen
         for ref in handles:
             try:
-                self.ray.cancel(ref, force=True)
+                self.ray.cancel(ref)
             except Exception:
                 pass
+        try:
+            self.ray.wait(list(handles), num_returns=len(handles), timeout=10)
+        except Exception:
+            pass
 
     def job_id(self, ref) -> str | None:
         return ref.task_id().hex()
