@@ -293,3 +293,24 @@ def test_slurm_cluster_without_slurm_refused(submitit, recipe, tmp_path, capsys,
     code = main(["run", str(recipe), "--out", str(tmp_path / "run"), "--executor", "slurm", "--executor-opt", "cluster=slurm"])
     line = one_error_line(code, capsys.readouterr().err)
     assert line.startswith("error: --executor-opt cluster='slurm': expected a machine with Slurm's commands") and "cluster=local" in line
+
+
+def test_driver_does_not_need_the_jobs_device(recipe, tmp_path):
+    """model.device is where the jobs compute: a driver on a machine without it (a login node) checks the model
+    and plans the jobs all the same."""
+    import torch
+
+    from lorafair.config.load import load_config
+    from lorafair.errors import UserError
+    from lorafair.run.executors.base import Executor, Options
+    from lorafair.run.runner import Runner
+    from lorafair.run.sweep import Sweep, check_model
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = load_config(str(recipe), ["model.device=cuda"])
+    with pytest.raises(UserError, match="no CUDA here"):
+        Runner(cfg, tmp_path / "run")  # the local runner needs it
+    assert check_model(cfg, tmp_path / "run")
+    jobs, done = Sweep(cfg, tmp_path / "run", Executor(Options({}, "x"), tmp_path), quiet=True).plan()
+    assert (len(jobs), done) == (3, 0)

@@ -76,7 +76,7 @@ def check_writable(out: Path) -> None:
 
 class Runner:
     def __init__(self, cfg: RunConfig, out: Path, *, quiet: bool = False,
-                 report: Optional[Callable[[Path], dict]] = None):
+                 report: Optional[Callable[[Path], dict]] = None, device: Optional[torch.device] = None):
         self.cfg = cfg
         # Builds the report of a finished run (``lorafair.report.write_report``, passed in by the CLI: the
         # report reads the run directory that this package owns, so the runner does not import it).
@@ -86,7 +86,8 @@ class Runner:
         self.quiet = quiet
         self.progress = show_progress(quiet)
         self.log: logging.Logger = logging.getLogger("lorafair")
-        self.device = resolve_device(cfg.model.device)
+        # the sweep driver passes its own (cpu): it computes nothing on model.device, which its jobs' machines have
+        self.device = device if device is not None else resolve_device(cfg.model.device)
         self.variants = plan_variants(cfg)
         self._refs: dict[tuple[int, str], object] = {}
         self._studies: dict[str, object] = {}

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import torch
 import yaml
 
 from lorafair.atomic import atomic_write_json, read_json
@@ -84,7 +85,8 @@ class Sweep:
 
     def __init__(self, cfg: RunConfig, out: Path, executor: Executor, *, quiet: bool = False,
                  report: Optional[Callable[[Path], dict]] = None):
-        self.runner = Runner(cfg, out, quiet=quiet, report=report)
+        # model.device is the jobs' device: the driver (on a login node, say) need not have it
+        self.runner = Runner(cfg, out, quiet=quiet, report=report, device=torch.device("cpu"))
         self.cfg = cfg
         self.out = Path(out).absolute()
         self.layout = self.runner.layout
@@ -498,7 +500,7 @@ def check_model(cfg: RunConfig, out: Path) -> bool:
     skeleton = model_skeleton(cfg.model.source, trust_remote_code=cfg.model.trust_remote_code)
     if skeleton is None:
         return False
-    Runner(cfg, out, quiet=True).check_model(skeleton)
+    Runner(cfg, out, quiet=True, device=torch.device("cpu")).check_model(skeleton)
     return True
 
 
