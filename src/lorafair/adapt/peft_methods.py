@@ -86,8 +86,8 @@ def check_ranks(model, method: str, ranks: list[int], target_modules, field: str
         if r > limit:
             shape = tuple(mods[tightest].weight.shape)
             raise UserError.plain(
-                f"{field}.ranks: rank {r} exceeds module {tightest} (shape {shape}, smaller dimension {limit}); "
-                f"allowed ranks are 1..{limit}"
+                f"{field}.ranks={list(ranks)!r}: expected ranks the model can take: rank {r} exceeds module "
+                f"{tightest} (shape {shape}, smaller dimension {limit}); allowed ranks are 1..{limit}"
             )
 
 

@@ -182,6 +182,44 @@ def load_model(
     return _finish(model, tok, dev)
 
 
+def model_skeleton(source: str, *, trust_remote_code: bool = False):
+    """The model of ``source`` built from its config alone on the meta device: its modules' names and shapes, no
+    weights read, no memory (``lorafair run --executor`` checks the ranks with it before submitting any job).
+    ``None`` when the config cannot be had without loading or fetching a model (a hub id that is neither cached
+    nor reachable, an embedded model not yet unpacked): the jobs then check when they load the model. A bad
+    source or a broken local config.json is refused as :func:`load_model` refuses it."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kind, sep, arg = source.partition(":")
+    if not sep:
+        raise UserError("model.source", source, "embedded:<name>, hf:<hub id or folder> or tiny:<arch>[-size]")
+    MODEL_SOURCES.get(kind)  # an unknown kind: the registry's error
+    if kind == "tiny":
+        from lorafair.models.tiny import tiny_config
+
+        config = tiny_config(arg or "llama")[0]
+    elif kind == "embedded":
+        from lorafair.models.embedded import DEFAULT, is_cached, model_folder
+
+        if not is_cached(arg or DEFAULT):
+            return None
+        config = check_config_json(model_folder(arg or DEFAULT), "model.source", source)
+    else:
+        if not arg:
+            raise UserError("model.source", "hf:", "hf:<hub id or local folder>")
+        if Path(arg).exists():
+            if not (Path(arg) / "config.json").is_file():
+                raise UserError("model.source", source, "a folder with config.json and model weights")
+            config = check_config_json(Path(arg), "model.source", source, trust_remote_code)
+        else:
+            try:
+                config = AutoConfig.from_pretrained(arg, trust_remote_code=trust_remote_code)
+            except Exception:  # offline, not cached, gated: the jobs load it (and say why they cannot)
+                return None
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+
+
 def list_models() -> list[dict]:
     """Rows for ``lorafair models``: source, description, installed/available."""
     from lorafair.models.embedded import EMBEDDED, installed, is_cached

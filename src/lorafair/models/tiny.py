@@ -31,9 +31,9 @@ def tiny_names() -> list[str]:
     return [f"tiny:{a}" + (f"-{s}" if s else "") for a, sizes in SIZES.items() for s in sizes]
 
 
-def build_tiny(spec: str, seed: int = 0, dtype: torch.dtype = torch.float32):
-    """Build ``(model, tokenizer)`` for ``spec`` such as ``llama`` or ``llama-1b``."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def tiny_config(spec: str):
+    """``(config, tokenizer)`` of ``spec`` such as ``llama`` or ``llama-1b``: the model's shape, no weights."""
+    from transformers import AutoConfig
 
     arch, _, size = spec.partition("-")
     if arch not in SIZES or size not in SIZES[arch]:
@@ -49,6 +49,14 @@ def build_tiny(spec: str, seed: int = 0, dtype: torch.dtype = torch.float32):
     config = AutoConfig.for_model(
         arch, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, **kwargs
     )
+    return config, tok
+
+
+def build_tiny(spec: str, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """Build ``(model, tokenizer)`` for ``spec`` such as ``llama`` or ``llama-1b``."""
+    from transformers import AutoModelForCausalLM
+
+    config, tok = tiny_config(spec)
     gen = torch.random.fork_rng(devices=[])
     with gen:
         torch.manual_seed(seed)

@@ -68,6 +68,7 @@ EXTRA_METRICS = "extra_metrics"  # finalize rows (<study>.json) and paired rows 
 DATA = "data"  # train-s<seed>.jsonl, heldout-s<seed>.jsonl, data-s<seed>.json; also the data builders' cache
 START = "start"  # the optional start stage: train.json, model.safetensors
 JOBS = "jobs"  # lorafair run --executor: one log per job, the engine's own files (submitit/)
+SUBMITTED = "submitted.json"  # in jobs/: the engine's id of every job in flight (a re-run re-attaches to them)
 # inside a variant folder
 TRAIN_JSON = "train.json"  # marker of a finished (or failed) training
 CHECKPOINT = "checkpoint"  # resumable training state while the variant trains
@@ -103,7 +104,7 @@ class RunLayout:
         RUN/start/train.json, model.safetensors
         RUN/<variant>-s<seed>/train.json, checkpoint/, adapter/, model.safetensors, model/,
                               results/<study>.json, results/<study>.items.npz, samples.jsonl …
-        RUN/jobs/<train|evaluate>-<variant>-s<seed>.log, submitit/   (``lorafair run --executor ray|slurm``)
+        RUN/jobs/<train|evaluate>-<variant>-s<seed>.log, submitted.json, submitit/   (``lorafair run --executor ray|slurm``)
     """
 
     def __init__(self, root: Path | str):
@@ -213,6 +214,11 @@ class RunLayout:
     @property
     def jobs_dir(self) -> Path:
         return self.root / JOBS
+
+    @property
+    def jobs_submitted(self) -> Path:
+        """The jobs a sweep's driver submitted and that have not finished: job key -> the engine's job id."""
+        return self.jobs_dir / SUBMITTED
 
     def job_log(self, kind: str, variant: str, seed: int) -> Path:
         """The log of one job of ``lorafair run --executor``: ``RUN/jobs/train-lora-r8-s0.log``."""

@@ -76,7 +76,7 @@ def check_writable(out: Path) -> None:
 
 class Runner:
     def __init__(self, cfg: RunConfig, out: Path, *, quiet: bool = False,
-                 report: Optional[Callable[[Path], dict]] = None):
+                 report: Optional[Callable[[Path], dict]] = None, device: Optional[torch.device] = None):
         self.cfg = cfg
         # Builds the report of a finished run (``lorafair.report.write_report``, passed in by the CLI: the
         # report reads the run directory that this package owns, so the runner does not import it).
@@ -86,23 +86,25 @@ class Runner:
         self.quiet = quiet
         self.progress = show_progress(quiet)
         self.log: logging.Logger = logging.getLogger("lorafair")
-        self.device = resolve_device(cfg.model.device)
+        # the sweep driver passes its own (cpu): it computes nothing on model.device, which its jobs' machines have
+        self.device = device if device is not None else resolve_device(cfg.model.device)
         self.variants = plan_variants(cfg)
         self._refs: dict[tuple[int, str], object] = {}
         self._studies: dict[str, object] = {}
         self._lock: RunLock | None = None
 
     # ------------------------------------------------------------------ set-up
-    def prepare_dir(self, lock: bool = True) -> None:
+    def prepare_dir(self, lock: bool = True, clean: bool = True) -> None:
         """Check that ``--out`` can hold this run (nothing written if not), lock it, clean leftovers of
-        interrupted writes, write config.yaml and start run.log. See :mod:`lorafair.run.rundir`."""
+        interrupted writes (not with ``clean=False``: jobs of an earlier sweep still write there), write
+        config.yaml and start run.log. See :mod:`lorafair.run.rundir`."""
         text = dump_config(self.cfg)
         check_out_dir(self.out, yaml.safe_load(text))
         check_writable(self.out)
         if lock and self._lock is None:
             self._lock = RunLock(self.out).acquire()
         # only a locking run may remove leftovers: `lorafair train` jobs sharing the directory may be writing
-        stale = clean_stale_temporaries(self.out) if self._lock is not None else []
+        stale = clean_stale_temporaries(self.out) if self._lock is not None and clean else []
         atomic_write_text(self.layout.config_yaml, text)
         self.log = setup_logging(self.layout.run_log, self.quiet)
         if stale:
@@ -190,6 +192,17 @@ class Runner:
             return m.eval()
         m = checkpoint.load_adapter(variant_copy(base_model, variant.method), self.layout.adapter_dir(variant.name, seed))
         return m.to(self.device).eval()
+
+    def check_model(self, base_model) -> None:
+        """Refuse, before any work, what ``base_model`` cannot take: target modules and ranks of the LoRA-family
+        methods (:func:`check_ranks`), external variants that do not fit it. Reads only module names and shapes,
+        so a model built on the meta device from its config (:func:`lorafair.models.sources.model_skeleton`)
+        does: the sweep driver checks that way before submitting any job."""
+        for v in self.variants:
+            if is_peft_method(v.method):
+                m = getattr(self.cfg.variants, v.method)
+                check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
+        self.check_external(base_model)
 
     def check_external(self, base_model) -> None:
         """Refuse, before any work, an external variant that does not fit the base model (:mod:`lorafair.adapt.external`)."""
@@ -523,11 +536,7 @@ class Runner:
             self.log = setup_logging(None, self.quiet)
             with meter.phase("load"):
                 base_model, tok = self.load_base()
-                for v in self.variants:
-                    if is_peft_method(v.method):
-                        m = getattr(self.cfg.variants, v.method)
-                        check_ranks(base_model, v.method, m.ranks, m.target_modules, f"variants.{v.method}")
-                self.check_external(base_model)
+                self.check_model(base_model)
             self.prepare_dir()
             self.log.info("run directory: %s", self.out)
             with meter.phase("start"):

@@ -24,10 +24,19 @@ works in the directory at the same time. Its jobs do not take it: ``lorafair tra
 never lock (``prepare_dir(lock=False)``) and never remove temporary files, they only write their own pieces,
 each atomically (temporary name, fsync, rename) under a name no other job writes (``<variant>-s<seed>/``), and
 the files that several jobs may write (``data/`` of a seed, ``config.yaml``) hold the same bytes whoever writes
-them. Leftovers are removed only by the driver, at its start, before any job of its own runs. A job left
-running by a driver killed with SIGKILL (Slurm jobs outlive their driver) may still be writing when the driver
-is started again: its piece is then written twice with the same content, or its temporary file is removed and
-that job fails without harm. A driver stopped with Ctrl-C or SIGTERM cancels its jobs.
+them. Leftovers are removed only by the driver, at its start, before any job of its own runs, and not while
+jobs of an earlier driver are still running.
+
+**Stopping, and starting again.** Ctrl-C or SIGTERM cancels the jobs in flight (``on_interrupt=detach``: leaves
+them running) and ends with one line (:class:`Interrupted`, exit 130 / 143). The engine's id of every job in
+flight is kept in ``RUN/jobs/submitted.json`` (atomically, after each submission and each finished job), so a
+driver started again — after ``detach``, or after one killed with SIGKILL, whose Slurm jobs outlive it — looks
+each missing piece's recorded job up on the engine (:meth:`Executor.reattach`) and waits for one still queued or
+running instead of submitting it twice; one the engine cannot tell about is submitted again with a warning
+naming its id (a piece written twice holds the same bytes).
+
+**Checked first.** The ranks and target modules the local runner checks after loading the model are checked on
+the model built from its config on the meta device (:func:`check_model`), before any engine starts.
 
 **Multi-GPU jobs.** ``--executor-opt accelerate_config=ddp|fsdp|zero2|zero3|FILE`` runs each training job
 under ``accelerate launch --config_file … --num_processes N`` (N: ``num_processes``, default ``num_gpus``),
@@ -38,14 +47,16 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import torch
 import yaml
 
-from lorafair.atomic import atomic_write_json
+from lorafair.atomic import atomic_write_json, read_json
 from lorafair.config.load import dump_config
 from lorafair.config.schema import RunConfig
 from lorafair.errors import UserError
@@ -65,7 +76,8 @@ class _State:
     started: float = 0.0
     finished: float = 0.0
     exit_code: Optional[int] = None
-    note: str = ""
+    note: str = ""  # "recorded": a training that failed for good; "re-attached": a job of an earlier driver
+    job_id: Optional[str] = None  # the engine's id of a re-attached job
 
 
 class Sweep:
@@ -73,12 +85,16 @@ class Sweep:
 
     def __init__(self, cfg: RunConfig, out: Path, executor: Executor, *, quiet: bool = False,
                  report: Optional[Callable[[Path], dict]] = None):
-        self.runner = Runner(cfg, out, quiet=quiet, report=report)
+        # model.device is the jobs' device: the driver (on a login node, say) need not have it
+        self.runner = Runner(cfg, out, quiet=quiet, report=report, device=torch.device("cpu"))
         self.cfg = cfg
         self.out = Path(out).absolute()
         self.layout = self.runner.layout
         self.ex = executor
         self.log: logging.Logger = logging.getLogger("lorafair")
+        self.model_checked = True  # False: the ranks could not be checked before submitting (see check_model)
+        self.guard = _Deferred()
+        self.locked = False  # this driver holds the run's lock: it may cancel jobs and write RUN/jobs/submitted.json
 
     # ------------------------------------------------------------------ plan
     def _argv(self, kind: str, variants: list[str], seed: int) -> list[str]:
@@ -156,20 +172,32 @@ class Sweep:
     def run(self) -> Path:
         t0 = time.perf_counter()
         r = self.runner
-        r.prepare_dir()  # checks the directory (check_out_dir) and takes the run-wide lock: held by this driver until the end (jobs do not take it)
-        self.log = r.log
         states: list[_State] = []
         try:
-            jobs, done = self.plan()
-            self.log.info("run directory: %s", self.out)
-            self.log.info("executor: %s; %d job(s) to run, %d done already", self.ex.describe(), len(jobs), done)
+            jobs, done = self.plan()  # reads the markers only
             states = [_State(j) for j in jobs]
+            notes = self._reattach(states)  # before the leftovers are removed: the jobs found running write there
+            live = [s for s in states if s.handle is not None]
+            # checks the directory (check_out_dir) and takes the run-wide lock: held by this driver until the end
+            # (jobs do not take it); the temporaries of jobs still running are not leftovers
+            r.prepare_dir(clean=not live)
+            self.locked = True
+            self.log = r.log
+            self.log.info("run directory: %s", self.out)
+            if not self.model_checked:
+                self.log.warning("the LoRA ranks were not checked before submitting: the config of %s cannot be read "
+                                 "without fetching the model here; each training job checks its rank", self.cfg.model.source)
+            for level, msg in notes:
+                self.log.log(level, "%s", msg)
+            if live:
+                self.log.info("kept the temporary files in the run directory: %d job(s) of an earlier driver are "
+                              "still writing", len(live))
+            self._write_submitted(states)
+            self.log.info("executor: %s; %d job(s) to run, %d done already%s", self.ex.describe(), len(jobs), done,
+                          f", {len(live)} of an earlier driver re-attached" if live else "")
             self._loop(states)
-        except BaseException:
-            self._cancel(states)
-            r.release()
-            self.ex.close()
-            raise
+        except BaseException as e:
+            self._stopped(states, e)  # raises
         self.ex.close()
         # a training recorded as failed (loss not finite at every lr) is reported as in a local run, not as a crash
         failed = [s for s in states if s.status == "failed" and s.note != "recorded"]
@@ -196,15 +224,108 @@ class Sweep:
             raise JobsFailed([(s.job.key, s.exit_code, s.job.log) for s in failed], len(skipped))
         return self.out
 
-    def _cancel(self, states: list[_State]) -> None:
-        live = [s.handle for s in states if s.status in ("queued", "running")]
-        if live:
-            self.ex.cancel(live)
-            self.log.warning("driver stopped: cancelled %d job(s); re-run the same command to resume", len(live))
+    # ------------------------------------------------------------------ jobs of an earlier driver, interruption
+    def _reattach(self, states: list[_State]) -> list[tuple[int, str]]:
+        """Jobs a driver before this one submitted and that have not finished (``RUN/jobs/submitted.json``):
+        one still queued or running on the engine is waited for, not submitted again; one the engine cannot
+        tell about is submitted again with a warning naming its id. Returns the lines to log."""
+        path = self.layout.jobs_submitted
+        if not path.is_file():
+            return []
+        try:
+            recorded = read_json(path).get("jobs", {})
+        except (OSError, ValueError, AttributeError):
+            return [(logging.WARNING, f"{path} is unreadable: jobs an earlier driver left running are not re-attached")]
+        notes = []
+        for s in states:
+            rec = recorded.get(s.job.key)
+            if not isinstance(rec, dict) or rec.get("engine") != self.ex.name or not rec.get("id"):
+                continue
+            job_id = str(rec["id"])
+            try:
+                what, handle = self.ex.reattach(job_id)
+            except Exception as e:  # the engine's look-up itself failed
+                what, handle = "unknown", f"looking it up failed: {type(e).__name__}: {e}"
+            if what == "running":
+                s.handle, s.status, s.note = handle, "running" if s.job.log.exists() else "queued", "re-attached"
+                s.job_id = job_id
+                s.submitted = time.time()
+                notes.append((logging.INFO, f"{s.job.key}: job {job_id}, submitted by an earlier driver, is still "
+                                            "queued or running: waiting for it (not submitted again)"))
+            elif what == "unknown":
+                notes.append((logging.WARNING, f"{s.job.key}: job {job_id}, submitted by an earlier driver, may still "
+                                               f"be running ({handle}); submitting it again. If it is, cancel it"
+                                               f"{': ' + self.ex.cancel_hint([job_id]) if self.ex.cancel_hint([job_id]) else ''}"))
+            else:
+                notes.append((logging.INFO, f"{s.job.key}: job {job_id} of an earlier driver ended without its result; "
+                                            "submitting it again"))
+        return notes
+
+    def _write_submitted(self, states: list[_State]) -> None:
+        """Record the engine's id of every job in flight (atomically), so that a driver started after this one
+        dies re-attaches to them (:meth:`_reattach`); the file goes when none is left."""
+        path = self.layout.jobs_submitted
+        jobs = {}
+        for s in states:
+            if s.status in ("queued", "running") and (job_id := self.ex.job_id(s.handle) if s.note != "re-attached"
+                                                      else s.job_id) is not None:
+                jobs[s.job.key] = {"engine": self.ex.name, "id": job_id, "kind": s.job.kind, "variants": s.job.names,
+                                   "seed": s.job.seed, "log": str(s.job.log)}
+        if jobs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, {"jobs": jobs})
+        else:
+            path.unlink(missing_ok=True)
+
+    def _stopped(self, states: list[_State], e: BaseException) -> None:
+        """The driver stops before its jobs finished: Ctrl-C or SIGTERM (:class:`Interrupted`), or a crash of the
+        driver itself. Its jobs are cancelled, or with ``on_interrupt=detach`` left running (and recorded, for the
+        next driver to wait for); the lock is released; one ``error:`` line says what happened and how to resume."""
+        interrupted = isinstance(e, KeyboardInterrupt)
+        old = {}
+        if threading.current_thread() is threading.main_thread():  # a second Ctrl-C does not stop the clean-up
+            old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            # before the lock was taken, a job found running is an earlier driver's (perhaps a live one's): untouched
+            live = [s for s in states if s.status in ("queued", "running")] if self.locked else []
+            waiting = sum(s.status == "waiting" for s in states) if self.locked else 0
+            ids = {s.job.key: (s.job_id if s.note == "re-attached" else self.ex.job_id(s.handle)) for s in live}
+            named = ", ".join(f"{s.job.key}" + (f" (job {ids[s.job.key]})" if ids[s.job.key] else "") for s in live)
+            detach = interrupted and self.ex.on_interrupt == "detach" and live
+            if live and not detach:
+                self.ex.cancel([s.handle for s in live])
+                for s in live:
+                    s.status = "cancelled"
+                self.log.warning("cancelled %d job(s): %s", len(live), named)
+            if self.locked:
+                try:
+                    self._write_submitted(states)  # detached jobs stay recorded, cancelled ones go
+                except OSError:
+                    pass
+            self.runner.release()
+            self.ex.close()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        if not interrupted:
+            raise e
+        how = "Ctrl-C" if getattr(e, "signum", signal.SIGINT) == signal.SIGINT else "SIGTERM"
+        not_sub = f"; {waiting} job(s) not submitted" if waiting else ""
+        if detach:
+            hint = self.ex.cancel_hint([ids[s.job.key] for s in live if ids[s.job.key]])
+            what = (f"left {len(live)} job(s) running as on_interrupt=detach asks: {named}{not_sub}; run the same "
+                    f"command again to wait for them and submit the rest" + (f" (to stop them: {hint})" if hint else ""))
+        elif live:
+            what = (f"cancelled {len(live)} job(s): {named}{not_sub}; the finished pieces are kept: run the same "
+                    "command again to resume (only the missing jobs are submitted)")
+        else:
+            what = f"no job was in flight{not_sub}; run the same command again to resume"
+        raise Interrupted(how, what) from None
 
     def _loop(self, states: list[_State]) -> None:
         by_key = {s.job.key: s for s in states}
         last = None
+        finished = False
         while True:
             # submit what is ready (one batch: an array job on Slurm)
             in_flight = sum(s.status in ("queued", "running") for s in states)
@@ -226,11 +347,15 @@ class Sweep:
                 for s in ready:
                     s.job.log.parent.mkdir(parents=True, exist_ok=True)
                     s.job.log.unlink(missing_ok=True)  # the log of this attempt: it appears when the job starts
-                handles = self.ex.submit([s.job for s in ready])
-                now = time.time()
+                with self.guard:
+                    handles = self.ex.submit([s.job for s in ready])
+                    now = time.time()
+                    for s, h in zip(ready, handles):
+                        s.handle, s.status, s.submitted = h, "queued", now
+                    self._write_submitted(states)
                 for s, h in zip(ready, handles):
-                    s.handle, s.status, s.submitted = h, "queued", now
-                    self.log.info("submitted %s (log: %s)", s.job.key, s.job.log)
+                    job_id = self.ex.job_id(h)
+                    self.log.info("submitted %s%s (log: %s)", s.job.key, f" as job {job_id}" if job_id else "", s.job.log)
             # poll
             for s in states:
                 if s.status not in ("queued", "running"):
@@ -243,6 +368,10 @@ class Sweep:
                 s.finished, s.exit_code = time.time(), code
                 s.started = s.started or s.submitted
                 self._finished(s)
+                finished = True
+            if finished:
+                self._write_submitted(states)
+                finished = False
             counts = {k: sum(s.status == k for s in states) for k in ("waiting", "queued", "running", "done", "failed", "skipped")}
             if counts != last:
                 last = counts
@@ -298,6 +427,42 @@ class Sweep:
         return f"; ETA {_dur(sum(finished) / len(finished) * len(left) / parallel)}"
 
 
+class Interrupted(UserError):
+    """The driver was stopped by Ctrl-C or SIGTERM: one line saying what became of its jobs and how to resume;
+    exit code 130 (Ctrl-C) or 143 (SIGTERM), as a shell reports a process stopped by that signal."""
+
+    def __init__(self, how: str, what: str):
+        self.exit_code = 130 if how == "Ctrl-C" else 143
+        super().__init__(None, message=f"interrupted by {how}: {what}")
+
+
+class _Deferred:
+    """Held while jobs are submitted and recorded: a Ctrl-C or SIGTERM arriving then is raised when it is released,
+    so the driver never loses track of a job the engine accepted."""
+
+    def __init__(self):
+        self.depth = 0
+        self.pending: Optional[int] = None
+
+    def __enter__(self):
+        self.depth += 1
+
+    def __exit__(self, *exc):
+        self.depth -= 1
+        if not self.depth and self.pending is not None:
+            signum, self.pending = self.pending, None
+            if exc[0] is None:
+                raise Stop(signum)
+
+
+class Stop(KeyboardInterrupt):
+    """Raised in the driver by a SIGTERM (a scheduler's or a user's), handled as Ctrl-C is."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class JobsFailed(UserError):
     """Some jobs failed (not a bad input): exit code 1, one line naming them and their logs."""
 
@@ -325,26 +490,50 @@ def _last_line(log: Path) -> str:
     return f" ({lines[-1].strip()[:300]})" if lines else ""
 
 
+def check_model(cfg: RunConfig, out: Path) -> bool:
+    """What the local runner refuses once it has loaded the model (LoRA target modules and ranks the model cannot
+    take, external variants that do not fit it: :meth:`Runner.check_model`), refused by the driver before any job
+    is submitted, on the model built from its config alone on the meta device (no weights read). False when that
+    config is not at hand (a hub id offline, an embedded model not yet unpacked): the jobs then check."""
+    from lorafair.models.sources import model_skeleton
+
+    skeleton = model_skeleton(cfg.model.source, trust_remote_code=cfg.model.trust_remote_code)
+    if skeleton is None:
+        return False
+    Runner(cfg, out, quiet=True, device=torch.device("cpu")).check_model(skeleton)
+    return True
+
+
 def run_sweep(cfg: RunConfig, out: Path, executor: str, options: dict[str, str], *, quiet: bool = False,
               report: Optional[Callable[[Path], dict]] = None) -> Path:
     """``lorafair run --executor``: the local runner for ``local``, else the sweep driver."""
     cls = EXECUTORS.get(executor)
-    if getattr(cls, "runs_jobs", True):
-        check_out_dir(Path(out), yaml.safe_load(dump_config(cfg)))  # before an engine is started
+    model_checked = True
+    if getattr(cls, "runs_jobs", True):  # before an engine is started or a job submitted
+        check_out_dir(Path(out), yaml.safe_load(dump_config(cfg)))
+        model_checked = check_model(cfg, Path(out))
     ex = cls(Options(options, executor), Path(out).absolute() / "jobs")
     if not ex.runs_jobs:
         return run_experiment(cfg, out, quiet=quiet, report=report)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def stop(signum, frame):  # a scheduler's or a user's SIGTERM: cancel the jobs, release the lock
-        raise KeyboardInterrupt
-
     try:
-        signal.signal(signal.SIGTERM, stop)
-    except ValueError:  # not the main thread
-        previous = None
+        sweep = Sweep(cfg, out, ex, quiet=quiet, report=report)
+    except BaseException:
+        ex.close()
+        raise
+    sweep.model_checked = model_checked
+    guard = sweep.guard
+
+    def stop(signum, frame):  # Ctrl-C, or a scheduler's or a user's SIGTERM
+        if guard.depth:
+            guard.pending = signum  # delivered once the submission in progress is recorded
+            return
+        raise Stop(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return Sweep(cfg, out, ex, quiet=quiet, report=report).run()
+        return sweep.run()
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

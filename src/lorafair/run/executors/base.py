@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -57,13 +58,30 @@ def forwarded_env() -> dict[str, str]:
 
 
 def run_job(argv: list[str], log: str, env: dict[str, str]) -> int:
-    """The worker every engine runs: ``argv`` as a subprocess, stdout and stderr appended to ``log``; its exit code."""
+    """The worker every engine runs: ``argv`` as a subprocess, stdout and stderr appended to ``log``; its exit code.
+
+    The job runs in a process group of its own, ended whole (SIGKILL) when the worker is stopped — the
+    KeyboardInterrupt of a cancelled Ray task or of a cancelled submitit job — so no process of it (``accelerate
+    launch`` starts several) outlives a cancellation and writes afterwards."""
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     full_env = dict(os.environ, **env)
     with open(log, "ab") as fh:
         fh.write(("$ " + " ".join(argv) + "\n").encode())
         fh.flush()
-        return subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL).returncode
+        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=full_env, stdin=subprocess.DEVNULL,
+                                start_new_session=os.name == "posix")
+        try:
+            return proc.wait()
+        except BaseException:
+            if os.name == "posix":
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            else:  # pragma: no cover
+                proc.kill()
+            proc.wait()
+            raise
 
 
 def require(module: str, extra: str, executor: str) -> Any:
@@ -140,6 +158,10 @@ class Executor:
         self.main_process_port = opts.get("main_process_port", 0, int)
         self.eval_group = opts.get("eval_group", 1, int)
         self.python = opts.get("python", sys.executable)
+        self.on_interrupt = opts.get("on_interrupt", "cancel")
+        if self.on_interrupt not in ("cancel", "detach"):
+            raise UserError("--executor-opt on_interrupt", self.on_interrupt,
+                            "cancel (Ctrl-C or SIGTERM cancels the submitted jobs) or detach (leaves them running)")
 
     def submit(self, jobs: list[Job]) -> list[Any]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -150,6 +172,20 @@ class Executor:
 
     def cancel(self, handles: list[Any]) -> None:
         pass
+
+    def job_id(self, handle) -> str | None:
+        """The engine's id of a submitted job (recorded in ``RUN/jobs/submitted.json``: a re-run re-attaches to it)."""
+        return None
+
+    def reattach(self, job_id: str) -> tuple[str, Any]:
+        """A job an earlier driver submitted, by its recorded id: ``("running", handle)`` while the engine still
+        queues or runs it (the handle is polled and cancelled like a submitted one), ``("ended", None)`` when it
+        is over, ``("unknown", why)`` when the engine cannot tell."""
+        return "unknown", "this engine cannot look a job up by its id"
+
+    def cancel_hint(self, job_ids: list[str]) -> str:
+        """How a user cancels jobs left running (``on_interrupt=detach``)."""
+        return ""
 
     def close(self) -> None:
         pass
