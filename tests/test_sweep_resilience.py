@@ -314,3 +314,31 @@ def test_driver_does_not_need_the_jobs_device(recipe, tmp_path):
     assert check_model(cfg, tmp_path / "run")
     jobs, done = Sweep(cfg, tmp_path / "run", Executor(Options({}, "x"), tmp_path), quiet=True).plan()
     assert (len(jobs), done) == (3, 0)
+
+
+def test_external_checkpoint_missing_a_tensor_refused_before_any_job(recipe, tmp_path, capsys):
+    """The driver's check runs on the model built on the meta device, where every tensor's data_ptr() is 0: tied
+    weights must be told apart by the parameter itself, or any missing tensor would pass as "tied" to another."""
+    from safetensors.torch import load_file, save_file
+
+    from lorafair.cli import main
+    from lorafair.config.load import load_config
+    from lorafair.models.tiny import build_tiny
+    from lorafair.run.sweep import check_model
+
+    folder = tmp_path / "ckpt"
+    build_tiny("llama")[0].save_pretrained(folder, safe_serialization=True)  # lm_head tied to embed_tokens: not saved
+    r = tmp_path / "r.yaml"
+    r.write_text(yaml.safe_dump(deep_update(RECIPE, {"variants": {"external": [{"name": "mine", "source": f"hf:{folder}"}]}})))
+    assert check_model(load_config(str(r)), tmp_path / "ok")  # the whole checkpoint fits (its tied lm_head left out)
+    weights = folder / "model.safetensors"
+    tensors = load_file(weights)
+    del tensors["model.layers.1.mlp.down_proj.weight"]
+    save_file(tensors, weights, metadata={"format": "pt"})
+    capsys.readouterr()  # save_pretrained's progress bar
+    out = tmp_path / "run"
+    code = main(["run", str(r), "--out", str(out), "--executor", "slurm", "--executor-opt", "cluster=local"])
+    line = one_error_line(code, capsys.readouterr().err)
+    assert line == (f"error: variants.external[0].source='hf:{folder}': expected a checkpoint of the base model tiny:llama "
+                    "(it has no tensor model.layers.1.mlp.down_proj.weight, which the base model has)"), line
+    assert not out.exists()

@@ -267,6 +267,17 @@ def _check_adapter(base_model, v, index, base_source, folder, log) -> None:
                     said_txt, base_source)
 
 
+def _tie_keys(model, sd: dict) -> dict[str, object]:
+    """State-dict key -> a key shared by tied tensors (lm_head.weight and model.embed_tokens.weight). On a model
+    built on the meta device (the sweep driver's check, :func:`lorafair.models.sources.model_skeleton`) every
+    tensor's ``data_ptr()`` is 0, so there the tied tensors are the same parameter (or buffer) object."""
+    if not any(t.device.type == "meta" for t in sd.values()):
+        return {k: t.data_ptr() for k, t in sd.items()}
+    same = {k: id(t) for k, t in [*model.named_parameters(remove_duplicate=False),
+                                  *model.named_buffers(remove_duplicate=False)]}
+    return {k: same.get(k, ("key", k)) for k in sd}
+
+
 def _check_full(base_model, v, index, base_source, folder) -> None:
     cfg = json.loads((folder / "config.json").read_text(encoding="utf-8-sig"))
     base_type = getattr(getattr(base_model, "config", None), "model_type", None)
@@ -275,13 +286,14 @@ def _check_full(base_model, v, index, base_source, folder) -> None:
                         f"{cfg.get('model_type')!r}, the base model {base_type!r}")
     shapes = _tensor_shapes(_weight_files(folder, True, f"variants.external[{index}]", v.source))
     sd = base_model.state_dict()
-    ptrs: dict[int, list[str]] = {}
-    for k, t in sd.items():
-        ptrs.setdefault(t.data_ptr(), []).append(k)
+    tie = _tie_keys(base_model, sd)
+    ptrs: dict[object, list[str]] = {}
+    for k in sd:
+        ptrs.setdefault(tie[k], []).append(k)
     for k, t in sd.items():
         got = shapes.get(k)
         if got is None:
-            tied = [o for o in ptrs[t.data_ptr()] if o != k and o in shapes]
+            tied = [o for o in ptrs[tie[k]] if o != k and o in shapes]
             if tied:
                 continue
             raise _mismatch(v, index, base_source, "a checkpoint", f"it has no tensor {k}, which the base model has")
