@@ -232,6 +232,19 @@ def test_per_strategy_recommendation_and_the_plain_one_unchanged(tmp_path):
     assert _md_row(front, "lora\\+select")[1:3] == ["r=128", "r=64"]
 
 
+def test_study_strategy_table_puts_each_ladder_next_to_its_own_methods_plain_rank(tmp_path):
+    """lora and dora crossed with cfreg: the dora+cfreg row's plain cell is dora's plain rank, under a header that
+    names no one method (it read "plain lora" above dora's rank)."""
+    run = load_run(make_run(tmp_path / "run", ranks=(16, 32, 64, 128), studies=("shift",), methods=("lora", "dora"),
+                            artifacts=False, strategies={"cfreg": 2.0}))
+    plain = {r.method: f"r={r.rank}" for r in recommend(run, run_metas(run))["shift"]}
+    assert plain["lora"] != plain["dora"]  # report_synth: dora captures 1.1 times as much (lora r=64, dora r=32)
+    md = write_report(run.run_dir)["md"].read_text()
+    study = md[md.index("## Study"):]
+    assert "| ladder | recommended rank | plain | why |" in study and "| plain lora |" not in study
+    assert _md_row(study, "lora\\+cfreg")[2] == plain["lora"] and _md_row(study, "dora\\+cfreg")[2] == plain["dora"]
+
+
 def test_compare_lists_the_strategy_ladders(tmp_path):
     from lorafair.report import write_compare
 

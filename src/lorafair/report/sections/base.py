@@ -227,7 +227,8 @@ class Section:
         recs = self.ctx.strategy_recs.get(study, [])
         plain = {r.method: r for r in self.ctx.recs.get(study, [])}
         if recs:
-            blocks.append(Table(["ladder", "recommended rank", f"plain {method}", "why"],
+            # one row per ranked method crossed with each strategy (dora+cfreg too): each next to its own method's plain rank
+            blocks.append(Table(["ladder", "recommended rank", "plain", "why"],
                                 [[r.label, rank_word(r), rank_word(plain[r.method]) if r.method in plain else "–",
                                   r.text] for r in recs], wrap_last=True,
                                 caption="Per strategy, the smallest rank that reaches every defined target metric of "
