@@ -186,7 +186,9 @@ class Sweep:
             self.log.info("run directory: %s", self.out)
             if not self.model_checked:
                 self.log.warning("the LoRA ranks were not checked before submitting: the config of %s cannot be read "
-                                 "without fetching the model here; each training job checks its rank", self.cfg.model.source)
+                                 "without fetching the model here; each training job checks its rank%s", self.cfg.model.source,
+                                 "; the external variants are checked by no job (an evaluation loads them as they are)"
+                                 if self.cfg.variants.external else "")
             for level, msg in notes:
                 self.log.log(level, "%s", msg)
             if live:
