@@ -21,6 +21,7 @@ from pydantic import Field
 from lorafair.data.wordlists import axes_mapping, swap_record
 from lorafair.errors import UserError
 from lorafair.lm import encode_record, learnable, pad
+from lorafair.lm.positions import logits_at
 from lorafair.strategies.base import Axes, Strategy, StrategyConfig, StrategyContext, axes_field, register_strategy
 
 
@@ -52,18 +53,14 @@ def common_suffix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def _tail_logp(model, ids: torch.Tensor, mask: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probabilities at the last ``k[i]`` real positions of each row (right padding), aligned from the end:
-    (n, K, V) with K = max k, and the (n, K) mask of the positions that exist."""
-    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-    K = int(k.max())
-    lengths = mask.sum(1)
-    j = torch.arange(K, device=ids.device)
-    pos = (lengths - k).unsqueeze(1) + j.unsqueeze(0)
-    valid = j.unsqueeze(0) < k.unsqueeze(1)
-    pos = torch.where(valid, pos, torch.zeros_like(pos))
-    rows = logits.gather(1, pos.unsqueeze(-1).expand(-1, -1, logits.shape[-1]))
-    return torch.log_softmax(rows.float(), dim=-1), valid
+def _tail_logp(model, ids: torch.Tensor, mask: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities at the last ``k[i]`` real positions of each row (right padding), flat (sum k, V): row by
+    row, positions ascending, so the rows of a text and of its counterfactual line up from the end. Logits are
+    computed at those positions only (:func:`lorafair.lm.positions.logits_at`)."""
+    lengths = mask.sum(1, keepdim=True)
+    j = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0)
+    keep = (j < lengths) & (j >= lengths - k.unsqueeze(1))
+    return torch.log_softmax(logits_at(model, ids, mask, keep).float(), dim=-1)
 
 
 class CounterfactualInvariance:
@@ -106,10 +103,9 @@ class CounterfactualInvariance:
         if idx.numel() == 0:
             return torch.zeros((), device=batch["input_ids"].device)
         k = batch["cf_k"]
-        lp, valid = _tail_logp(model, batch["input_ids"][idx], batch["attention_mask"][idx], k)
-        lq, _ = _tail_logp(model, batch["cf_input_ids"], batch["cf_attention_mask"], k)
-        d = divergence(lp, lq, self.kind)
-        return (d * valid).sum() / valid.sum()
+        lp = _tail_logp(model, batch["input_ids"][idx], batch["attention_mask"][idx], k)
+        lq = _tail_logp(model, batch["cf_input_ids"], batch["cf_attention_mask"], k)
+        return divergence(lp, lq, self.kind).mean()
 
     def penalty(self, model, batch: dict) -> torch.Tensor:
         return self.lam * self.term(model, batch)

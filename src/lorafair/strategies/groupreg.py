@@ -22,6 +22,7 @@ from pydantic import Field
 from lorafair.errors import UserError
 from lorafair.lm import IGNORE, encode_record, learnable
 from lorafair.lm.encode import tokens
+from lorafair.lm.positions import logits_at
 from lorafair.strategies.base import Strategy, StrategyConfig, StrategyContext, register_strategy
 
 
@@ -92,9 +93,11 @@ class GroupGap:
 
     def scores(self, model, batch: dict) -> torch.Tensor:
         """``log p(yes) − log p(no)`` at each record's answer position."""
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-        rows = logits[torch.arange(logits.shape[0], device=logits.device), batch["answer_pos"]]
-        lp = torch.log_softmax(rows.float(), dim=-1)
+        ids = batch["input_ids"]
+        keep = torch.zeros_like(ids, dtype=torch.bool)
+        keep[torch.arange(ids.shape[0], device=ids.device), batch["answer_pos"]] = True
+        # logits at the answer positions only (one per record, in record order)
+        lp = torch.log_softmax(logits_at(model, ids, batch["attention_mask"], keep).float(), dim=-1)
         return lp[:, self.yes[0]] - lp[:, self.no[0]]
 
     def term(self, model, batch: dict) -> torch.Tensor:
