@@ -33,7 +33,10 @@ def test_registry_lists_the_strategies():
     ({"cfreg": {"lam": -1}}, "strategies.cfreg.lam=-1: Input should be greater than or equal to 0"),
     ({"cfreg": {"divergence": "kl"}}, "strategies.cfreg.divergence='kl'"),
     ({"cda": {"axes": ["age"]}}, "strategies.cda.axes=['age']: unknown axis 'age'"),
-    ({"select": {"balance": "colour"}}, "strategies.select.balance='colour': expected one of gender, race, religion or field:NAME"),
+    ({"select": {"balance": "colour"}}, "strategies.select.balance='colour': expected one of gender, race, religion, "
+                                        "field:NAME or field:NAME,NAME (distinct names)"),
+    ({"select": {"balance": "field:group,"}}, "strategies.select.balance='field:group,': expected one of gender, race"),
+    ({"select": {"balance": "field:a,a"}}, "strategies.select.balance='field:a,a': expected one of gender, race"),
     ({"select": {"max_toxicity": 1.5}}, "strategies.select.max_toxicity=1.5"),
     ({"select": 3}, "strategies.select=3: expected a mapping"),
     # named instances (use:) and a list lam
@@ -192,6 +195,21 @@ def test_select_balances_groups_within_the_budget_deterministically():
     assert [text_group(r["text"], "gender") for r in no_over].count("female") == 6 and len(no_over) == 26
     by_field, _ = _select({"balance": "field:g"}, rows=[{"text": "a", "g": "x"}] * 8 + [{"text": "b", "g": "y"}] * 2)
     assert [r["g"] for r in by_field].count("x") == [r["g"] for r in by_field].count("y") == 5
+
+
+def test_select_balances_the_cells_of_two_fields_undoing_a_label_bias():
+    # a label bias against f: 2 of 10 f records positive, 6 of 10 m records; one record without a label
+    rows = ([{"g": "f", "label": int(i < 2)} for i in range(10)] + [{"g": "m", "label": int(i < 6)} for i in range(10)]
+            + [{"g": "m"}])
+    rows = [r | {"prompt": f"r{i}", "completion": " yes"} for i, r in enumerate(rows)]
+    out, s = _select({"balance": "field:g,label", "budget": 20}, rows=rows)
+    cells = [(r["g"], r["label"]) for r in out if "label" in r]
+    # the unlabelled record is ungrouped (kept); the other 19 split into 4 cells of 4 (f/1 oversampled from 2)
+    assert {c: cells.count(c) for c in set(cells)} == {("f", 0): 4, ("f", 1): 4, ("m", 0): 4, ("m", 1): 4}
+    assert len(out) == 17 and s.summary["groups"]["g=f, label=1"] == {"available": 2, "chosen": 4}
+    positive_rate = {g: sum(r["label"] for r in out if r.get("g") == g and "label" in r) / 8 for g in "fm"}
+    assert positive_rate == {"f": 0.5, "m": 0.5}
+    assert out == _select({"balance": "field:g,label", "budget": 20}, rows=rows)[0]
 
 
 def test_select_refuses_data_without_groups():
@@ -522,3 +540,48 @@ def test_an_external_variant_may_not_take_a_strategy_variant_name():
                             "run has (lora-r1+cf_lo is lora-r1 trained with strategies.cf_lo)")
     rec["strategies"] = {"cf_hi": {"use": "cfreg", "lam": 10}}
     assert list(validate_config(rec).strategies) == ["cf_hi"]
+
+
+def test_group_penalty_from_the_loss_pass_equals_its_own_pass_and_training_runs_the_model_once_per_step():
+    """dpreg/eoreg read the answer position's logits from the LM loss's forward pass (one forward per
+    micro-batch): the same penalty as their own pass, on a tiny model."""
+    from lorafair.adapt.train import supervised_loss
+    from lorafair.models.tiny import build_tiny
+
+    model, tok = build_tiny("llama")
+    model.eval()
+    rows = [{"prompt": f"Applicant {i} {'he' if i % 3 else 'she'} asks. Approve?", "completion": " yes" if i % 2 else " no",
+             "group": "m" if i % 3 else "f"} for i in range(6)]
+    for eo in (False, True):
+        obj = build_strategy("eoreg" if eo else "dpreg", {"lam": 3.0}).objective(StrategyContext(seed=0, tokenizer=tok))
+        enc = obj.encode(rows, tok, 64)
+        n = max(len(e["input_ids"]) for e in enc)
+        batch = {"input_ids": torch.tensor([e["input_ids"] + [tok.pad_token_id] * (n - len(e["input_ids"])) for e in enc]),
+                 "attention_mask": torch.tensor([[1] * len(e["input_ids"]) + [0] * (n - len(e["input_ids"])) for e in enc]),
+                 "labels": torch.tensor([e["labels"] + [-100] * (n - len(e["labels"])) for e in enc])}
+        batch |= obj.collate(enc, tok.pad_token_id)
+        with torch.no_grad():
+            own = obj.penalty(model, batch)
+            loss, logits, keep = supervised_loss(model, batch, with_logits=True)
+            shared = obj.penalty_from_logits(logits, keep, batch)
+        assert float(own) > 0 and math.isclose(float(shared), float(own), rel_tol=1e-3)  # a squared gap of nearby means: float rounding
+        assert math.isclose(float(loss), float(supervised_loss(model, batch)), rel_tol=1e-6)
+        unsupervised = keep.clone()
+        unsupervised[0, batch["answer_pos"][0]] = False  # an answer position the loss did not keep: falls back
+        assert obj.penalty_from_logits(logits[: int(unsupervised.sum())], unsupervised, batch) is None
+
+
+def test_training_with_a_group_penalty_runs_the_model_once_per_micro_batch():
+    from lorafair.adapt.train import train_model
+    from lorafair.config.schema import TrainConfig
+    from lorafair.models.tiny import build_tiny
+
+    model, tok = build_tiny("llama")
+    rows = [{"prompt": f"Applicant {i} asks. Approve?", "completion": " yes" if i % 2 else " no", "group": "ab"[i % 3 == 0]}
+            for i in range(12)]
+    obj = build_strategy("dpreg", {"lam": 2.0}).objective(StrategyContext(seed=0, tokenizer=tok))
+    calls = []
+    model.register_forward_pre_hook(lambda *a, **k: calls.append(1))
+    res = train_model(model, tok, obj.encode(rows, tok, 64), [], TrainConfig(max_steps=3, batch_size=4, precision="fp32"),
+                      1e-3, 0, torch.device("cpu"), progress=False, objective=obj)
+    assert len(calls) == 3 and any(h["penalty"] > 0 for h in res.history)

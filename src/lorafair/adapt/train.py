@@ -210,11 +210,13 @@ class _NoPositionLogits(Exception):
     """The model's forward cannot compute logits at chosen positions only (no boolean ``logits_to_keep``)."""
 
 
-def supervised_loss(model, batch: dict) -> torch.Tensor:
+def supervised_loss(model, batch: dict, *, with_logits: bool = False):
     """The mean next-token cross-entropy over the supervised positions of ``batch``, computing logits only there:
     the model's body gives hidden states, ``logits_to_keep`` (a boolean (batch, length) mask: position t is kept
     when label t+1 is not ignored) selects them before the LM head, and the cross-entropy (in fp32, as the
     model's own loss) runs over those rows. Equal to ``model(..., labels=labels).loss`` up to float rounding.
+    With ``with_logits``: ``(loss, logits, keep)``, the kept rows' logits (row-major order of ``keep``) for a
+    fairness objective that reads them (``Objective.penalty_from_logits``) instead of a second forward pass.
     Raises :class:`_NoPositionLogits` when the model does not return one row of logits per kept position."""
     labels = batch["labels"]
     keep = torch.zeros_like(labels, dtype=torch.bool)
@@ -228,7 +230,8 @@ def supervised_loss(model, batch: dict) -> torch.Tensor:
     logits = out.logits
     if logits.dim() != 2 or logits.shape[0] != target.numel():
         raise _NoPositionLogits(f"logits of shape {tuple(logits.shape)} for {target.numel()} kept positions")
-    return torch.nn.functional.cross_entropy(logits.float(), target)
+    loss = torch.nn.functional.cross_entropy(logits.float(), target)
+    return (loss, logits, keep) if with_logits else loss
 
 
 def full_loss(model, batch: dict) -> torch.Tensor:
@@ -379,6 +382,9 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
     pad = tok.pad_token_id
     loader = train_loader(train_enc, tcfg, seed, pad, objective)
     position_loss = tcfg.loss_positions == "supervised"
+    # an objective that reads the supervised positions' logits (dpreg/eoreg: the answer position) takes them
+    # from the LM loss's forward pass: one forward and one backward per micro-batch instead of two
+    from_logits = getattr(objective, "penalty_from_logits", None)
     params = [p for p in model.parameters() if p.requires_grad]
     trainable = sum(p.numel() for p in params)
     opt = adamw(params, lr, tcfg.weight_decay)
@@ -416,10 +422,13 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
             for _ in range(tcfg.grad_accum):
                 batch = next(it)
                 with acc.accumulate(model):
-                    loss = None
+                    loss, kept = None, None
                     if position_loss:
                         try:
-                            loss = supervised_loss(model, batch)
+                            if from_logits is not None:
+                                loss, *kept = supervised_loss(model, batch, with_logits=True)
+                            else:
+                                loss = supervised_loss(model, batch)
                         except _NoPositionLogits as e:
                             position_loss = False
                             if log:
@@ -435,7 +444,9 @@ def train_model(model, tok, train_enc: list[dict], eval_enc: list[dict], tcfg: T
                         bar.close()
                         raise Diverged(desc, lr, step + 1, steps, value)
                     if objective is not None:  # a fairness strategy's term (λ × penalty), added to the LM loss
-                        pen = objective.penalty(model, batch)
+                        pen = from_logits(*kept, batch) if kept else None
+                        if pen is None:  # the objective's positions were not all supervised: its own pass
+                            pen = objective.penalty(model, batch)
                         pv = float(pen.detach())
                         if not math.isfinite(pv):
                             bar.close()

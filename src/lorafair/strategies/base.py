@@ -88,7 +88,12 @@ class StrategyContext:
 class Objective(Protocol):
     """A term added to the training loss. ``encode`` turns the training records into encoded records that may
     carry extra keys (e.g. a counterfactual's token ids); ``collate`` makes the extra tensors of a batch from
-    those records; ``penalty(model, batch)`` is the term (already weighted by λ) added to the LM loss."""
+    those records; ``penalty(model, batch)`` is the term (already weighted by λ) added to the LM loss.
+
+    An objective that reads logits at supervised positions only may also define
+    ``penalty_from_logits(logits, keep, batch) -> Tensor | None``: the same term from the LM loss's own forward
+    pass (``logits``: the rows of the boolean (batch, length) ``keep`` mask, row-major), so a training step runs
+    the model once; None falls back to ``penalty``."""
 
     def encode(self, rows: list[dict], tok, max_length: int) -> list[dict]: ...
 

@@ -97,15 +97,32 @@ class GroupGap:
         keep = torch.zeros_like(ids, dtype=torch.bool)
         keep[torch.arange(ids.shape[0], device=ids.device), batch["answer_pos"]] = True
         # logits at the answer positions only (one per record, in record order)
-        lp = torch.log_softmax(logits_at(model, ids, batch["attention_mask"], keep).float(), dim=-1)
+        return self._score(logits_at(model, ids, batch["attention_mask"], keep))
+
+    def _score(self, answer_logits: torch.Tensor) -> torch.Tensor:
+        lp = torch.log_softmax(answer_logits.float(), dim=-1)
         return lp[:, self.yes[0]] - lp[:, self.no[0]]
 
-    def term(self, model, batch: dict) -> torch.Tensor:
+    def _gap(self, score: torch.Tensor, batch: dict) -> torch.Tensor:
         mask = batch["positive"] == 1 if self.eo else torch.ones_like(batch["positive"], dtype=torch.bool)
-        return group_gap(self.scores(model, batch), batch["group_id"], mask)
+        return group_gap(score, batch["group_id"], mask)
+
+    def term(self, model, batch: dict) -> torch.Tensor:
+        return self._gap(self.scores(model, batch), batch)
 
     def penalty(self, model, batch: dict) -> torch.Tensor:
         return self.cfg.lam * self.term(model, batch)
+
+    def penalty_from_logits(self, logits: torch.Tensor, keep: torch.Tensor, batch: dict) -> torch.Tensor | None:
+        """The penalty from the LM loss's own forward pass: ``logits`` are the rows of the (batch, length) boolean
+        ``keep`` positions (row-major). Every answer position is supervised (it predicts the completion's first
+        differing token), so its row is among them; None if one is not (the caller then runs :meth:`penalty`)."""
+        rows = torch.arange(keep.shape[0], device=keep.device)
+        pos = batch["answer_pos"].to(keep.device)
+        if not bool(keep[rows, pos].all()):
+            return None
+        row_of = keep.flatten().long().cumsum(0).view_as(keep) - 1  # kept position -> its row in logits
+        return self.cfg.lam * self._gap(self._score(logits[row_of[rows, pos]]), batch)
 
 
 @register_strategy("dpreg", help="demographic-parity penalty: λ × smooth gap of P(yes) across groups in a batch")

@@ -5,7 +5,10 @@ record budget, deterministic given the seed.
    threshold are dropped (their text: ``text``, or ``prompt`` + ``completion``).
 2. ``balance``: the records are balanced across identity groups — of an axis of the word lists ``cda`` uses
    (``gender``, ``race``, ``religion``: a record names one group when its text holds terms of that group only)
-   or of a field of the records (``field:group``, e.g. the classification datasets' protected group). Each
+   or of a field of the records (``field:group``, e.g. the classification datasets' protected group), or of the
+   cells of several fields (``field:group,label``: every (group, label) pair gets the same share, so each group
+   has the same label rate — the uniform sampling of Kamiran & Calders (2012), which undoes a label bias
+   against one group that balancing the groups alone keeps). Each
    group gets the same number of records; a group with fewer is repeated (seeded draws with replacement, when
    ``oversample``) or left smaller. Records naming no group are kept (``ungrouped: keep``) or dropped.
 3. ``budget``: at most this many records (default: as many as the plain training set), a seeded sample when
@@ -38,7 +41,8 @@ class SelectConfig(StrategyConfig):
                                           "above this toxicity (null: no toxicity filter).")
     scorer: str = Field(default="jigsaw-bilstm", description="The toxicity scorer NAME[:ARG] (see `lorafair scorers`).")
     balance: Optional[str] = Field(default=None, description=f"Balance across groups: an axis ({', '.join(AXES)}) of "
-                                   "the cda word lists, or field:NAME for a field of the records (null: no balancing).")
+                                   "the cda word lists, field:NAME for a field of the records, or field:NAME,NAME for "
+                                   "the cells of several fields, e.g. field:group,label (null: no balancing).")
     ungrouped: Literal["keep", "drop"] = Field(default="keep", description="Records naming no group (or several) when "
                                                "balancing: kept, or dropped.")
     oversample: bool = Field(default=True, description="A group with fewer records than its share is repeated "
@@ -51,9 +55,13 @@ class SelectConfig(StrategyConfig):
     @field_validator("balance")
     @classmethod
     def _balance(cls, v):
-        if v is None or v in AXES or (v.startswith("field:") and len(v) > len("field:")):
+        if v is None or v in AXES:
             return v
-        raise ValueError(f"expected one of {', '.join(AXES)} or field:NAME")
+        if v.startswith("field:"):
+            names = v.removeprefix("field:").split(",")
+            if all(n.strip() for n in names) and len(set(names)) == len(names):
+                return v
+        raise ValueError(f"expected one of {', '.join(AXES)}, field:NAME or field:NAME,NAME (distinct names)")
 
 
 @register_strategy("select", help="targeted data selection: drop toxic records, balance identity groups (same budget)")
@@ -64,8 +72,13 @@ class Select(Strategy):
     def group_of(self, rec: dict) -> str:
         b = self.config.balance
         if b.startswith("field:"):
-            v = rec.get(b.removeprefix("field:"))
-            return "" if v is None else str(v)
+            names = [n.strip() for n in b.removeprefix("field:").split(",")]
+            values = [rec.get(n) for n in names]
+            if any(v is None for v in values):
+                return ""
+            if len(names) == 1:
+                return str(values[0])
+            return ", ".join(f"{n}={v}" for n, v in zip(names, values))  # a cell: "group=Female, label=1"
         return text_group(record_text(rec), b)
 
     def select(self, rows: list[dict], ctx: StrategyContext) -> list[dict]:
