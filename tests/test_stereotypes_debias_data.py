@@ -79,3 +79,21 @@ def test_antistereotype_bad_split():
         build_antistereotype(DataSpec(source="antistereotype", options={"split": "test"}), DataContext(field_name="data"))
     with pytest.raises(UserError, match="options.sources"):
         build_antistereotype(DataSpec(source="antistereotype", options={"sources": ["winobias"]}), DataContext(field_name="data"))
+
+
+def test_stereotype_is_the_other_side_of_each_antistereotype_item():
+    from lorafair.studies.stereotypes import crows, stereoset
+    from lorafair.studies.stereotypes.datasets.antistereotype import build_stereotype
+
+    anti = build_antistereotype(DataSpec(source="antistereotype"), DataContext())
+    stereo = build_stereotype(DataSpec(source="stereotype"), DataContext())
+    key = lambda r: (r["source"], r["id"])  # noqa: E731
+    assert [key(r) for r in stereo] == [key(r) for r in anti]  # the same train-split items, in the same order
+    pairs = {it["id"]: it for it in crows.load_crows()}
+    for r in (r for r in stereo if r["source"] == "crows"):
+        assert r["text"] == pairs[r["id"]]["sent_more"]
+    intra = {it["id"]: it for it in stereoset.load_stereoset("intrasentence")}
+    r = next(r for r in stereo if r["source"] == "stereoset-intrasentence")
+    assert r["text"] == intra[r["id"]]["sentences"]["stereotype"] != next(a for a in anti if key(a) == key(r))["text"]
+    with pytest.raises(UserError, match="options.split"):
+        build_stereotype(DataSpec(source="stereotype", options={"split": "test"}), DataContext(field_name="data"))
