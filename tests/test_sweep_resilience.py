@@ -115,6 +115,7 @@ def test_interrupt_cancels_or_detaches_and_rerun_reattaches(submitit, recipe, ho
     held = int((hold / "pid").read_text())
     recorded = json.loads((out / "jobs" / "submitted.json").read_text())["jobs"]
     assert list(recorded) == ["evaluate lora-r1 seed 0"]
+    assert (recorded["evaluate lora-r1 seed 0"]["engine"], recorded["evaluate lora-r1 seed 0"]["cluster"]) == ("slurm", "local")
     job_id = recorded["evaluate lora-r1 seed 0"]["id"]
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(60) == 143
@@ -216,6 +217,132 @@ def test_unknown_job_state_warns_with_its_id_and_submits_again(submitit, recipe,
     assert by_key["train lora-r1 seed 0"].status == "waiting" and by_key["evaluate base seed 0"].status == "waiting"
     s = by_key["evaluate lora-r1 seed 0"]
     assert s.status == "queued" and s.job_id == "77_0" and s.handle.job_id == "77_0" and ex.poll(s.handle) == ("pending", None)
+
+
+def test_jobs_of_another_executor_or_cluster_are_not_reattached(submitit, recipe, tmp_path):
+    """submitted.json records where each job runs: a driver with another executor or cluster (here submitit's local
+    executor, the record's job on Slurm or Ray) does not take a recorded id for one of its own jobs (the id is a
+    live local job's pid all the same) — one warning names them and they are submitted again —; a record written
+    before the cluster was recorded is taken as this cluster's and re-attached."""
+    import logging
+
+    from lorafair.config.load import load_config
+    from lorafair.run.executors.base import Options
+    from lorafair.run.executors.slurm import SlurmExecutor
+    from lorafair.run.sweep import Sweep, _State
+
+    out = tmp_path / "run"
+    ex = SlurmExecutor(Options({"cluster": "local"}, "slurm"), out / "jobs")
+    # a live process that looks like a job controller of submitit's local executor for this run: its pid is the id
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "submitit.local._local",
+                             str(ex.executor.folder)])
+    try:
+        pid = str(proc.pid)
+        _wait(lambda: ex.reattach(pid)[0] == "running", "the stand-in job controller to start", 30)
+        sweep = Sweep(load_config(str(recipe)), out, ex, quiet=True)
+        states = [_State(j) for j in sweep.plan()[0]]
+        (out / "jobs").mkdir(parents=True, exist_ok=True)
+        (out / "jobs" / "submitted.json").write_text(json.dumps({"jobs": {
+            "train lora-r1 seed 0": {"engine": "slurm", "cluster": "slurm", "id": pid},
+            "evaluate base seed 0": {"engine": "ray", "cluster": "local", "id": "ab12"},
+            "evaluate lora-r1 seed 0": {"engine": "slurm", "id": pid},  # an older driver's record: no cluster
+        }}))
+        assert sweep._reattach(states) == [
+            (logging.INFO, f"evaluate lora-r1 seed 0: job {pid}, submitted by an earlier driver, is still queued or "
+                           "running: waiting for it (not submitted again)"),
+            (logging.WARNING, "2 job(s) an earlier driver submitted on another executor or cluster than this one "
+                              f"(slurm (local)) are not re-attached: train lora-r1 seed 0 (job {pid} on slurm (slurm)), "
+                              "evaluate base seed 0 (job ab12 on ray (local)); submitting them again here. If they "
+                              "still run there, cancel them there")]
+        by_key = {s.job.key: s for s in states}
+        for key in ("train lora-r1 seed 0", "evaluate base seed 0"):
+            assert by_key[key].status == "waiting" and by_key[key].handle is None
+        s = by_key["evaluate lora-r1 seed 0"]
+        assert s.status == "queued" and s.job_id == pid and ex.poll(s.handle) == ("pending", None)
+        sweep._write_submitted(states)  # the re-attached job is recorded again, now with where it runs
+        recorded = json.loads((out / "jobs" / "submitted.json").read_text())["jobs"]
+        assert {k: (r["engine"], r["cluster"], r["id"]) for k, r in recorded.items()} == {
+            "evaluate lora-r1 seed 0": ("slurm", "local", pid)}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_ray_records_where_its_tasks_run(tmp_path, monkeypatch):
+    """Ray's cluster kind, recorded with each task's id: the address it connects to, or ``local`` for the instance
+    the sweep starts (a stand-in ray module: no Ray is started)."""
+    from lorafair.run.executors.base import Options
+    from lorafair.run.executors.ray import RayExecutor
+
+    fake = types.ModuleType("ray")
+    fake.is_initialized = lambda: False
+    fake.init = lambda **kw: None
+    fake.remote = lambda f: f
+    fake.cluster_resources = lambda: {"CPU": 2.0}
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    own = RayExecutor(Options({}, "ray"), tmp_path)
+    assert (own.cluster, own.where(), own.describe()) == ("local", "ray (local)", "ray on a local Ray instance (2 CPUs)")
+    assert RayExecutor(Options({"address": "auto"}, "ray"), tmp_path).where() == "ray (auto)"
+
+
+@pytest.fixture(scope="module")
+def finished(recipe, tmp_path_factory):
+    """A run directory whose every piece is finished (a local run): a driver started on it submits no job."""
+    from lorafair.cli import main
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("sig, code, name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "Ctrl-C")])
+def test_signal_while_the_tables_are_written_exits_with_its_code(submitit, recipe, finished, tmp_path, monkeypatch,
+                                                                 capsys, sig, code, name):
+    """Every job done, the driver writing metrics.csv and the report: SIGTERM ends it with 143 (Ctrl-C: 130) and
+    one line, and the same command then writes the tables without submitting anything."""
+    import shutil
+
+    from lorafair.cli import main
+    from lorafair.run.runner import Runner
+
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    metrics = (out / "metrics.csv").read_bytes()
+    (out / "metrics.csv").unlink()
+    write_tables = Runner.write_tables
+    calls = []
+
+    def signalled(self):
+        calls.append(1)
+        os.kill(os.getpid(), sig)  # the driver's handler raises before the tables are written
+        return write_tables(self)
+
+    monkeypatch.setattr(Runner, "write_tables", signalled)
+    argv = ["run", str(recipe), "--out", str(out), "--quiet", "--executor", "slurm", "--executor-opt", "cluster=local"]
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (
+        f"error: interrupted by {name}: every job had finished; the tables or the report may be missing or stale: run "
+        "the same command again to write them (no job is submitted)")
+    assert calls == [1] and not (out / "metrics.csv").exists() and not (out / "jobs" / "submitted.json").exists()
+    monkeypatch.setattr(Runner, "write_tables", write_tables)
+    assert main(argv) == 0  # the lock was released
+    assert (out / "metrics.csv").read_bytes() == metrics
+
+
+def test_a_signal_outside_the_drivers_phases_exits_with_its_code(recipe, tmp_path, monkeypatch, capsys):
+    """A SIGTERM the driver turned into a KeyboardInterrupt that reaches the command line itself (e.g. while the
+    engine is shut down) still exits 143, not Ctrl-C's 130."""
+    import lorafair.run.sweep as sweep
+    from lorafair.cli import main
+
+    def stopped(*a, **k):
+        raise sweep.Stop(signal.SIGTERM)
+
+    monkeypatch.setattr(sweep, "run_sweep", stopped)
+    assert main(["run", str(recipe), "--out", str(tmp_path / "run"), "--executor", "slurm"]) == 143
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "interrupted by SIGTERM"
 
 
 # ---------------------------------------------------------------------------------------- bad input

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import signal
 import sys
 
 from lorafair import __version__
-from lorafair.errors import UserError
+from lorafair.errors import UserError, signal_exit_code, signal_name
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # a SIGTERM the sweep driver turned into one carries its signum
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"interrupted by {signal_name(signum)}", file=sys.stderr)
+        return signal_exit_code(signum)
 
 
 if __name__ == "__main__":

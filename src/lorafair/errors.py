@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 
 class UserError(Exception):
     """Bad input from the user. The CLI prints ``error: <message>`` and exits with code 2."""
@@ -40,6 +42,16 @@ class UserError(Exception):
         value = err.get("input")
         shown = repr(value) if not isinstance(value, (dict, list)) or len(repr(value)) < 80 else type(value).__name__
         return cls.plain(f"{field}={shown}: {msg}")
+
+
+def signal_exit_code(signum: int) -> int:
+    """The exit code of a command stopped by signal ``signum``, in every phase of it, as a shell reports a process
+    that signal ended: 128 + signum (130 for SIGINT / Ctrl-C, 143 for SIGTERM)."""
+    return 128 + int(signum)
+
+
+def signal_name(signum: int) -> str:
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 _TAGS = ("float", "int", "str", "bool", "none", "json-or-python[json=list[", "is-instance[")

@@ -68,7 +68,7 @@ EXTRA_METRICS = "extra_metrics"  # finalize rows (<study>.json) and paired rows 
 DATA = "data"  # train-s<seed>.jsonl, heldout-s<seed>.jsonl, data-s<seed>.json; also the data builders' cache
 START = "start"  # the optional start stage: train.json, model.safetensors
 JOBS = "jobs"  # lorafair run --executor: one log per job, the engine's own files (submitit/)
-SUBMITTED = "submitted.json"  # in jobs/: the engine's id of every job in flight (a re-run re-attaches to them)
+SUBMITTED = "submitted.json"  # in jobs/: the engine's id (and executor, cluster) of every job in flight (a re-run re-attaches)
 # inside a variant folder
 TRAIN_JSON = "train.json"  # marker of a finished (or failed) training
 CHECKPOINT = "checkpoint"  # resumable training state while the variant trains

@@ -29,11 +29,14 @@ jobs of an earlier driver are still running.
 
 **Stopping, and starting again.** Ctrl-C or SIGTERM cancels the jobs in flight (``on_interrupt=detach``: leaves
 them running) and ends with one line (:class:`Interrupted`, exit 130 / 143). The engine's id of every job in
-flight is kept in ``RUN/jobs/submitted.json`` (atomically, after each submission and each finished job), so a
-driver started again — after ``detach``, or after one killed with SIGKILL, whose Slurm jobs outlive it — looks
-each missing piece's recorded job up on the engine (:meth:`Executor.reattach`) and waits for one still queued or
-running instead of submitting it twice; one the engine cannot tell about is submitted again with a warning
-naming its id (a piece written twice holds the same bytes).
+flight is kept in ``RUN/jobs/submitted.json`` with the executor and cluster that run it (atomically, after each
+submission and each finished job), so a driver started again — after ``detach``, or after one killed with
+SIGKILL, whose Slurm jobs outlive it — looks each missing piece's recorded job up on the engine
+(:meth:`Executor.reattach`) and waits for one still queued or running instead of submitting it twice; one the
+engine cannot tell about is submitted again with a warning naming its id (a piece written twice holds the same
+bytes). A job recorded by another executor or cluster (a re-run with another ``cluster=``) is not looked up, its
+id meaning nothing here: one warning names those jobs and where they ran, and they are submitted again. A signal
+that arrives after every job finished, while the tables and report are written, ends the driver the same way.
 
 **Checked first.** The ranks and target modules the local runner checks after loading the model are checked on
 the model built from its config on the meta device (:func:`check_model`), before any engine starts.
@@ -59,7 +62,7 @@ import yaml
 from lorafair.atomic import atomic_write_json, read_json
 from lorafair.config.load import dump_config
 from lorafair.config.schema import RunConfig
-from lorafair.errors import UserError
+from lorafair.errors import UserError, signal_exit_code, signal_name
 from lorafair.run.executors.base import EXECUTORS, Executor, Job, Options, forwarded_env
 from lorafair.run.info import run_info
 from lorafair.run.layout import variant_folder
@@ -200,12 +203,12 @@ class Sweep:
             self._loop(states)
         except BaseException as e:
             self._stopped(states, e)  # raises
-        self.ex.close()
         # a training recorded as failed (loss not finite at every lr) is reported as in a local run, not as a crash
         failed = [s for s in states if s.status == "failed" and s.note != "recorded"]
         skipped = [s for s in states if s.status == "skipped"]
         jobs_s = time.perf_counter() - t0
         try:
+            self.ex.close()
             t1 = time.perf_counter()
             r.finalize_studies()
             r.paired()
@@ -218,6 +221,10 @@ class Sweep:
             atomic_write_json(self.layout.run_info_json, info)
             if self.cfg.output.report and r.report is not None:
                 r.write_report()
+        except KeyboardInterrupt as e:  # every job had finished: nothing to cancel, the tables are what is left
+            raise Interrupted(getattr(e, "signum", signal.SIGINT), "every job had finished; the tables or the report "
+                              "may be missing or stale: run the same command again to write them (no job is "
+                              "submitted)") from None
         finally:
             r.release()
         print(md, end="")
@@ -238,12 +245,18 @@ class Sweep:
             recorded = read_json(path).get("jobs", {})
         except (OSError, ValueError, AttributeError):
             return [(logging.WARNING, f"{path} is unreadable: jobs an earlier driver left running are not re-attached")]
-        notes = []
+        notes, elsewhere = [], []
         for s in states:
             rec = recorded.get(s.job.key)
-            if not isinstance(rec, dict) or rec.get("engine") != self.ex.name or not rec.get("id"):
+            if not isinstance(rec, dict) or not rec.get("id"):
                 continue
             job_id = str(rec["id"])
+            # an id means something only to the engine and cluster that gave it (a pid of submitit's local
+            # executor is no Slurm job); a record written before the cluster was recorded is taken as this one's
+            engine, cluster = str(rec.get("engine") or self.ex.name), str(rec.get("cluster", self.ex.cluster))
+            if (engine, cluster) != (self.ex.name, self.ex.cluster):
+                elsewhere.append(f"{s.job.key} (job {job_id} on {self.ex.where(engine, cluster)})")
+                continue
             try:
                 what, handle = self.ex.reattach(job_id)
             except Exception as e:  # the engine's look-up itself failed
@@ -261,6 +274,11 @@ class Sweep:
             else:
                 notes.append((logging.INFO, f"{s.job.key}: job {job_id} of an earlier driver ended without its result; "
                                             "submitting it again"))
+        if elsewhere:
+            notes.append((logging.WARNING, f"{len(elsewhere)} job(s) an earlier driver submitted on another executor or "
+                                           f"cluster than this one ({self.ex.where()}) are not re-attached: "
+                                           f"{', '.join(elsewhere)}; submitting them again here. If they still run "
+                                           "there, cancel them there"))
         return notes
 
     def _write_submitted(self, states: list[_State]) -> None:
@@ -271,8 +289,8 @@ class Sweep:
         for s in states:
             if s.status in ("queued", "running") and (job_id := self.ex.job_id(s.handle) if s.note != "re-attached"
                                                       else s.job_id) is not None:
-                jobs[s.job.key] = {"engine": self.ex.name, "id": job_id, "kind": s.job.kind, "variants": s.job.names,
-                                   "seed": s.job.seed, "log": str(s.job.log)}
+                jobs[s.job.key] = {"engine": self.ex.name, "cluster": self.ex.cluster, "id": job_id, "kind": s.job.kind,
+                                   "variants": s.job.names, "seed": s.job.seed, "log": str(s.job.log)}
         if jobs:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, {"jobs": jobs})
@@ -311,7 +329,6 @@ class Sweep:
                 signal.signal(sig, handler)
         if not interrupted:
             raise e
-        how = "Ctrl-C" if getattr(e, "signum", signal.SIGINT) == signal.SIGINT else "SIGTERM"
         not_sub = f"; {waiting} job(s) not submitted" if waiting else ""
         if detach:
             hint = self.ex.cancel_hint([ids[s.job.key] for s in live if ids[s.job.key]])
@@ -322,7 +339,7 @@ class Sweep:
                     "command again to resume (only the missing jobs are submitted)")
         else:
             what = f"no job was in flight{not_sub}; run the same command again to resume"
-        raise Interrupted(how, what) from None
+        raise Interrupted(getattr(e, "signum", signal.SIGINT), what) from None
 
     def _loop(self, states: list[_State]) -> None:
         by_key = {s.job.key: s for s in states}
@@ -433,9 +450,9 @@ class Interrupted(UserError):
     """The driver was stopped by Ctrl-C or SIGTERM: one line saying what became of its jobs and how to resume;
     exit code 130 (Ctrl-C) or 143 (SIGTERM), as a shell reports a process stopped by that signal."""
 
-    def __init__(self, how: str, what: str):
-        self.exit_code = 130 if how == "Ctrl-C" else 143
-        super().__init__(None, message=f"interrupted by {how}: {what}")
+    def __init__(self, signum: int, what: str):
+        self.exit_code = signal_exit_code(signum)
+        super().__init__(None, message=f"interrupted by {signal_name(signum)}: {what}")
 
 
 class _Deferred:

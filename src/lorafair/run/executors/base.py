@@ -141,6 +141,7 @@ class Executor:
     ``opts.check()`` last); ``folder`` is where the engine keeps its own files (``RUN/jobs/``)."""
 
     name = ""
+    cluster = ""  # the kind of cluster the jobs run on (submitit's local or slurm, a Ray address): a job id is its own
     runs_jobs = True  # False: the local executor runs the experiment in this process instead
     max_parallel = 0  # jobs in flight at once (0: as many as the engine takes)
 
@@ -192,3 +193,8 @@ class Executor:
 
     def describe(self) -> str:
         return self.name
+
+    def where(self, name: str | None = None, cluster: str | None = None) -> str:
+        """Where jobs ran, as recorded with their ids (this executor's by default): ``slurm (local)``, ``ray (auto)``."""
+        name, cluster = name or self.name, self.cluster if cluster is None else cluster
+        return f"{name} ({cluster})" if cluster else name

@@ -37,7 +37,8 @@ class RayExecutor(Executor):
                 ray.init(num_cpus=local_cpus or None, include_dashboard=False, log_to_driver=False)
                 self._own = True
         self._task = ray.remote(run_job)
-        self.where = address or f"a local Ray instance ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+        self.cluster = address or "local"
+        self.instance = address or f"a local Ray instance ({int(ray.cluster_resources().get('CPU', 0))} CPUs)"
 
     def submit(self, jobs: list[Job]):
         return [self._task.options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, name=j.key, max_retries=0)
@@ -78,4 +79,4 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
     def describe(self) -> str:
-        return f"ray on {self.where}"
+        return f"ray on {self.instance}"
