@@ -24,6 +24,7 @@ SYNTH_ROLES = {
     "decisions": {"approval_gap": _T, "tpr_gap": _T, "flip_rate": dict(_T, role="diagnostic")},
     "shift": {"kl_full_v": _T, "kl_v_base": dict(_T, role="diagnostic", direction="none")},
     "forgetting": {"loss": dict(_T, role="guard")},
+    "heldout": {"loss": _T},
 }
 GUARD = ("perplexity", dict(_T, role="guard"), (20.0, 26.0, 0.5, {}))  # make_run(guards=True): toxicity's guard
 
@@ -37,6 +38,7 @@ SYNTH_STUDY = {
                   "headline": ["approval_gap", "tpr_gap", "final_score_gap", "profit"]},
     "shift": {"description": "Synthetic posterior shift.", "headline": ["kl_full_v", "kl_v_base"]},
     "forgetting": {"description": "Synthetic loss on general text.", "headline": ["loss"]},
+    "heldout": {"description": "Synthetic loss on held-out fine-tuning records.", "headline": ["loss"]},
 }
 
 # study -> metric -> (base value, full value, interval half-width, groups with offsets)
@@ -61,6 +63,7 @@ STUDY_SHAPES = {
         "kl_full_v": (0.80, 0.0, 0.02, {}),
     },
     "forgetting": {"loss": (3.0, 3.4, 0.05, {})},
+    "heldout": {"loss": (3.0, 1.0, 0.05, {})},
 }
 STRATEGY_COST = 0.5  # a strategy variant's guards are this much worse (in the guard's worse direction) than plain
 

@@ -160,6 +160,10 @@ def test_no_guard_no_section_and_with_strategies_a_note(tmp_path):
     md = write_report(make_run(tmp_path / "guard", ranks=(1, 4), studies=("toxicity",), samples=False,
                                guards=True))["md"].read_text()  # a plain ladder with a guard: the trade-off too
     assert "### Fairness–utility trade-off" in md and "Capture ratio by strategy" not in md
+    # the heldout study's target (the loss on the fine-tuning data's held-out records) is no fairness measure
+    md = write_report(make_run(tmp_path / "held", ranks=(1, 4), studies=("toxicity", "heldout"), samples=False,
+                               guards=True))["md"].read_text()
+    assert md.count("### Fairness–utility trade-off") == 1 and "heldout-loss-tradeoff" not in md
 
 
 MATH = "$x^2$"
@@ -256,19 +260,22 @@ def test_compare_lists_the_strategy_ladders(tmp_path):
 
 
 def test_cli_run_with_a_strategy_writes_the_tradeoff(cli, recipe, tmp_path):
-    """`lorafair run` on tiny:llama with cfreg and a forgetting guard: report.md has the trade-off of the heldout
-    loss against the forgetting loss, with the strategy's variants in its table, and the capture by strategy."""
+    """`lorafair run` on tiny:llama with cfreg and the stereotype benchmarks: report.md has the trade-off of the
+    stereotype scores against StereoSet's language-model score, with the strategy's variants in its table, and the capture by strategy; the
+    heldout study (its loss is no fairness measure) has none."""
     r = recipe({"variants": {"lora": {"ranks": [1, 2]}}, "strategies": {"cfreg": {"lam": 0.5}},
                 "train": {"precision": "fp32"}, "data": {"train": {"options": {"domain": "gender"}}},
                 "studies": {"heldout": {"max_length": 32, "n_boot": 50},
-                            "forgetting": {"max_length": 32, "n_boot": 50, "data": {"source": "bold-wiki", "limit": 8,
-                                                                                   "options": {"split": "eval"}}}}})
+                            "stereotypes": {"benchmarks": ["crows", "stereoset"], "limit": {"crows": 16, "stereoset": 4},
+                                            "n_boot": 100}}})
     code, _, err = cli("run", r, "--out", tmp_path / "run", "--quiet")
     assert code == 0, err
     md = (tmp_path / "run" / "report.md").read_text()
     part = md[md.index("### Fairness–utility trade-off"):]
-    assert "loss \\(forgetting study, guard; lower is better\\)" in part
+    assert "(stereotypes study, guard; higher is better\\)" in part
     for v in ("base", "lora-r1", "lora-r2", "lora-r1\\+cfreg", "lora-r2\\+cfreg", "full", "full\\+cfreg"):
         assert re.search(rf"^\| {re.escape(v)} \|", part, re.M), v
     assert "### Capture ratio by strategy" in md and "| loss | lora\\+cfreg |" in md
-    assert (tmp_path / "run" / "plots" / "heldout-loss-tradeoff.png").is_file()
+    plots = {p.name for p in (tmp_path / "run" / "plots").iterdir()}
+    assert "stereotypes-crows-stereotype-pct-tradeoff.png" in plots and not any(p.startswith("heldout-") and "tradeoff" in p
+                                                                            for p in plots)
