@@ -37,6 +37,7 @@ def test_registry_lists_the_strategies():
                                         "field:NAME or field:NAME,NAME (distinct names)"),
     ({"select": {"balance": "field:group,"}}, "strategies.select.balance='field:group,': expected one of gender, race"),
     ({"select": {"balance": "field:a,a"}}, "strategies.select.balance='field:a,a': expected one of gender, race"),
+    ({"select": {"balance": "field:a, a"}}, "strategies.select.balance='field:a, a': expected one of gender, race"),
     ({"select": {"max_toxicity": 1.5}}, "strategies.select.max_toxicity=1.5"),
     ({"select": 3}, "strategies.select=3: expected a mapping"),
     # named instances (use:) and a list lam

@@ -58,8 +58,8 @@ class SelectConfig(StrategyConfig):
         if v is None or v in AXES:
             return v
         if v.startswith("field:"):
-            names = v.removeprefix("field:").split(",")
-            if all(n.strip() for n in names) and len(set(names)) == len(names):
+            names = [n.strip() for n in v.removeprefix("field:").split(",")]
+            if all(names) and len(set(names)) == len(names):
                 return v
         raise ValueError(f"expected one of {', '.join(AXES)}, field:NAME or field:NAME,NAME (distinct names)")
 
