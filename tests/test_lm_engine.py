@@ -298,6 +298,13 @@ def test_lm_head_rows_are_the_studies_own(tiny):
     rec.calls.clear()
     lm.answer_logprobs(PROMPTS, (" yes", " no"), padding="right")  # decisions, teacher forcing: every position
     assert [k for _, k in rec.calls] == [None, None]
+    rec.calls.clear()
+    enc = _records(tok)[1:2]  # a prompt/completion record: the head runs at its completion's positions only
+    nll, _ = lm.sequence_nll(enc)
+    ((width, keep),) = rec.calls
+    first = enc[0]["labels"].index(next(t for t in enc[0]["labels"] if t != IGNORE))
+    assert keep.tolist() == list(range(first - 1, width - 1))
+    assert nll[0] == pytest.approx(-ref_scores(model, enc[0]["input_ids"], first).sum(), rel=1e-5)
 
 
 # ---- full distributions ----------------------------------------------------------------------------

@@ -230,8 +230,9 @@ class LM:
         return lp, row, col, width, best
 
     def _summed(self, seqs, labels) -> tuple[list[float], list[int]]:
-        """Per sequence of one right-padded batch: (summed NLL as a float32 sum over the padded row, tokens)."""
-        lp, row, col, width, _ = self._token_logprobs(seqs, labels)
+        """Per sequence of one right-padded batch: (summed NLL as a float32 sum over the padded row, tokens). The
+        LM head runs at the scored positions only (completion-only records score a few of each row's)."""
+        lp, row, col, width, _ = self._token_logprobs(seqs, labels, keep="positions")
         grid = torch.zeros((len(seqs), max(width - 1, 0)), dtype=lp.dtype, device=lp.device)
         grid[row.to(lp.device), col.to(lp.device)] = -lp
         counts = torch.bincount(row, minlength=len(seqs))
