@@ -77,6 +77,63 @@ def test_engine_scores_under_bf16_only_inside_a_bf16_score_setting(tiny, monkeyp
     assert not any(seen)
 
 
+def _linear_weight_dtypes(model) -> set:
+    """The dtypes of the plain linear layers' weights, but for the LM head tied to the embeddings (left as it is)."""
+    head = model.get_output_embeddings()
+    assert head.weight is model.get_input_embeddings().weight  # tiny:llama ties them
+    return {m.weight.dtype for m in model.modules() if type(m) is torch.nn.Linear and m is not head}
+
+
+@pytest.mark.parametrize("adapter", [False, True])
+def test_bf16_scoring_holds_bf16_weights_for_the_call_with_the_same_numbers(tiny, monkeypatch, adapter):
+    """Under bf16 autocast the engine stores the linear weights in bf16 for a whole scoring call (autocast would
+    recast each at every forward pass): bit-identical log-probs, and the model's own fp32 tensors back after."""
+    import contextlib
+    import lorafair.lm.engine as E
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = load_model("tiny:llama")
+    model = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)) \
+        if adapter else base
+    model.eval()
+    before = {n: p for n, p in model.named_parameters()}
+    seen = []
+    orig = LM._forward
+
+    def spy(self, *a, **k):
+        seen.append(_linear_weight_dtypes(self.model))
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(LM, "_forward", spy)
+    with P.use({"score": "bf16"}):
+        held = _scores((model, tok))
+    assert seen and all(d == {torch.bfloat16} for d in seen)  # every plain linear weight was bf16 in the passes
+    assert {n: p for n, p in model.named_parameters()} == before  # the same tensors afterwards …
+    assert all(p.dtype == torch.float32 for p in before.values())  # … in fp32
+    seen.clear()
+    monkeypatch.setattr(E, "bf16_linear_weights", lambda *a, **k: contextlib.nullcontext(0))
+    with P.use({"score": "bf16"}):
+        recast = _scores((model, tok))
+    assert seen and all(torch.float32 in d for d in seen)  # autocast's per-pass casts
+    for a, b in zip(held, recast):
+        assert (a == b).all()
+
+
+def test_fp32_scoring_and_sampling_keep_fp32_weights(tiny, monkeypatch):
+    model, tok = tiny
+    seen = []
+    orig = LM._forward
+
+    def spy(self, *a, **k):
+        seen.append(_linear_weight_dtypes(self.model))
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(LM, "_forward", spy)
+    with P.use({"score": "fp32", "sample": "bf16"}):
+        _scores(tiny)
+    assert seen and all(d == {torch.float32} for d in seen)
+
+
 def test_sampling_follows_the_sample_setting(tiny, monkeypatch):
     model, tok = tiny
     seen = []

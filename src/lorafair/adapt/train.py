@@ -46,7 +46,7 @@ from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import IGNORE, collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
-from lorafair.lm.precision import native_bf16_cpu
+from lorafair.lm.precision import bf16_linear_weights, native_bf16_cpu
 
 
 @dataclass
@@ -267,40 +267,10 @@ def _allow_precision(precision: str) -> None:
         AcceleratorState._reset_state(reset_partial_state=False)
 
 
-@contextlib.contextmanager
 def bf16_frozen_linears(model, enabled: bool = True):
-    """For the duration of the block, the frozen weights of ``model``'s plain linear layers are bf16 copies.
-
-    Under bf16 autocast every linear layer casts its fp32 weight to bf16 at each forward pass, and autocast
-    caches casts of trainable leaves only: a LoRA training recasts every frozen base weight at every step.
-    Storing those weights in bf16 gives bit-identical matrix products (autocast's cast is the same
-    round-to-nearest) without the per-step cast. Only weights used by nothing but ``F.linear`` qualify: a
-    weight tied to another module (embeddings), a layer with DoRA (its weight norm reads the fp32 weight), or
-    one outside a plain ``torch.nn.Linear`` is left as it is. The original fp32 parameters are put back on exit,
-    so the model is unchanged afterwards (and a LoRA variant's weights stay the base model's own tensors)."""
-    if not enabled:
-        yield 0
-        return
-    if any(any(getattr(m, "use_dora", {}).values()) for m in model.modules() if isinstance(getattr(m, "use_dora", None), dict)):
-        yield 0
-        return
-    counts: dict[int, int] = {}
-    for _, p in model.named_parameters(remove_duplicate=False):
-        counts[id(p)] = counts.get(id(p), 0) + 1
-    swapped = []
-    for m in model.modules():
-        if type(m) is not torch.nn.Linear:
-            continue
-        w = m.weight
-        if w.requires_grad or w.dtype != torch.float32 or counts.get(id(w), 0) != 1:
-            continue
-        m.weight = torch.nn.Parameter(w.detach().to(torch.bfloat16), requires_grad=False)
-        swapped.append((m, w))
-    try:
-        yield len(swapped)
-    finally:
-        for m, w in swapped:
-            m.weight = w
+    """The frozen weights of ``model``'s plain linear layers as bf16 copies for the duration of a training
+    (:func:`lorafair.lm.precision.bf16_linear_weights`; trainable weights are left to autocast's cache)."""
+    return bf16_linear_weights(model, enabled)
 
 
 def _transformers_model(model):

@@ -39,7 +39,7 @@ from lorafair.errors import UserError
 from lorafair.lm.batching import PositionBatch, batches, pad, position_batches, position_ids
 from lorafair.lm.encode import IGNORE, config_prefix_id, encode_pair, max_positions, prefix_token_id, tokens, with_prefix
 from lorafair.lm.nucleus import NucleusSampler
-from lorafair.lm.precision import autocast_for
+from lorafair.lm.precision import active, autocast_for, bf16_linear_weights
 
 
 @dataclass
@@ -138,13 +138,17 @@ class LM:
         return tqdm(items, desc=desc, disable=not self.progress, leave=False)
 
     @contextlib.contextmanager
-    def _inference(self) -> Iterator[None]:
-        """No gradients, and the model in eval mode (restored to training mode afterwards if it was)."""
+    def _inference(self, op: str = "score") -> Iterator[None]:
+        """No gradients, and the model in eval mode (restored to training mode afterwards if it was). When
+        operation ``op`` runs under bf16 autocast, the linear weights are held as bf16 copies for the whole
+        call (:func:`.precision.bf16_linear_weights`: the same products, without autocast recasting every
+        weight at every forward pass), and put back after it."""
         was_training = bool(getattr(self.model, "training", False))
         if was_training:
             self.model.eval()
+        bf16 = (self.precision or active(op)) == "bf16"
         try:
-            with torch.no_grad():
+            with torch.no_grad(), bf16_linear_weights(self.model, bf16, trainable=True):
                 yield
         finally:
             if was_training:
@@ -399,7 +403,7 @@ class LM:
         nucleus = NucleusSampler(temperature, top_p)  # the draw of HF's temperature + top-p, made cheaply (lm.nucleus)
         per_batch = max(1, self.batch_size // k)
         out: list[list[str]] = []
-        with self._inference():
+        with self._inference("sample"):
             for b, start in enumerate(self._bar(range(0, len(prompts), per_batch), desc)):
                 chunk = [tokens(self.tokenizer, p) for p in prompts[start:start + per_batch]]
                 with fork_rng(self.device):
@@ -415,7 +419,7 @@ class LM:
                  desc: str = "generating") -> list[str]:
         """Greedy continuation (new text only) of every prompt, in order, ``batch_size`` prompts per call."""
         out: list[str] = []
-        with self._inference():
+        with self._inference("sample"):
             for start in self._bar(range(0, len(prompts), self.batch_size), desc):
                 chunk = [tokens(self.tokenizer, p, special=add_special_tokens) for p in prompts[start:start + self.batch_size]]
                 out.extend(self._generate(chunk, max_new_tokens=max_new_tokens, do_sample=False))

@@ -89,3 +89,43 @@ def autocast_for(op: str, device: torch.device | str, override: str | None = Non
     if prec != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+@contextlib.contextmanager
+def bf16_linear_weights(model, enabled: bool = True, *, trainable: bool = False):
+    """For the duration of the block, the weights of ``model``'s plain linear layers are bf16 copies: the frozen
+    ones, and with ``trainable`` every one (for no-grad scoring under bf16 autocast).
+
+    Under bf16 autocast every linear layer casts its fp32 weight to bf16 at each forward pass, and autocast
+    caches casts of trainable leaves only: a LoRA training recasts every frozen base weight at every step.
+    Storing those weights in bf16 gives bit-identical matrix products (autocast's cast is the same
+    round-to-nearest) without the per-step cast. Only weights used by nothing but ``F.linear`` qualify: a
+    weight tied to another module (embeddings), a layer with DoRA (its weight norm reads the fp32 weight), or
+    one outside a plain ``torch.nn.Linear`` is left as it is. The original fp32 parameters are put back on exit,
+    so the model is unchanged afterwards (and a LoRA variant's weights stay the base model's own tensors).
+
+    Under bf16 autocast, scoring recasts every weight at every forward pass too (autocast caches nothing
+    without gradients), so the LM engine holds the copies for a whole scoring call (:class:`lorafair.lm.LM`)."""
+    if not enabled:
+        yield 0
+        return
+    if any(any(getattr(m, "use_dora", {}).values()) for m in model.modules() if isinstance(getattr(m, "use_dora", None), dict)):
+        yield 0
+        return
+    counts: dict[int, int] = {}
+    for _, p in model.named_parameters(remove_duplicate=False):
+        counts[id(p)] = counts.get(id(p), 0) + 1
+    swapped = []
+    for m in model.modules():
+        if type(m) is not torch.nn.Linear:
+            continue
+        w = m.weight
+        if (w.requires_grad and not trainable) or w.dtype != torch.float32 or counts.get(id(w), 0) != 1:
+            continue
+        m.weight = torch.nn.Parameter(w.detach().to(torch.bfloat16), requires_grad=False)
+        swapped.append((m, w))
+    try:
+        yield len(swapped)
+    finally:
+        for m, w in swapped:
+            m.weight = w
