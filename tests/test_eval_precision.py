@@ -84,6 +84,19 @@ def _linear_weight_dtypes(model) -> set:
     return {m.weight.dtype for m in model.modules() if type(m) is torch.nn.Linear and m is not head}
 
 
+def _spy_weight_dtypes(monkeypatch) -> list:
+    """The list that every LM-engine forward pass appends its model's linear weight dtypes to."""
+    seen = []
+    orig = LM._forward
+
+    def spy(self, *a, **k):
+        seen.append(_linear_weight_dtypes(self.model))
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(LM, "_forward", spy)
+    return seen
+
+
 @pytest.mark.parametrize("adapter", [False, True])
 def test_bf16_scoring_holds_bf16_weights_for_the_call_with_the_same_numbers(tiny, monkeypatch, adapter):
     """Under bf16 autocast the engine stores the linear weights in bf16 for a whole scoring call (autocast would
@@ -97,14 +110,7 @@ def test_bf16_scoring_holds_bf16_weights_for_the_call_with_the_same_numbers(tiny
         if adapter else base
     model.eval()
     before = {n: p for n, p in model.named_parameters()}
-    seen = []
-    orig = LM._forward
-
-    def spy(self, *a, **k):
-        seen.append(_linear_weight_dtypes(self.model))
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(LM, "_forward", spy)
+    seen = _spy_weight_dtypes(monkeypatch)
     with P.use({"score": "bf16"}):
         held = _scores((model, tok))
     assert seen and all(d == {torch.bfloat16} for d in seen)  # every plain linear weight was bf16 in the passes
@@ -121,14 +127,7 @@ def test_bf16_scoring_holds_bf16_weights_for_the_call_with_the_same_numbers(tiny
 
 def test_fp32_scoring_and_sampling_keep_fp32_weights(tiny, monkeypatch):
     model, tok = tiny
-    seen = []
-    orig = LM._forward
-
-    def spy(self, *a, **k):
-        seen.append(_linear_weight_dtypes(self.model))
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(LM, "_forward", spy)
+    seen = _spy_weight_dtypes(monkeypatch)
     with P.use({"score": "fp32", "sample": "bf16"}):
         _scores(tiny)
     assert seen and all(d == {torch.float32} for d in seen)
