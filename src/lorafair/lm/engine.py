@@ -39,7 +39,7 @@ from lorafair.errors import UserError
 from lorafair.lm.batching import PositionBatch, batches, pad, position_batches, position_ids
 from lorafair.lm.encode import IGNORE, config_prefix_id, encode_pair, max_positions, prefix_token_id, tokens, with_prefix
 from lorafair.lm.nucleus import NucleusSampler
-from lorafair.lm.precision import active, autocast_for, bf16_linear_weights
+from lorafair.lm.precision import autocast_for, bf16_linear_weights, precision_of
 
 
 @dataclass
@@ -146,7 +146,7 @@ class LM:
         was_training = bool(getattr(self.model, "training", False))
         if was_training:
             self.model.eval()
-        bf16 = (self.precision or active(op)) == "bf16"
+        bf16 = precision_of(op, self.precision) == "bf16"
         try:
             with torch.no_grad(), bf16_linear_weights(self.model, bf16, trainable=True):
                 yield

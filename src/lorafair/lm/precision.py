@@ -82,11 +82,15 @@ def active(op: str) -> str:
     return _ACTIVE.get().get(op, "fp32")
 
 
+def precision_of(op: str, override: str | None = None) -> str:
+    """The precision operation ``op`` runs at: ``override`` when given, else the active setting."""
+    return override or active(op)
+
+
 def autocast_for(op: str, device: torch.device | str, override: str | None = None):
     """A context for operation ``op`` on ``device``: bf16 autocast when ``override`` (else the active setting)
     says bf16, else a no-op."""
-    prec = override or active(op)
-    if prec != "bf16":
+    if precision_of(op, override) != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
