@@ -46,6 +46,7 @@ from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import IGNORE, collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
+from lorafair.lm.heap import retained_heap
 from lorafair.lm.precision import bf16_linear_weights, native_bf16_cpu
 
 
@@ -317,10 +318,11 @@ def attention_kernel(model, kernel: str | None):
 
 @contextlib.contextmanager
 def training_levers(model, tcfg: TrainConfig, device: torch.device, precision: str, processes: int):
-    """The training loop's bf16 levers on ``model`` (unwrapped), undone on exit: a single process's frozen base
-    weights stored in bf16 (:func:`bf16_frozen_linears`) and the attention kernel of :func:`training_attention`.
+    """The training loop's levers on ``model`` (unwrapped), undone on exit: a single process's frozen base
+    weights stored in bf16 (:func:`bf16_frozen_linears`), the attention kernel of :func:`training_attention` and,
+    on a CPU, freed buffers kept in the heap for the next step (:func:`lorafair.lm.heap.retained_heap`).
     Yields that kernel (None: the model's own)."""
-    with bf16_frozen_linears(model, precision == "bf16" and processes == 1), \
+    with retained_heap(device.type == "cpu"), bf16_frozen_linears(model, precision == "bf16" and processes == 1), \
             attention_kernel(model, training_attention(model, tcfg, device, precision)) as kernel:
         yield kernel
 

@@ -38,6 +38,7 @@ import torch
 from lorafair.errors import UserError
 from lorafair.lm.batching import PositionBatch, batches, pad, position_batches, position_ids
 from lorafair.lm.encode import IGNORE, config_prefix_id, encode_pair, max_positions, prefix_token_id, tokens, with_prefix
+from lorafair.lm.heap import retained_heap
 from lorafair.lm.nucleus import NucleusSampler
 from lorafair.lm.precision import autocast_for, bf16_linear_weights, precision_of
 
@@ -142,13 +143,15 @@ class LM:
         """No gradients, and the model in eval mode (restored to training mode afterwards if it was). When
         operation ``op`` runs under bf16 autocast, the linear weights are held as bf16 copies for the whole
         call (:func:`.precision.bf16_linear_weights`: the same products, without autocast recasting every
-        weight at every forward pass), and put back after it."""
+        weight at every forward pass), and put back after it. On a CPU, freed buffers stay in the heap for the
+        next batch (:func:`.heap.retained_heap`)."""
         was_training = bool(getattr(self.model, "training", False))
         if was_training:
             self.model.eval()
         bf16 = precision_of(op, self.precision) == "bf16"
         try:
-            with torch.no_grad(), bf16_linear_weights(self.model, bf16, trainable=True):
+            with torch.no_grad(), retained_heap(self.device.type == "cpu"), \
+                    bf16_linear_weights(self.model, bf16, trainable=True):
                 yield
         finally:
             if was_training:
