@@ -1,12 +1,16 @@
 """A/B of the CPU bf16 training levers, each measured in one process alternating with and without it.
 
     python benchmarks/bench_train_levers.py [--model embedded:smollm2-135m-instruct] [--steps 8] [--repeats 3]
+                                            [--levers frozen attention heap]
 
 - ``frozen``: LoRA r16 with the frozen base weights stored in bf16 for the training loop
   (:func:`lorafair.adapt.train.bf16_frozen_linears`) against recasting them at every step; prints both
   tokens/s and whether the loss histories are bit-identical (they must be);
 - ``attention``: LoRA r16 and full fine-tuning with eager attention against SDPA (what
-  :func:`lorafair.adapt.train.training_attention` picks on a CPU under bf16 for short sequences).
+  :func:`lorafair.adapt.train.training_attention` picks on a CPU under bf16 for short sequences), both with freed
+  buffers kept in the heap;
+- ``heap``: LoRA r16 and full fine-tuning with freed buffers kept in the heap (:func:`lorafair.lm.heap.retained_heap`)
+  against glibc's default (``LORAFAIR_RETAIN_HEAP=0``), both with SDPA; the loss histories must be bit-identical.
 
 bf16 autocast is forced (``precision: bf16``): on a CPU without native bf16 the figures mean nothing.
 Records: BOLD sentences (``bold-wiki``), batch 8, ``--max-length`` 128. The best of ``--repeats`` runs is kept.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 
 import torch
 
@@ -40,7 +45,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--levers", nargs="+", default=["frozen", "attention"], choices=["frozen", "attention"])
+    ap.add_argument("--levers", nargs="+", default=["frozen", "attention", "heap"], choices=["frozen", "attention", "heap"])
     args = ap.parse_args()
     if not native_bf16("cpu"):
         print("skipped: this CPU has no native bf16 (AVX512-BF16 or AMX), where these levers do not apply")
@@ -75,13 +80,29 @@ def main() -> None:
             res = {"eager": [], "sdpa": []}
             for _ in range(args.repeats):
                 for arm in ("eager", "sdpa"):
-                    T.training_attention = attention if arm == "eager" else (lambda *a, **k: None)
+                    T.training_attention = (lambda *a, **k: "eager") if arm == "eager" else (lambda *a, **k: None)
                     res[arm].append(run(v))
             T.training_attention = attention
             best = {k: max(r.tokens_per_s for r in x) for k, x in res.items()}
             print(f"attention, {v.name}: eager {best['eager']:.1f} sdpa {best['sdpa']:.1f} tokens/s, ratio "
                   f"{best['eager'] / best['sdpa']:.2f}x; last losses eager {res['eager'][0].history[-1]['loss']} "
                   f"sdpa {res['sdpa'][0].history[-1]['loss']}")
+
+    if "heap" in args.levers:
+        T.training_attention = lambda *a, **k: None  # the model's kernel in both arms: the heap alone
+        for v in (lora, full):
+            res = {"heap": [], "mmap": []}
+            for _ in range(args.repeats):
+                for arm in ("heap", "mmap"):
+                    os.environ["LORAFAIR_RETAIN_HEAP"] = "1" if arm == "heap" else "0"
+                    res[arm].append(run(v))
+            os.environ.pop("LORAFAIR_RETAIN_HEAP", None)
+            best = {k: max(r.tokens_per_s for r in x) for k, x in res.items()}
+            same = all([h["loss"] for h in a.history] == [h["loss"] for h in b.history]
+                       for a in res["heap"] for b in res["mmap"])
+            print(f"heap, {v.name}: retained {best['heap']:.1f} mmap {best['mmap']:.1f} tokens/s, ratio "
+                  f"{best['heap'] / best['mmap']:.2f}x; loss histories bit-identical: {same}")
+        T.training_attention = attention
 
 
 if __name__ == "__main__":

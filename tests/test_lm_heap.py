@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 
 import pytest
 import torch
@@ -11,7 +12,8 @@ from lorafair.lm import heap
 
 pytestmark = pytest.mark.skipif(heap.glibc() is None, reason="glibc only")
 
-BIG = 64 * 1024 * 1024  # above glibc's largest mmap threshold (32 MB): served by mmap unless retained_heap holds
+BIG = 64 * 1024 * 1024  # above glibc's largest mmap threshold (32 MB)
+HUGE = 1024 * 1024 * 1024  # larger than any free chunk the heap may hold: glibc serves it by mmap unless told not to
 
 
 class MallInfo2(ctypes.Structure):
@@ -25,31 +27,33 @@ def mallinfo() -> MallInfo2:
     return f()
 
 
-def mmapped_by(fn) -> int:
-    """Bytes glibc serves by mmap while ``fn``'s allocation is alive."""
+def mmapped_by(nbytes: int) -> int:
+    """Bytes glibc serves by mmap while an (untouched) allocation of ``nbytes`` is alive."""
     before = mallinfo().hblkhd
-    x = fn()
+    x = torch.empty(nbytes, dtype=torch.uint8)
     during = mallinfo().hblkhd
     del x
     return during - before
 
 
-def big():
-    return torch.empty(BIG // 4, dtype=torch.float32)
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_large_buffers_come_from_the_heap_inside_and_from_mmap_outside(monkeypatch):
     monkeypatch.delenv("LORAFAIR_RETAIN_HEAP", raising=False)
-    assert mmapped_by(big) >= BIG  # glibc's default: a fresh mapping per large buffer
+    assert mmapped_by(HUGE) >= HUGE  # glibc's default: a fresh mapping for a large buffer, unmapped when freed
     with heap.retained_heap() as acting:
         assert acting and heap.active()
-        assert mmapped_by(big) == 0
-        x = big()
-        del x  # kept in the heap for the next one
-        assert mallinfo().fordblks >= BIG
+        assert mmapped_by(HUGE) == 0  # from the heap
+        x = torch.ones(BIG, dtype=torch.uint8)  # touched: resident
+        kept = rss()
+        del x
+        assert rss() > kept - BIG // 2  # freed, but its pages stay resident for the next buffer
     assert not heap.active()
-    assert mmapped_by(big) >= BIG  # mmap is back on after the block
-    assert mallinfo().fordblks < BIG  # and malloc_trim gave the retained pages back
+    assert rss() < kept - BIG // 2  # malloc_trim gave the retained pages back
+    assert mmapped_by(2 * HUGE) >= 2 * HUGE  # mmap is back on after the block
 
 
 def test_nested_blocks_switch_once(monkeypatch):
@@ -77,7 +81,7 @@ def test_does_nothing_when_switched_off_or_without_glibc(monkeypatch, how):
     with heap.retained_heap(on=how != "off") as acting:
         assert not acting and not heap.active()
         if how != "no-glibc":
-            assert mmapped_by(big) >= BIG
+            assert mmapped_by(2 * HUGE) >= 2 * HUGE
 
 
 def test_active_while_the_engine_scores_and_while_a_training_steps(monkeypatch):
