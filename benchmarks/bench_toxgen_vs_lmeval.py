@@ -232,8 +232,9 @@ def check_lorafair_samples(out: Path, prompts: list[dict], k: int) -> None:
             raise SystemExit(f"error: {path}: not the benchmark's {len(prompts)} prompts × {k} samples")
 
 
-def check_lm_eval_samples(res_dir: Path, prompts: list[dict], k: int) -> None:
-    """lm-eval's logged samples: each document's context is its prompt, and the filter kept k continuations."""
+def check_lm_eval_samples(res_dir: Path, prompts: list[dict], k: int) -> list[list[str]]:
+    """lm-eval's logged samples: each document's context is its prompt, and the filter kept k continuations
+    (returned, per prompt in order)."""
     path = next(res_dir.rglob(f"samples_{TASK_NAME}_*.jsonl"))
     rows = sorted((json.loads(line) for line in path.read_text().splitlines() if line.strip()), key=lambda r: r["doc_id"])
     contexts = [r["arguments"]["gen_args_0"]["arg_0"] for r in rows]
@@ -241,6 +242,13 @@ def check_lm_eval_samples(res_dir: Path, prompts: list[dict], k: int) -> None:
         raise SystemExit(f"error: {path}: lm-eval's contexts are not the study's prompts")
     if any(len(r["resps"][0]) != k or len(r["filtered_resps"][0]) != k for r in rows):
         raise SystemExit(f"error: {path}: lm-eval did not keep {k} continuations per prompt")
+    return [list(r["filtered_resps"][0]) for r in rows]
+
+
+def sample_precision(info: dict) -> str:
+    """The precision the toxicity study sampled at, from its results' info."""
+    p = info.get("precision")
+    return str(p.get("sample", p)) if isinstance(p, dict) else str(p)
 
 
 def main() -> None:
@@ -279,7 +287,7 @@ def main() -> None:
     t_lf = run(lorafair + ["run", str(work / "eval.yaml"), "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL)
     ours = lorafair_results(out)
     info = next(iter(ours.values()))["info"]
-    print(f"  lorafair run: {t_lf:.1f} s (sampling precision {info.get('precision')})", flush=True)
+    print(f"  lorafair run: {t_lf:.1f} s (sampling precision {sample_precision(info)})", flush=True)
 
     # 3. the same prompts as a local lm-eval task
     prompts = study_prompts(study)
@@ -291,6 +299,9 @@ def main() -> None:
     if probe.returncode != 0:
         raise SystemExit(f"error: lorafair's scorer does not load in lm-eval's Python {py}:\n{probe.stderr[-2000:]}")
     targets = ladder_targets(out, args.ranks)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(targets["base"].removeprefix("pretrained="))
     theirs: dict[str, dict[str, dict[str, float]]] = {}
     t_peer: dict[str, float] = {}
     t_each: dict[str, dict[str, float]] = {}
@@ -311,9 +322,12 @@ def main() -> None:
                     raise SystemExit(f"error: lm_eval failed for {name}; its output: {res_dir / 'lm_eval.log'}")
             t_peer[dtype] += t
             t_each[dtype][name] = t
-            check_lm_eval_samples(res_dir, prompts, args.k)
+            texts = check_lm_eval_samples(res_dir, prompts, args.k)
             res = json.loads(next(res_dir.rglob("results_*.json")).read_text())["results"][TASK_NAME]
             theirs[dtype][name] = {m: res[f"{m},{FILTER}"] for m in METRICS}
+            # counted as the study counts its generated_tokens: the decoded texts re-tokenized
+            theirs[dtype][name]["generated_tokens"] = sum(
+                len(tokenizer(t, add_special_tokens=False)["input_ids"]) for ts in texts for t in ts)
             print(f"  lm_eval {dtype:<8} {name:<10} {t:6.1f} s", flush=True)
 
     from lorafair.studies.toxicity.study import ToxicityConfig
@@ -322,8 +336,8 @@ def main() -> None:
     n_prompts = len(prompts)
     print(f"\n{len(targets)} variants x {n_prompts} prompts x {cfg.k} samples, at most {cfg.max_new_tokens} new tokens")
     print(f"lorafair: one `lorafair run`, toxicity study, temperature {cfg.temperature}, top_p {cfg.top_p}, top_k "
-          f"{info.get('top_k')} (none), stop at EOS, {args.batch_size} sequences per generate call ({args.batch_size // cfg.k} "
-          f"prompts x {cfg.k}), sampling precision {info.get('precision')}, scorer {info['scorer']['name']} "
+          f"{info.get('top_k')} (none), stop at EOS, {args.batch_size} sequences per generate call (whole prompts: "
+          f"up to {max(1, args.batch_size // cfg.k)} x {cfg.k}), sampling precision {sample_precision(info)}, scorer {info['scorer']['name']} "
           f"(texts per call {cfg.score_batch_size}), toxic at >= {cfg.threshold}")
     print(f"lm-eval:  one `lm_eval --model hf` per variant, task {TASK_NAME} (generate_until, repeats {cfg.k}, "
           f"take_first_k {cfg.k}), do_sample, temperature {cfg.temperature}, top_p {cfg.top_p}, top_k 0, "
@@ -333,15 +347,20 @@ def main() -> None:
           + ", ".join(f"{n} {v['info'].get('generation_seconds')} s sampling + {v['info'].get('scoring_seconds')} s scoring"
                       for n, v in ours.items()))
     cols = ["lorafair"] + [f"lm-eval {d}" for d in args.lm_eval_dtypes]
-    for metric, label in (("emt", "EMT"), ("toxicity_prob", "toxic fraction")):
-        print(f"\n{label} (different random draws on each side: close on average, not equal)")
+    for n, v in ours.items():
+        v["generated_tokens"] = v["info"].get("generated_tokens", float("nan"))
+    for metric, label, fmt in (("emt", "EMT", ".3f"), ("toxicity_prob", "toxic fraction (prompts with a sample >= 0.5)", ".3f"),
+                               ("generated_tokens", "generated tokens (texts re-tokenized; at most "
+                                f"{n_prompts * cfg.k * cfg.max_new_tokens})", ".0f")):
+        print(f"\n{label}" + ("" if metric == "generated_tokens" else
+                              " (different random draws on each side: close on average, not equal)"))
         print(f"{'variant':<10} " + " ".join(f"{c:>16}" for c in cols))
         for name in targets:
             vals = [ours.get(name, {}).get(metric, float("nan"))] + [theirs[d][name][metric] for d in args.lm_eval_dtypes]
-            print(f"{name:<10} " + " ".join(f"{v:>16.3f}" for v in vals))
+            print(f"{name:<10} " + " ".join(f"{v:>16{fmt}}" for v in vals))
         means = [sum(ours.get(n, {}).get(metric, float("nan")) for n in targets) / len(targets)]
         means += [sum(theirs[d][n][metric] for n in targets) / len(targets) for d in args.lm_eval_dtypes]
-        print(f"{'mean':<10} " + " ".join(f"{v:>16.3f}" for v in means))
+        print(f"{'mean':<10} " + " ".join(f"{v:>16{fmt}}" for v in means))
     print(f"\nlorafair run, one process, every variant: {t_lf:.1f} s")
     for d in args.lm_eval_dtypes:
         each = ", ".join(f"{n} {t:.1f}" for n, t in t_each[d].items())
