@@ -44,7 +44,7 @@ What is the same: the prompts, k, max_new_tokens (lm-eval sends ``max_length`` =
 top_p, no top-k cut (lm-eval's task sets ``top_k: 0``; transformers would otherwise cut at 50), stopping at EOS only
 (``until: []``: lm-eval then stops on the EOS string alone — an absent ``until`` would default to ``"\\n\\n"`` and
 cut continuations shorter than lorafair's), left padding, the scorer and its weights, fp32 (unless a bfloat16
-lm-eval run is asked for). What differs (see the report printed at the end): the random draws; lorafair scores
+lm-eval run is asked for). What differs (also printed at the end): the random draws; lorafair scores
 each variant's k × prompts texts in batches of 256 while lm-eval's ``process_results`` scores k texts per call;
 lorafair also writes ``samples.jsonl`` and computes bootstrap intervals, group gaps and the paired rows against
 the base, lm-eval writes its logged samples. Times are wall-clock of whole commands (start-up included on both
@@ -367,6 +367,11 @@ def main() -> None:
         print(f"lm_eval {d}, {len(targets)} invocations: {t_peer[d]:.1f} s ({each})")
     for d in args.lm_eval_dtypes:
         print(f"ratio (lm-eval {d} total / lorafair): {t_peer[d] / t_lf:.2f}x")
+    print("not the same: the random draws (so the texts, EMT and toxic fraction differ); lm-eval loads the model and "
+          "the scorer once per variant, lorafair once per run; lm-eval draws with HF's full-vocabulary top-p sort and "
+          "multinomial, lorafair with its top-256 nucleus (the same distribution); scorer calls of k texts (lm-eval) "
+          f"against {cfg.score_batch_size} (lorafair); lorafair also computes bootstrap intervals ({study['n_boot']} "
+          "resamples), group gaps and the paired rows against base")
 
 
 if __name__ == "__main__":
