@@ -61,6 +61,9 @@ metadata:
   version: 1.0
 """
 
+LM_EVAL_MISSING = ("skipped: lm_eval not found (install it in its own venv, e.g. python -m venv /tmp/lmeval && "
+                   "/tmp/lmeval/bin/pip install torch==2.13.0 lm_eval peft, then pass --lm-eval /tmp/lmeval/bin/lm_eval)")
+
 UTILS = '''def process_results(doc, results):
     (more, _), (less, _) = results
     return {"pct_stereotype": 1.0 if more > less else 0.0}
@@ -102,6 +105,19 @@ def write_crows_task(items: list[dict], tasks: Path) -> Path:
     return tasks
 
 
+def ladder_targets(out: Path, ranks: list[int]) -> dict[str, str]:
+    """``--model_args`` of one ``lm_eval --model hf`` invocation per variant of the ladder trained into ``out``
+    (seed 0): the embedded base folder, the exported full folder, the base folder with ``peft=<adapter>``."""
+    from lorafair.models.embedded import cache_dir
+    from lorafair.run.layout import ADAPTER, HF_EXPORT
+
+    base = cache_dir() / "models" / "smollm2-135m-instruct"
+    targets = {"base": f"pretrained={base}", "full": f"pretrained={out / 'full-s0' / HF_EXPORT}"}
+    for r in ranks:
+        targets[f"lora-r{r}"] = f"pretrained={base},peft={out / f'lora-r{r}-s0' / ADAPTER}"
+    return targets
+
+
 def run(cmd: list[str], **kw) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, **kw)
@@ -123,8 +139,7 @@ def main() -> None:
 
     dtypes = args.lm_eval_dtypes or (["float32", "bfloat16"] if native_bf16("cpu") else ["float32"])
     if not args.lm_eval:
-        print("skipped: lm_eval not found (install it in its own venv, e.g. python -m venv /tmp/lmeval && "
-              "/tmp/lmeval/bin/pip install torch==2.13.0 lm_eval peft, then pass --lm-eval /tmp/lmeval/bin/lm_eval)")
+        print(LM_EVAL_MISSING)
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-eval-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -153,15 +168,9 @@ def main() -> None:
             print(f"  lorafair fp32: {t_lf[prec]:.1f} s", flush=True)
 
     # 3. the same pairs as a local lm-eval task
-    from lorafair.models.embedded import cache_dir
-    from lorafair.run.layout import HF_EXPORT
-
     items = crows_items(args.pairs)
     tasks = write_crows_task(items, work / "tasks")
-    base = cache_dir() / "models" / "smollm2-135m-instruct"
-    targets = {"base": f"pretrained={base}", "full": f"pretrained={out / 'full-s0' / HF_EXPORT}"}
-    for r in args.ranks:
-        targets[f"lora-r{r}"] = f"pretrained={base},peft={out / f'lora-r{r}-s0' / 'adapter'}"
+    targets = ladder_targets(out, args.ranks)
     theirs: dict[str, dict[str, float]] = {}
     t_peer: dict[str, float] = {}
     for dtype in dtypes:
