@@ -348,6 +348,28 @@ def test_sampling_is_seeded_and_per_prompt(plain, batch_size):
     assert tok.padding_side == "right"
 
 
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "opt", "llama+lora"])
+def test_sampling_encodes_each_prompt_once_and_draws_what_repeated_prompts_draw(arch, monkeypatch):
+    """k samples of a prompt: the prompt goes through the model once (its KV cache repeated k times), and the
+    samples are those of the prompt repeated k times in the batch (the same cache, the same random numbers)."""
+    model, tok = build_tiny(arch.split("+")[0])
+    if arch.endswith("+lora"):
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False))
+    kw = dict(k=3, max_new_tokens=6, temperature=1.0, top_p=0.9, seed=4)
+    rows = []
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hook = inner.register_forward_pre_hook(lambda m, a, k: rows.append(k["input_ids"].shape), with_kwargs=True)
+    lm = LM(model, tok, batch_size=6)  # two prompts (six sequences) per generate call
+    shared = lm.sample(PROMPTS, **kw)
+    hook.remove()
+    # per call: the two distinct prompts (all tokens but the last) once, then every step at 2 x 3 rows
+    assert rows[0][0] == 2 and all(r[0] == 6 for r in rows[1:7])
+    monkeypatch.setattr(LM, "_shared_prompt_cache", lambda self, *a: None)
+    assert shared == lm.sample(PROMPTS, **kw)
+
+
 def test_sampling_with_a_one_token_nucleus_is_greedy_decoding(plain):
     # top_p tiny: the nucleus is the most probable token, so every sample is the greedy continuation
     model, tok = plain

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -150,7 +151,7 @@ class LM:
             self.model.eval()
         bf16 = precision_of(op, self.precision) == "bf16"
         try:
-            with torch.no_grad(), retained_heap(self.device.type == "cpu"), \
+            with torch.no_grad(), retained_heap(torch.device(self.device).type == "cpu"), \
                     bf16_linear_weights(self.model, bf16, trainable=True):
                 yield
         finally:
@@ -378,13 +379,49 @@ class LM:
 
     # ---- generation -----------------------------------------------------------------------------
 
-    def _generate(self, prompt_ids: list[list[int]], **kwargs) -> list[str]:
-        """New text (special tokens skipped) generated after each prompt, left-padded into one batch."""
+    def _generate(self, prompt_ids: list[list[int]], repeat: int = 1, **kwargs) -> list[str]:
+        """New text (special tokens skipped) generated after each prompt, left-padded into one batch; each prompt
+        ``repeat`` times in a row (as ``num_return_sequences`` orders them).
+
+        With ``repeat`` > 1 the prompts are encoded once: every prompt token but the last goes through the model
+        for the distinct prompts only, the KV cache is repeated ``repeat`` times (``Cache.batch_repeat_interleave``)
+        and ``generate`` goes on from it, where ``num_return_sequences`` or repeated prompts would encode every
+        prompt ``repeat`` times. The cache holds the same keys and values (a model whose forward pass takes no
+        cache falls back to repeated prompts)."""
         ids, mask = pad(prompt_ids, self.pad_id, "left")
+        ids, mask = ids.to(self.device), mask.to(self.device)
         with autocast_for("sample", self.device, self.precision):
-            seqs = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                       pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+            cache = self._shared_prompt_cache(ids, mask, repeat) if repeat > 1 else None
+            if repeat > 1:
+                ids, mask = ids.repeat_interleave(repeat, dim=0), mask.repeat_interleave(repeat, dim=0)
+            if cache is not None:
+                kwargs[self._cache_arg()] = cache
+            seqs = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=self.tokenizer.pad_token_id,
+                                       **kwargs)
         return self.tokenizer.batch_decode(seqs[:, ids.shape[1]:], skip_special_tokens=True)
+
+    def _shared_prompt_cache(self, ids: torch.Tensor, mask: torch.Tensor, repeat: int):
+        """The KV cache of every prompt token but the last, computed once per distinct prompt and repeated
+        ``repeat`` times along the batch; None where it cannot be (prompts of one token, a model without a
+        dynamic cache)."""
+        if ids.shape[1] < 2:
+            return None
+        try:
+            from transformers import DynamicCache
+
+            cache = DynamicCache(config=getattr(self.model, "config", None))
+            self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids(mask[:, :-1]),
+                       use_cache=True, logits_to_keep=1, **{self._cache_arg(): cache})
+            cache.batch_repeat_interleave(repeat)
+        except (TypeError, ValueError, AttributeError, NotImplementedError):
+            return None
+        return cache
+
+    def _cache_arg(self) -> str:
+        """The keyword a KV cache is passed by: ``cache`` where the model's forward takes it (transformers 5),
+        ``past_key_values`` before."""
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
     def sample(self, prompts: Sequence[str], *, k: int, max_new_tokens: int, temperature: float, top_p: float,
                seed: int, stream: str = "eval", desc: str = "sampling") -> list[list[str]]:
@@ -411,8 +448,9 @@ class LM:
                 chunk = [tokens(self.tokenizer, p) for p in prompts[start:start + per_batch]]
                 with fork_rng(self.device):
                     torch.manual_seed(sample_seed(seed, b, stream))
-                    # each prompt k times in a row (as num_return_sequences does); greedy on the sampler's choice
-                    texts = self._generate([ids for ids in chunk for _ in range(k)], do_sample=False, temperature=None,
+                    # each prompt k times in a row (as num_return_sequences does), the prompt encoded once;
+                    # greedy on the sampler's choice
+                    texts = self._generate(chunk, repeat=k, do_sample=False, temperature=None,
                                            top_p=None, top_k=None, logits_processor=LogitsProcessorList([nucleus]),
                                            max_new_tokens=max_new_tokens, use_cache=True)
                 out.extend(texts[i * k:(i + 1) * k] for i in range(len(chunk)))
