@@ -20,6 +20,11 @@ words are a completion and the rest its prompt, the records a completion-only fi
 runners are given the same labels: -100 on the prompt). Tokens/s counts every real token, prompt included.
 This machine is noisy: compare the ratios of
 one run, not absolute numbers across runs.
+
+On a CPU, lorafair's training keeps freed buffers in the heap (``lorafair.lm.heap``) and, on leaving, sets glibc's
+malloc to the state its dynamic mmap threshold converges to (32 MB); HF runs later in the same process inherit that
+state, which is at least as good for them as a fresh process's. ``--separate-processes`` times each runner in a
+fresh process of its own instead (``--runners`` picks them), one after the other.
 """
 
 from __future__ import annotations
@@ -90,6 +95,42 @@ def hf_run(model, tok, method, enc, tcfg, rank, *, best: bool, bf16: bool, tmp: 
     return counted["tokens"] / clock.wall, counted["tokens"], "bf16" if best and bf16 else "fp32", out.training_loss
 
 
+RUNNERS = ["lorafair", "lorafair-exact", "hf-default", "hf-best"]
+
+
+def separate_processes(args) -> None:
+    """Each runner in its own process (this script, ``--runners NAME``), then the combined table."""
+    import json
+    import subprocess
+    import sys
+
+    argv = [a for a in sys.argv[1:] if a != "--separate-processes"]
+    if "--runners" in argv:  # drop the list given to the parent
+        i = argv.index("--runners")
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        del argv[i:j]
+    best: dict[tuple[str, str], float] = {}
+    for name in args.runners:
+        if name == "lorafair-exact" and not args.with_exact:
+            continue
+        out = subprocess.run([sys.executable, __file__, *argv, "--runners", name], check=True, capture_output=True,
+                             text=True).stdout
+        print(out, flush=True)
+        for line in out.splitlines():
+            if line.startswith("RESULT "):
+                r = json.loads(line[7:])
+                best[r["method"], r["runner"]] = r["tokens_per_s"]
+    print(f"\nseparate processes\n{'method':<6} {'runner':<15} {'tok/s':>9} {'/ HF-best':>9}")
+    for method in args.methods:
+        ref = best.get((method, "hf-best"))
+        for name in args.runners:
+            if (method, name) in best:
+                tps = best[method, name]
+                print(f"{method:<6} {name:<15} {tps:>9.1f} {tps / ref if ref else float('nan'):>9.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="embedded:smollm2-135m-instruct")
@@ -106,7 +147,15 @@ def main() -> None:
                          "completion (the loss), the rest the prompt (e.g. 0.25); 0: whole texts")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each runner, in alternating order; the best is kept")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--runners", nargs="+", default=RUNNERS, choices=RUNNERS,
+                    help="which runners to time (lorafair-exact needs --with-exact)")
+    ap.add_argument("--separate-processes", action="store_true",
+                    help="time each runner in a fresh process of its own (this script with --runners NAME), one after "
+                         "the other: lorafair's CPU training changes the process's glibc malloc settings "
+                         "(lorafair.lm.heap), which HF runs later in the same process would inherit")
     args = ap.parse_args()
+    if args.separate_processes:
+        return separate_processes(args)
     import tempfile
 
     model, tok = load_model(args.model, device=args.device)
@@ -135,14 +184,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up, untimed: the first training of a process pays one-time costs (kernel set-up, allocations)
         warm = tcfg.model_copy(update={"max_steps": 2})
-        lorafair_run(model, tok, "lora", enc, warm, args.rank)
-        hf_run(model, tok, "lora", enc, warm, args.rank, best=True, bf16=hf_bf16, tmp=tmp)
+        if any(r.startswith("lorafair") for r in args.runners):
+            lorafair_run(model, tok, "lora", enc, warm, args.rank)
+        if any(r.startswith("hf") for r in args.runners):
+            hf_run(model, tok, "lora", enc, warm, args.rank, best=True, bf16=hf_bf16, tmp=tmp)
         for method in args.methods:
             runs = [("lorafair", lambda: lorafair_run(model, tok, method, enc, tcfg, args.rank))]
             if args.with_exact:
                 runs.append(("lorafair-exact", lambda: lorafair_run(model, tok, method, enc, old, args.rank)))
             runs += [("hf-default", lambda: hf_run(model, tok, method, enc, tcfg, args.rank, best=False, bf16=False, tmp=tmp)),
                      ("hf-best", lambda: hf_run(model, tok, method, enc, tcfg, args.rank, best=True, bf16=hf_bf16, tmp=tmp))]
+            runs = [(name, fn) for name, fn in runs if name in args.runners]
             res = {}
             for rep in range(args.repeats):  # alternating order; the best of the repeats per runner
                 for name, fn in (runs if rep % 2 == 0 else runs[::-1]):
@@ -152,11 +204,16 @@ def main() -> None:
                     if name not in res or got[0] > res[name][0]:
                         res[name] = got
             rows_out.append((method, res))
+    import json
+
     print(f"\n{'method':<6} {'runner':<15} {'tok/s':>9} {'/ HF-best':>9}")
     for method, res in rows_out:
-        best = res["hf-best"][0]
+        best = res["hf-best"][0] if "hf-best" in res else float("nan")
         for name, (tps, *_rest) in res.items():
             print(f"{method:<6} {name:<15} {tps:>9.1f} {tps / best:>9.2f}")
+    for method, res in rows_out:  # for --separate-processes
+        for name, (tps, *_rest) in res.items():
+            print("RESULT " + json.dumps({"method": method, "runner": name, "tokens_per_s": tps}))
 
 
 if __name__ == "__main__":
