@@ -41,8 +41,8 @@ REFERENCE_FILE = "decisions_reference.json"
 class DecisionsStudy:
     """Multi-round lending with delayed impact: approval/TPR gaps, profit, score trajectories, flips."""
 
-    # eval.precision auto keeps fp32: bf16 agreement was measured only on a constant base lender
-    # (docs/performance.md); eval.precision: bf16 opts in
+    # eval.precision auto keeps fp32: on the trained lenders of lending-controlled bf16 changed no decision but saved
+    # no time either (docs/performance.md); eval.precision: bf16 opts in
 
     class Config(StudyConfig):
         sim: SimConfig = Field(default_factory=SimConfig, description="Simulation parameters (groups, score distributions, repayment curve, score dynamics).")
