@@ -121,14 +121,14 @@ def separate_processes(args) -> None:
         for line in out.splitlines():
             if line.startswith("RESULT "):
                 r = json.loads(line[7:])
-                best[r["method"], r["runner"]] = r["tokens_per_s"]
-    print(f"\nseparate processes\n{'method':<6} {'runner':<15} {'tok/s':>9} {'/ HF-best':>9}")
+                best[r["method"], r["runner"]] = (r["tokens_per_s"], r["mfu"], r["peak_mb"])
+    print(f"\nseparate processes\n{'method':<6} {'runner':<15} {'tok/s':>9} {'/ HF-best':>9} {'MFU':>7} {'peak MB':>9}")
     for method in args.methods:
-        ref = best.get((method, "hf-best"))
+        ref = best.get((method, "hf-best"), (float("nan"),))[0]
         for name in args.runners:
             if (method, name) in best:
-                tps = best[method, name]
-                print(f"{method:<6} {name:<15} {tps:>9.1f} {tps / ref if ref else float('nan'):>9.2f}")
+                tps, util, peak_mb = best[method, name]
+                print(f"{method:<6} {name:<15} {tps:>9.1f} {tps / ref:>9.2f} {util:>7.1%} {peak_mb:>9.0f}")
 
 
 def main() -> None:
@@ -147,6 +147,9 @@ def main() -> None:
                          "completion (the loss), the rest the prompt (e.g. 0.25); 0: whole texts")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each runner, in alternating order; the best is kept")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the device's peak for MFU, TFLOP/s (default: a GPU's data sheet by name, or a matrix "
+                         "product measured on this CPU in the training's precision)")
     ap.add_argument("--runners", nargs="+", default=RUNNERS, choices=RUNNERS,
                     help="which runners to time (lorafair-exact needs --with-exact)")
     ap.add_argument("--separate-processes", action="store_true",
@@ -180,6 +183,13 @@ def main() -> None:
           f"auto -> {mixed_precision(tcfg, device)}; HF best bf16={hf_bf16}")
     print(f"{len(enc)} records, tokens min/median/max {lens[0]}/{lens[len(lens) // 2]}/{lens[-1]}; "
           f"{args.steps} steps x batch {args.batch_size}, max_length {args.max_length}")
+    from lorafair.run.info import PhaseMeter
+    from mfu import flops_per_token, lora_weights, mfu, peak_flops
+
+    peaks = {prec: peak_flops(device, prec, args.peak_tflops) for prec in ("bf16", "fp32")}
+    for prec, (p, src) in peaks.items():
+        print(f"peak for MFU, {prec}: {p / 1e12:.2f} TFLOP/s ({src})")
+    meter = PhaseMeter(device)
     rows_out = []
     with tempfile.TemporaryDirectory() as tmp:
         # warm-up, untimed: the first training of a process pays one-time costs (kernel set-up, allocations)
@@ -196,24 +206,35 @@ def main() -> None:
                      ("hf-best", lambda: hf_run(model, tok, method, enc, tcfg, args.rank, best=True, bf16=hf_bf16, tmp=tmp))]
             runs = [(name, fn) for name, fn in runs if name in args.runners]
             res = {}
+            adapter = lora_weights(model, args.rank) if method == "lora" else 0
             for rep in range(args.repeats):  # alternating order; the best of the repeats per runner
                 for name, fn in (runs if rep % 2 == 0 else runs[::-1]):
-                    got = fn()
+                    with meter.phase(f"{method}/{name}/{rep}"):
+                        got = fn()
                     tps, n, prec, loss = got
-                    print(f"  {method:<5} {name:<15} {tps:>9.1f} real tok/s  ({n} tokens, {prec}, loss {loss:.3f})", flush=True)
+                    mem = meter.phases[f"{method}/{name}/{rep}"]
+                    peak_mb = mem.get("peak_gpu_allocated_mb", mem.get("peak_rss_mb", float("nan")))
+                    seq = n / (args.steps * args.batch_size)  # mean real tokens per sequence
+                    util = mfu(tps, flops_per_token(model, method, seq, adapter_weights=adapter), peaks[prec][0])
+                    print(f"  {method:<5} {name:<15} {tps:>9.1f} real tok/s  ({n} tokens, {prec}, loss {loss:.3f}, "
+                          f"MFU {util:.1%}, peak memory {peak_mb:.0f} MB)", flush=True)
+                    got = (*got, util, peak_mb)
                     if name not in res or got[0] > res[name][0]:
                         res[name] = got
             rows_out.append((method, res))
     import json
 
-    print(f"\n{'method':<6} {'runner':<15} {'tok/s':>9} {'/ HF-best':>9}")
+    mem_kind = "GPU allocated" if device.type == "cuda" else "process RSS"
+    print(f"\n{'method':<6} {'runner':<15} {'tok/s':>9} {'/ HF-best':>9} {'MFU':>7} {'peak MB':>9}  (MFU of the best run; "
+          f"peak memory: {mem_kind} during it)")
     for method, res in rows_out:
         best = res["hf-best"][0] if "hf-best" in res else float("nan")
-        for name, (tps, *_rest) in res.items():
-            print(f"{method:<6} {name:<15} {tps:>9.1f} {tps / best:>9.2f}")
+        for name, (tps, _n, _prec, _loss, util, peak_mb) in res.items():
+            print(f"{method:<6} {name:<15} {tps:>9.1f} {tps / best:>9.2f} {util:>7.1%} {peak_mb:>9.0f}")
     for method, res in rows_out:  # for --separate-processes
-        for name, (tps, *_rest) in res.items():
-            print("RESULT " + json.dumps({"method": method, "runner": name, "tokens_per_s": tps}))
+        for name, (tps, _n, _prec, _loss, util, peak_mb) in res.items():
+            print("RESULT " + json.dumps({"method": method, "runner": name, "tokens_per_s": tps, "mfu": util,
+                                          "peak_mb": peak_mb}))
 
 
 if __name__ == "__main__":
