@@ -436,3 +436,30 @@ def test_engine_imports_nothing_from_studies_data_or_adapt():
                 imported.update(a.name for a in node.names)
     ours = {m for m in imported if m.split(".")[0] == "lorafair"}
     assert ours and all(m == "lorafair.errors" or m == "lorafair.lm" or m.startswith("lorafair.lm.") for m in ours), ours
+
+
+def test_sampling_falls_back_to_repeated_prompts_when_the_cache_cannot_be_shared(plain, monkeypatch):
+    """A model whose cache cannot be repeated samples as before (prompts repeated); running out of memory is not
+    hidden."""
+    from transformers import DynamicCache
+
+    model, tok = plain
+    kw = dict(k=2, max_new_tokens=4, temperature=1.0, top_p=0.9, seed=5)
+    lm = LM(model, tok, batch_size=4)
+    want = lm.sample(PROMPTS, **kw)
+
+    def broken(self, repeats):
+        raise RuntimeError("cannot repeat this cache")
+
+    monkeypatch.setattr(DynamicCache, "batch_repeat_interleave", broken)
+    calls = []
+    real = LM._shared_prompt_cache
+    monkeypatch.setattr(LM, "_shared_prompt_cache", lambda self, *a: calls.append(1) or real(self, *a))
+    assert lm.sample(PROMPTS, **kw) == want and calls  # tried, fell back, the same draws
+
+    def oom(self, repeats):
+        raise torch.OutOfMemoryError("out of memory")
+
+    monkeypatch.setattr(DynamicCache, "batch_repeat_interleave", oom)
+    with pytest.raises(torch.OutOfMemoryError):
+        lm.sample(PROMPTS, **kw)

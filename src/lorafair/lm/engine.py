@@ -413,8 +413,10 @@ class LM:
             self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids(mask[:, :-1]),
                        use_cache=True, logits_to_keep=1, **{self._cache_arg(): cache})
             cache.batch_repeat_interleave(repeat)
-        except (TypeError, ValueError, AttributeError, NotImplementedError):
-            return None
+        except torch.OutOfMemoryError:
+            raise
+        except (TypeError, ValueError, AttributeError, NotImplementedError, RuntimeError):
+            return None  # this model's forward pass does not fill a DynamicCache: repeated prompts, as before
         return cache
 
     def _cache_arg(self) -> str:
