@@ -287,8 +287,8 @@ def training_attention(model, tcfg: TrainConfig, device: torch.device, precision
     """The attention kernel a training should use instead of the model's, or None to keep it: on a CPU under bf16
     autocast with sequences of at most :data:`EAGER_MAX_LENGTH` tokens, ``eager`` attention in place of SDPA
     (PyTorch's CPU flash-attention backward is slow at these lengths: on SmolLM2-135M, batches of 8 BOLD sentences
-    of ≤ 128 tokens, eager trained LoRA r16 1.20–1.22× faster in three runs, and full fine-tuning 1.37× faster with
-    freed buffers kept in the heap (:func:`lorafair.lm.heap.retained_heap`); without that, eager's attention
+    of ≤ 128 tokens, eager trained LoRA r16 1.20–1.22× faster in three runs, and full fine-tuning 1.14× faster with
+    freed buffers kept in the heap (:func:`lorafair.lm.heap.retained_heap`; ``bench_train_levers.py``); without that, eager's attention
     matrices page-faulted at every step and full fine-tuning measured 0.83–1.16×, so a full fine-tuning keeps SDPA
     where the heap is not retained; docs/performance.md). fp32 training (the exact-reproduction path) and GPUs keep
     the model's kernel."""
