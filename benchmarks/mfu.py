@@ -35,29 +35,14 @@ GPU_BF16_TFLOPS = (
 
 
 def linear_weights(model) -> int:
-    """Weights of every ``nn.Linear`` in ``model`` (each counted once; a PEFT LoRA layer's base layer and its
-    adapter matrices are separate ``nn.Linear`` modules and are counted apart by :func:`split_weights`)."""
+    """Weights of every ``nn.Linear`` in ``model``, each counted once (pass the base model, not a PEFT model: its
+    adapter matrices are ``nn.Linear`` modules too)."""
     seen, n = set(), 0
     for m in model.modules():
         if isinstance(m, torch.nn.Linear) and id(m.weight) not in seen:
             seen.add(id(m.weight))
             n += m.weight.numel()
     return n
-
-
-def split_weights(model) -> tuple[int, int]:
-    """(frozen-or-base linear weights, trainable LoRA adapter weights) of ``model``."""
-    base, adapter = 0, 0
-    seen = set()
-    for name, m in model.named_modules():
-        if not isinstance(m, torch.nn.Linear) or id(m.weight) in seen:
-            continue
-        seen.add(id(m.weight))
-        if ".lora_A." in f".{name}." or ".lora_B." in f".{name}.":
-            adapter += m.weight.numel()
-        else:
-            base += m.weight.numel()
-    return base, adapter
 
 
 def lora_weights(model, rank: int) -> int:

@@ -45,8 +45,6 @@ def test_lora_weights_equal_peft_trainable_parameters(mfu):
     want = mfu.lora_weights(model, 4)
     pm = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
     assert want == sum(p.numel() for p in pm.parameters() if p.requires_grad)
-    base, adapter = mfu.split_weights(pm)
-    assert adapter == want and base == mfu.linear_weights(load_model("tiny:llama")[0])
 
 
 def test_peaks_and_mfu(mfu):

@@ -46,8 +46,7 @@ from lorafair.adapt.shared_copy import variant_copy
 from lorafair.adapt.tokenize import IGNORE, collate, sequence_nll
 from lorafair.adapt.variants import Variant
 from lorafair.config.schema import TrainConfig
-from lorafair.lm.heap import enabled as heap_retained
-from lorafair.lm.heap import retained_heap
+from lorafair.lm.heap import enabled as heap_retained, retained_heap
 from lorafair.lm.precision import bf16_linear_weights, native_bf16_cpu
 
 
@@ -288,10 +287,10 @@ def training_attention(model, tcfg: TrainConfig, device: torch.device, precision
     autocast with sequences of at most :data:`EAGER_MAX_LENGTH` tokens, ``eager`` attention in place of SDPA
     (PyTorch's CPU flash-attention backward is slow at these lengths: on SmolLM2-135M, batches of 8 BOLD sentences
     of ≤ 128 tokens, eager trained LoRA r16 1.20–1.22× faster in three runs, and full fine-tuning 1.14× faster with
-    freed buffers kept in the heap (:func:`lorafair.lm.heap.retained_heap`; ``bench_train_levers.py``); without that, eager's attention
-    matrices page-faulted at every step and full fine-tuning measured 0.83–1.16×, so a full fine-tuning keeps SDPA
-    where the heap is not retained; docs/performance.md). fp32 training (the exact-reproduction path) and GPUs keep
-    the model's kernel."""
+    freed buffers kept in the heap (:func:`lorafair.lm.heap.retained_heap`; ``bench_train_levers.py``); without
+    that, eager's attention matrices page-faulted at every step and full fine-tuning measured 0.83–1.16×, so a full
+    fine-tuning keeps SDPA where the heap is not retained; docs/performance.md). fp32 training (the
+    exact-reproduction path) and GPUs keep the model's kernel."""
     if device.type != "cpu" or precision != "bf16" or tcfg.max_length > EAGER_MAX_LENGTH:
         return None
     if not hasattr(model, "peft_config") and not heap_retained():

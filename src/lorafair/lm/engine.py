@@ -391,11 +391,10 @@ class LM:
         ids, mask = pad(prompt_ids, self.pad_id, "left")
         ids, mask = ids.to(self.device), mask.to(self.device)
         with autocast_for("sample", self.device, self.precision):
-            cache = self._shared_prompt_cache(ids, mask, repeat) if repeat > 1 else None
             if repeat > 1:
+                if (cache := self._shared_prompt_cache(ids, mask, repeat)) is not None:
+                    kwargs[self._cache_arg()] = cache
                 ids, mask = ids.repeat_interleave(repeat, dim=0), mask.repeat_interleave(repeat, dim=0)
-            if cache is not None:
-                kwargs[self._cache_arg()] = cache
             seqs = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=self.tokenizer.pad_token_id,
                                        **kwargs)
         return self.tokenizer.batch_decode(seqs[:, ids.shape[1]:], skip_special_tokens=True)
