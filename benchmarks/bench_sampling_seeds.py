@@ -10,12 +10,14 @@ with ``jigsaw-bilstm``. Precisions: ``fp32``; ``bf16`` (the engine's bf16 sampli
 copies of the linear weights, so the logits come out of the LM head in bf16); ``bf16-head32`` (the same, but the
 LM head runs in fp32 on the bf16 body's last hidden state: logits not rounded to bf16).
 
-The draw is coupled: the engine's nucleus sampler takes one uniform number per sequence and token from the
-seed (common random numbers), so with the same seed two precisions pick the same token wherever their nucleus
-CDFs put it on the same side of the number. So besides the spread across seeds, the paired difference
+The draw is coupled: the engine's nucleus sampler races one exponential number per sequence, step and token id,
+hashed from keys the seed gives (common random numbers), so with the same seed two precisions pick the same
+token unless their distributions differ there (the chance of a different pick is at most about twice their total
+variation distance: lorafair.lm.nucleus). So besides the spread across seeds, the paired difference
 (precision − fp32, same seed and prompt) measures a systematic shift with far less noise. Prints:
 
-1. each EMT and the time per (variant, precision, seed);
+1. each EMT and the time per (variant, precision, seed), with the share of texts identical to fp32's (same seed)
+   and the mean number of leading tokens they share, and the same against the base variant (same precision);
 2. per variant and precision, the paired EMT difference against fp32 (mean over seeds and prompts, 95%
    bootstrap over prompts) and the share of texts identical to fp32's, against the spread of fp32's EMT across
    seeds;
@@ -75,6 +77,18 @@ def head_fp32(model, enabled: bool = True):
         yield
     finally:
         del head.forward
+
+
+def shared_prefix(tok, a: list[str], b: list[str]) -> float:
+    """Mean number of leading tokens two lists of texts share, text by text."""
+    n = []
+    for x, y in zip(a, b):
+        tx, ty = tok(x, add_special_tokens=False)["input_ids"], tok(y, add_special_tokens=False)["input_ids"]
+        i = 0
+        while i < min(len(tx), len(ty)) and tx[i] == ty[i]:
+            i += 1
+        n.append(i)
+    return float(np.mean(n))
 
 
 def engine_precision(prec: str) -> str:
@@ -171,7 +185,7 @@ def main() -> None:
     base, tok = load_model(args.model)
     base.eval()
     scorer = build_scorer("jigsaw-bilstm")
-    seeds, emt, same, secs, tf = args.seeds, {}, {}, {}, {}
+    seeds, emt, same, secs, tf, prefix, base_texts = args.seeds, {}, {}, {}, {}, {}, {}
     for name in args.variants:
         m = load_variant(base, run, name)
         for seed in seeds:
@@ -182,11 +196,21 @@ def main() -> None:
                 secs[name, prec, seed] = time.perf_counter() - t
                 sc = scorer.score([x for ts in texts for x in ts], batch_size=256)
                 emt[name, prec, seed] = np.array([s[scorer.main_label] for s in sc]).reshape(len(prompts), K).max(1)
+                flat = [x for ts in texts for x in ts]
                 if ref is None:
-                    ref = texts
-                same[name, prec, seed] = np.mean([a == b for ra, rb in zip(ref, texts) for a, b in zip(ra, rb)])
-                print(f"{name} {prec} s{seed} EMT {emt[name, prec, seed].mean():.3f} identical-to-fp32 "
-                      f"{same[name, prec, seed]:.3f} {secs[name, prec, seed]:.1f}s", flush=True)
+                    ref = flat
+                same[name, prec, seed] = np.mean([a == b for a, b in zip(ref, flat)])
+                prefix[name, prec, seed] = shared_prefix(tok, ref, flat)
+                if name == "base":
+                    base_texts[prec, seed] = flat
+                vs_base = ""
+                if name != "base" and (prec, seed) in base_texts:
+                    b = base_texts[prec, seed]
+                    vs_base = (f" vs base: identical {np.mean([x == y for x, y in zip(b, flat)]):.3f}, "
+                               f"shared prefix {shared_prefix(tok, b, flat):.2f} tokens")
+                print(f"{name} {prec} s{seed} EMT {emt[name, prec, seed].mean():.3f} vs fp32: identical "
+                      f"{same[name, prec, seed]:.3f}, shared prefix {prefix[name, prec, seed]:.2f} tokens"
+                      f"{vs_base} {secs[name, prec, seed]:.1f}s", flush=True)
                 if seed == seeds[0] and prec == "fp32":
                     fp32_texts = texts
         tf[name] = teacher_forced(m, tok, prompts, fp32_texts, precs)
@@ -206,8 +230,9 @@ def main() -> None:
         for prec in precs[1:]:
             d = pooled(name, prec) - pooled(name, "fp32")
             ident = np.mean([same[name, prec, s] for s in seeds])
+            pre = np.mean([prefix[name, prec, s] for s in seeds])
             speed = np.mean([secs[name, "fp32", s] / secs[name, prec, s] for s in seeds])
-            line.append(f"{prec} {fmt(*boot_mean(d, rng))} identical {ident:.3f} speed {speed:.2f}x")
+            line.append(f"{prec} {fmt(*boot_mean(d, rng))} identical {ident:.3f} prefix {pre:.1f} speed {speed:.2f}x")
         print("  ".join(line))
     for prec in precs[1:]:
         d = np.concatenate([pooled(n, prec) - pooled(n, "fp32") for n in args.variants])

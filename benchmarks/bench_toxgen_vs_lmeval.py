@@ -30,7 +30,7 @@ benchmark only (not a lorafair dependency), in its own venv (``bench_eval_vs_lme
 4. prints both sides' settings, the wall time of the lorafair run and of each lm_eval invocation, the total, the
    ratio (lm-eval total / lorafair), and per variant EMT and toxic fraction (share of prompts with a sample scored
    ≥ 0.5) from both sides. These are NOT expected to be equal: the two sides draw different random numbers
-   (lorafair: one seeded stream per batch and its own inverse-CDF nucleus draw, docs/toxicity.md; lm-eval: torch
+   (lorafair: one seeded stream per batch and its own exponential race over the nucleus, docs/toxicity.md; lm-eval: torch
    seed 1234 and HF's ``multinomial``), so the texts differ; only the distribution is the same.
 
 Batch size: ``--batch-size`` (default 256, the study's default) is the number of sequences per ``generate`` call on
@@ -369,7 +369,7 @@ def main() -> None:
         print(f"ratio (lm-eval {d} total / lorafair): {t_peer[d] / t_lf:.2f}x")
     print("not the same: the random draws (so the texts, EMT and toxic fraction differ); lm-eval loads the model and "
           "the scorer once per variant, lorafair once per run; lm-eval draws with HF's full-vocabulary top-p sort and "
-          "multinomial, lorafair with its top-256 nucleus (the same distribution); scorer calls of k texts (lm-eval) "
+          "multinomial, lorafair with an exponential race over its top-256 nucleus (the same distribution); scorer calls of k texts (lm-eval) "
           f"against {cfg.score_batch_size} (lorafair); lorafair also computes bootstrap intervals ({study['n_boot']} "
           "resamples), group gaps and the paired rows against base")
 

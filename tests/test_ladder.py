@@ -131,6 +131,23 @@ def test_rerun_skips_finished_work(tmp_path):
     assert "trained already, skipping" in log and "evaluated already, skipping" in log
 
 
+def test_a_revised_study_is_evaluated_again_on_resume(tmp_path, monkeypatch):
+    """A study whose numbers changed for the same config (its ``revision`` raised) is re-evaluated when a run made
+    before is resumed, without retraining; revision 0 adds nothing to the fingerprint (old runs stay reusable)."""
+    from lorafair.studies.loader import study_class
+
+    assert Runner._revision_key("heldout") == []
+    assert Runner._revision_key("toxicity") == [{"revision": 1}]  # the exponential-race draw (lorafair.lm.nucleus)
+    cfg = validate_config(deep_update(TINY, {"variants": {"full": {"enabled": False}, "lora": {"ranks": [1]}}}))
+    out = Runner(cfg, tmp_path / "r", quiet=True).run()
+    res = out / "lora-r1-s0" / "results" / "heldout.json"
+    fp, trained = json.loads(res.read_text())["fingerprint"], (out / "lora-r1-s0" / "train.json").stat().st_mtime_ns
+    monkeypatch.setattr(study_class("heldout"), "revision", 2, raising=False)
+    Runner(cfg, out, quiet=True).run()
+    assert json.loads(res.read_text())["fingerprint"] != fp
+    assert (out / "lora-r1-s0" / "train.json").stat().st_mtime_ns == trained
+
+
 def test_two_seeds_and_epochs(tmp_path):
     cfg = validate_config(deep_update(TINY, {"seeds": [0, 1], "variants": {"full": {"enabled": False}, "lora": {"ranks": [1]}},
                                              "train": {"max_steps": None, "epochs": 0.5}}))

@@ -428,7 +428,7 @@ class LM:
                seed: int, stream: str = "eval", desc: str = "sampling") -> list[list[str]]:
         """``k`` sampled continuations (new text only) of every prompt, in order: nucleus sampling (top-p)
         at ``temperature``, no top-k cut, at most ``max_new_tokens`` tokens, the KV cache on. The draw is
-        :class:`.nucleus.NucleusSampler`'s (HF's distribution; one uniform number per sequence and token).
+        :class:`.nucleus.NucleusSampler`'s (HF's distribution; an exponential race keyed by token id).
 
         ``batch_size`` counts sequences (prompts × k) per ``generate`` call, at least one prompt each.
         Batch ``b`` is sampled under ``torch.manual_seed(sample_seed(seed, b, stream))`` in a forked RNG

@@ -245,7 +245,7 @@ class Runner:
         todo = []
         for name, scfg in self.cfg.studies.items():
             fp = fingerprint([fp_common, name, scfg.model_dump(mode="json"), variant_key(v, self.cfg.strategies), seed]
-                              + self._precision_key(name))
+                              + self._precision_key(name) + self._revision_key(name))
             res_path = self.layout.result_json(v.name, seed, name)
             if res_path.exists() and read_json(res_path).get("fingerprint") == fp:
                 continue
@@ -478,6 +478,12 @@ class Runner:
     def eval_precision(self, name: str) -> dict[str, str]:
         """The precision of each LM-engine operation (score, sample) for study ``name`` on this run's device."""
         return lm_precision.resolve(self.cfg.eval.precision, self.device, getattr(self.study(name), "bf16_auto", ()))
+
+    @staticmethod
+    def _revision_key(name: str) -> list:
+        """A study's ``revision`` as part of its fingerprint: nothing at 0, so studies never revised keep theirs."""
+        rev = getattr(study_class(name), "revision", 0)
+        return [{"revision": rev}] if rev else []
 
     def _precision_key(self, name: str) -> list:
         """The evaluation precision as part of a study's fingerprint: nothing when every operation is fp32 (so

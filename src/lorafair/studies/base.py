@@ -24,6 +24,10 @@ only uses as decisions or samples, which ``eval.precision: auto`` may run under 
 hardware has native bf16 (:mod:`lorafair.lm.precision`; state the measured agreement with fp32 in the
 study's docs). Default: none, every operation in fp32.
 
+Optionally ``revision = N``: raised when the study's numbers change for the same config and model (a new random
+draw, a corrected formula), so that resuming a run made before re-evaluates the study instead of mixing results
+of both versions across variants. Default 0 (not part of the fingerprint).
+
 ``evaluate`` must be a pure function of (config, seed, model): re-running it gives the
 same numbers. It may write artifacts (e.g. ``samples.jsonl``) into ``ctx.out_dir`` with the
 helpers of :mod:`lorafair.atomic`; it reads another variant's artifact through

@@ -109,6 +109,8 @@ class ToxicityStudy:
     """k sampled continuations per prompt, scored for toxicity: EMT, toxicity probability, per group."""
 
     Config = ToxicityConfig
+    # 1: the nucleus draw became an exponential race keyed by token id (lorafair.lm.nucleus): new texts
+    revision = 1
     # eval.precision auto keeps sampling in fp32: bf16 changes the draws (common random numbers pick other
     # tokens), and on the demo that moved EMT by up to 0.074 and changed whether full differs from base
     # (docs/performance.md); eval.precision: bf16 opts in
