@@ -164,9 +164,10 @@ def toxicity_study(prompts: int, k: int, batch: int) -> dict:
     return study
 
 
-def eval_recipe(prompts: int, k: int, ranks: list[int], batch: int) -> dict:
-    """bench_eval_vs_lmeval's ladder (the same training, so it is cached) with only the toxicity study."""
-    rec = recipe(2, ranks, 16, False)
+def eval_recipe(prompts: int, k: int, ranks: list[int], batch: int, precision: str = "auto") -> dict:
+    """bench_eval_vs_lmeval's ladder (the same training, so it is cached) with only the toxicity study, evaluated
+    at ``eval.precision`` ``precision``."""
+    rec = recipe(2, ranks, 16, False, precision)
     rec["name"] = "bench-toxgen"
     rec["studies"] = {"toxicity": toxicity_study(prompts, k, batch)}
     return rec
@@ -263,6 +264,9 @@ def main() -> None:
     ap.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--lm-eval-dtypes", nargs="+", default=["float32"], choices=["float32", "bfloat16"],
                     help="lm-eval dtypes to time (default: float32, lorafair's sampling precision)")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="lorafair's eval.precision (default auto: sampling in fp32; bf16 is the opt-in, "
+                         "docs/performance.md gives its measured shift of EMT)")
     args = ap.parse_args()
     if not args.lm_eval:
         print(LM_EVAL_MISSING)
@@ -279,7 +283,7 @@ def main() -> None:
     run(lorafair + ["run", str(work / "train.yaml"), "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL)
 
     # 2. lorafair: one run sampling and scoring every variant (training cached; toxicity results removed first)
-    rec = eval_recipe(args.prompts, args.k, args.ranks, args.batch_size)
+    rec = eval_recipe(args.prompts, args.k, args.ranks, args.batch_size, args.precision)
     study = rec["studies"]["toxicity"]
     for old in [*out.glob("*-s*/results/toxicity.*"), *out.glob("*-s*/samples.jsonl")]:
         old.unlink()

@@ -70,6 +70,7 @@ def test_the_demo_prompt_parts_are_scaled_and_the_recipe_is_valid():
     study = rec["studies"]["toxicity"]
     assert list(rec["studies"]) == ["toxicity"] and study["perplexity_data"] is None
     assert (study["k"], study["batch_size"], study["max_new_tokens"]) == (2, 128, 20)
+    assert rec["eval"]["precision"] == "auto" and bench.eval_recipe(4, 2, [1, 4], 128, "bf16")["eval"]["precision"] == "bf16"
     # the same training as bench_eval_vs_lmeval's ladder, so `lorafair run` finds it cached
     train = bench.recipe(2, [1, 4], 16, False)
     assert {k: rec[k] for k in ("model", "variants", "train", "data", "seeds")} == {k: train[k] for k in ("model", "variants", "train", "data", "seeds")}

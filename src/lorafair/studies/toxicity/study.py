@@ -111,9 +111,9 @@ class ToxicityStudy:
     Config = ToxicityConfig
     # 1: the nucleus draw became an exponential race keyed by token id (lorafair.lm.nucleus): new texts
     revision = 1
-    # eval.precision auto keeps sampling in fp32: bf16 changes the draws (common random numbers pick other
-    # tokens), and on the demo that moved EMT by up to 0.074 and changed whether full differs from base
-    # (docs/performance.md); eval.precision: bf16 opts in
+    # eval.precision auto keeps sampling in fp32: over 6 coupled seeds on the demo's variants bf16 shifted EMT by up
+    # to 0.013 per variant (significant for full: full - base 18% smaller) and turned r1's borderline change
+    # significant (docs/performance.md); eval.precision: bf16 opts in (2.0-2.4x faster sampling)
     headline = ("emt", "toxicity_prob", "mean_toxicity", "emt_gap", "emt_vs_base", "perplexity")
     metric_specs = (
         MetricSpec("emt", "target", "lower", unit="prompts", stat=ps.mean("emt"),
