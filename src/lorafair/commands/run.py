@@ -62,9 +62,16 @@ def out_dir(args, cfg) -> Path:
     return out
 
 
+def write_report(*args, **kwargs):
+    """:func:`lorafair.report.write_report`, imported when a report is written: the report's plotting stack
+    (matplotlib) is not loaded by runs with ``output.report: false`` or before the run ends."""
+    from lorafair.report import write_report as write
+
+    return write(*args, **kwargs)
+
+
 def run(args) -> int:
     from lorafair.config.load import load_config
-    from lorafair.report import write_report
     from lorafair.run.executors.base import parse_options
     from lorafair.run.sweep import run_sweep
 

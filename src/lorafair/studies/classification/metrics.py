@@ -53,17 +53,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from fairlearn.metrics import (
-    MetricFrame,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equalized_odds_difference,
-    false_negative_rate,
-    false_positive_rate,
-    selection_rate,
-)
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
-
 from lorafair.stats.paired import GROUP_PREFIX, group_columns
 from lorafair.stats.bootstrap import bootstrap_mean_ci
 from lorafair.studies.base import ItemSet
@@ -74,7 +63,19 @@ BY_GROUP = ("accuracy", "fpr", "fnr", "selection_rate")
 
 
 def fairlearn_metrics(y_true, y_pred, groups) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """(overall metrics, {group: {metric: value}}) computed with fairlearn/sklearn (see module doc)."""
+    """(overall metrics, {group: {metric: value}}) computed with fairlearn/sklearn (see module doc). Imported
+    here: fairlearn brings sklearn and scipy.stats (0.6 s), which runs without a classification study never use."""
+    from fairlearn.metrics import (
+        MetricFrame,
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+        false_negative_rate,
+        false_positive_rate,
+        selection_rate,
+    )
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
     groups = np.asarray(groups).astype(str)

@@ -21,16 +21,18 @@ Options (``data.options`` in a recipe; unknown keys are errors):
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lorafair.data.registry import DataContext, DataSpec, register_dataset
 from lorafair.studies.classification.tabular.loaders import INFO, check_protected, load_tabular
 from lorafair.studies.classification.tabular.render import answer_for, render_prompt
 from lorafair.errors import UserError
+
+if TYPE_CHECKING:  # the frames come from the loaders, which import pandas when they read a dataset
+    import pandas as pd
 
 
 class LabelBias(BaseModel):

@@ -36,11 +36,14 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from lorafair.errors import UserError
+
+if TYPE_CHECKING:  # pandas (0.2 s to import) is loaded by the functions that read a dataset
+    import pandas as pd
 
 SPLIT_SEED = 20240528
 TEST_FRACTION = 0.3
@@ -104,6 +107,8 @@ def data_dir(name: str) -> Path:
 
 
 def _age_band3(age: pd.Series) -> pd.Series:
+    import pandas as pd
+
     return pd.Series(np.where(age < 25, "under 25", np.where(age <= 45, "25-45", "over 45")), index=age.index)
 
 
@@ -116,6 +121,8 @@ def _held_out_split(n: int) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def _load_adult_cached(drop_missing: bool) -> pd.DataFrame:
+    import pandas as pd
+
     folder = data_dir("adult")
     kw = dict(names=ADULT_COLUMNS, header=None, skipinitialspace=True, na_values="?", index_col=False)
     train = pd.read_csv(folder / "adult.data", **kw)
@@ -143,6 +150,8 @@ def load_adult(drop_missing: bool = False) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _load_compas_cached() -> pd.DataFrame:
+    import pandas as pd
+
     df = pd.read_csv(data_dir("compas") / "compas-scores-two-years.csv")
     df = df[
         (df["days_b_screening_arrest"] <= 30)
@@ -168,11 +177,15 @@ def load_compas() -> pd.DataFrame:
 
 def compas_raw_rows() -> int:
     """Number of rows of the shipped COMPAS file before filtering (7,214)."""
+    import pandas as pd
+
     return len(pd.read_csv(data_dir("compas") / "compas-scores-two-years.csv", usecols=["id"]))
 
 
 @lru_cache(maxsize=1)
 def _load_german_cached() -> pd.DataFrame:
+    import pandas as pd
+
     folder = data_dir("german")
     maps = json.loads((folder / "values_maps.json").read_text(encoding="utf-8"))
     df = pd.read_csv(folder / "german.data", sep=" ", names=GERMAN_COLUMNS, header=None, index_col=False)

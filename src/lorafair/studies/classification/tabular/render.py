@@ -31,11 +31,12 @@ the training split, :func:`representative_ages`).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Optional, Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 from lorafair.studies.classification.tabular.loaders import INFO
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 YES = " yes"
 NO = " no"
