@@ -22,7 +22,7 @@ variation distance: lorafair.lm.nucleus). So besides the spread across seeds, th
    bootstrap over prompts) and the share of texts identical to fp32's, against the spread of fp32's EMT across
    seeds;
 3. each variant's EMT change against the base, pooled over the seeds (paired over prompts), per precision:
-   the study's answer, and whether a precision changes it;
+   the study's answer, and whether a precision changes it; and its capture of full fine-tuning's change;
 4. the mechanism, teacher-forced on fp32's texts of the first seed: per generated position, the entropy of the
    nucleus distribution the sampler draws from (top-p 0.9 of the softmax), its size, and the total variation
    distance to fp32's, in each precision (mean difference to fp32 with a 95% bootstrap over sequences).
@@ -162,6 +162,13 @@ def boot_mean(x: np.ndarray, rng, n: int = 2000):
     return x.mean(), np.percentile(bs, 2.5), np.percentile(bs, 97.5)
 
 
+def capture(d_v: np.ndarray, d_full: np.ndarray, rng, n: int = 2000):
+    """mean(d_v) / mean(d_full) with a 95% percentile bootstrap resampling prompts (the same rows for both)."""
+    idx = rng.integers(0, len(d_v), (n, len(d_v)))
+    bs = d_v[idx].mean(1) / d_full[idx].mean(1)
+    return d_v.mean() / d_full.mean(), np.percentile(bs, 2.5), np.percentile(bs, 97.5)
+
+
 def fmt(m, lo, hi):
     return f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}]{'*' if hi < 0 or lo > 0 else ' '}"
 
@@ -247,6 +254,14 @@ def main() -> None:
                 continue
             print(f"{name:<9} " + "  ".join(f"{prec} {fmt(*boot_mean(pooled(name, prec) - pooled('base', prec), rng))}"
                                            for prec in precs))
+        if "full" in args.variants:
+            print("   capture of EMT, (variant - base) / (full - base) pooled over the seeds, 95% paired bootstrap over prompts")
+            for name in args.variants:
+                if name in ("base", "full"):
+                    continue
+                print(f"{name:<9} " + "  ".join(f"{prec} " + "{:.2f} [{:.2f}, {:.2f}]".format(*capture(
+                    pooled(name, prec) - pooled("base", prec), pooled("full", prec) - pooled("base", prec), rng))
+                    for prec in precs))
 
     print("\n4. teacher-forced on fp32's texts (seed %d): nucleus entropy (nats), nucleus size, TV to fp32;"
           " differences to fp32 per sequence, 95%% bootstrap over sequences" % seeds[0])
