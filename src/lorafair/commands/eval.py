@@ -94,9 +94,8 @@ def build_recipe(args) -> dict:
 
 
 def run(args) -> int:
-    from lorafair.commands.run import out_dir
+    from lorafair.commands.run import out_dir, write_report
     from lorafair.config.load import apply_overrides, validate_config
-    from lorafair.commands.run import write_report
     from lorafair.run.runner import run_experiment
 
     cfg = validate_config(apply_overrides(build_recipe(args), args.overrides))

@@ -53,6 +53,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
 from lorafair.stats.paired import GROUP_PREFIX, group_columns
 from lorafair.stats.bootstrap import bootstrap_mean_ci
 from lorafair.studies.base import ItemSet
