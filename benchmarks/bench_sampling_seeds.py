@@ -40,7 +40,7 @@ import torch
 
 from lorafair.adapt.checkpoint import load_adapter, load_full_weights
 from lorafair.adapt.shared_copy import variant_copy
-from lorafair.lm import LM
+from lorafair.lm import LM, pad
 from lorafair.lm import precision as P
 from lorafair.models.sources import load_model
 from lorafair.scorers import build_scorer
@@ -129,12 +129,7 @@ def teacher_forced(model, tok, prompts, texts, precisions):
                 seqs.append((pid, cid))
     for start in range(0, len(seqs), 48):
         chunk = seqs[start:start + 48]
-        width = max(len(a) + len(b) for a, b in chunk)
-        ids = torch.full((len(chunk), width), tok.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, (a, b) in enumerate(chunk):
-            ids[i, :len(a) + len(b)] = torch.tensor(a + b)
-            mask[i, :len(a) + len(b)] = 1
+        ids, mask = pad([a + b for a, b in chunk], tok.pad_token_id or 0, "right")
         ref = None
         for prec in precisions:  # fp32 first
             bf16 = prec != "fp32"
