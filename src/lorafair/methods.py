@@ -27,6 +27,7 @@ class Method:
     ranked: bool = True
     lora_kwargs: dict[str, Any] = field(default_factory=dict)  # peft.LoraConfig keywords besides r, alpha, dropout …
     adapters_off_is_base: bool = True
+    mixed_batches: bool = True  # PEFT runs its adapters in mixed-adapter batches (``adapter_names=``): not DoRA
     description: str = ""  # also the description of the ``variants.<name>`` config field
     default_ranks: tuple[int, ...] = ()  # ``variants.<name>.ranks`` when a recipe does not set it (empty: off)
 
@@ -58,6 +59,13 @@ def adapters_off_is_base(method: str) -> bool:
     initialisation rewrites the base layers (PiSSA); true for a name that is not a PEFT method (nothing to
     disable)."""
     return not is_peft_method(method) or get_method(method).adapters_off_is_base
+
+
+def mixes_adapters(method: str) -> bool:
+    """Whether ``method`` variants can share a mixed-adapter batch with the base model and each other
+    (:mod:`lorafair.lm.group`): PEFT runs the method's adapters per row (not DoRA's), and its base layers are the
+    base model's (not PiSSA's)."""
+    return is_peft_method(method) and get_method(method).mixed_batches and get_method(method).adapters_off_is_base
 
 
 def method_of_lora_config(cfg: dict) -> str:
@@ -93,7 +101,7 @@ def base_rewriting_inits() -> tuple[str, ...]:
 
 
 register_method(Method("lora", description="LoRA through peft.", default_ranks=(1, 2, 4, 8, 16, 32, 64, 128, 256)))
-register_method(Method("dora", lora_kwargs={"use_dora": True}, description="DoRA (weight-decomposed LoRA) through peft."))
+register_method(Method("dora", lora_kwargs={"use_dora": True}, mixed_batches=False, description="DoRA (weight-decomposed LoRA) through peft."))
 register_method(Method("rslora", lora_kwargs={"use_rslora": True},
                        description="rank-stabilised LoRA (alpha/sqrt(r) scaling) through peft."))
 register_method(Method("pissa", lora_kwargs={"init_lora_weights": "pissa"}, adapters_off_is_base=False,

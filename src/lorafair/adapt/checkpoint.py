@@ -130,6 +130,18 @@ def load_adapter(model, src: Path):
     return PeftModel.from_pretrained(model, Path(src))
 
 
+def load_adapters(model, sources: dict[str, Path]):
+    """``model`` (a copy of the base model) holding every adapter of ``sources`` (adapter name -> its saved folder)
+    under its name, the first one active (a mixed-adapter group: :mod:`lorafair.lm.group`)."""
+    from peft import PeftModel
+
+    (first, src), *rest = sources.items()
+    peft_model = PeftModel.from_pretrained(model, Path(src), adapter_name=first)
+    for name, path in rest:
+        peft_model.load_adapter(Path(path), adapter_name=name)
+    return peft_model
+
+
 def write_marker(marker: Path, record: dict) -> None:
     """Write the marker (``train.json``) that announces a trained variant, after its weights were saved: every
     save function here has fsynced them by the time it returns, so a reader (a resumed run, a report) never

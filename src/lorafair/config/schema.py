@@ -261,6 +261,22 @@ class EvalConfig(Strict):
         "docs/performance.md) and only where bf16 is native (GPUs with bf16, CPUs with AVX512-BF16 or AMX), fp32 "
         "elsewhere; 'bf16' runs every scoring and sampling of every study under bf16 autocast; 'fp32' none "
         "(the exact-reproduction path). Each results/<study>.json records the precision used.")
+    mixed_adapters: Literal["auto", "on", "off"] = Field(
+        default="auto", description="Evaluate the base model and the LoRA variants of a seed together (LoRA, rsLoRA, "
+        "their strategy variants; not DoRA, PiSSA, full fine-tuning or external variants): every batch holds each "
+        "variant's rows, each row through its own adapter (PEFT adapter_names=), for the studies whose requests do "
+        "not depend on the variant (stereotypes, toxicity, classification, heldout, forgetting). Each variant's "
+        "numbers are its own up to float rounding. 'auto': on a GPU, where one variant's batches leave it idle; not "
+        "on a CPU, where it removes no work (docs/performance.md). Each results/<study>.json records it.")
+    mixed_adapters_per_pass: int = Field(
+        default=8, ge=1, description="The most variants whose rows share one forward pass (each brings a whole "
+        "batch of the study's batch_size): lower it where memory is short.")
+
+    @field_validator("mixed_adapters", mode="before")
+    @classmethod
+    def _on_off(cls, v: Any) -> Any:
+        """YAML reads a bare on/off as true/false: take those as "on"/"off"."""
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 class OutputConfig(Strict):

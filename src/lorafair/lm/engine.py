@@ -28,6 +28,8 @@ method's default is the one its study has always used, so results are unchanged.
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import hashlib
 import inspect
 from dataclasses import dataclass
@@ -39,9 +41,10 @@ import torch
 from lorafair.errors import UserError
 from lorafair.lm.batching import PositionBatch, batches, pad, position_batches, position_ids
 from lorafair.lm.encode import IGNORE, config_prefix_id, encode_pair, max_positions, prefix_token_id, tokens, with_prefix
+from lorafair.lm.group import active_group
 from lorafair.lm.heap import retained_heap
 from lorafair.lm.nucleus import NucleusSampler
-from lorafair.lm.precision import autocast_for, bf16_linear_weights, precision_of
+from lorafair.lm.precision import OPS, autocast_for, bf16_linear_weights, precision_of
 
 
 @dataclass
@@ -96,6 +99,23 @@ def model_device(model: Any) -> torch.device:
         return torch.device("cpu")
 
 
+def co_evaluated(fn):
+    """An LM method whose result a :class:`~lorafair.lm.group.AdapterGroup` may compute for several variants at
+    once: when the engine's model is the model a group member's study scores, the call goes through the group
+    (:meth:`~lorafair.lm.group.AdapterGroup.answer`), which runs ``_<name>_members`` (one result per member of the
+    LM's adapters) and keeps the other members' results. Otherwise the method runs as it is."""
+    core = f"_{fn.__name__}_members"
+
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        group = active_group(self.model) if self._adapters is None else None
+        if group is None:
+            return fn(self, *args, **kwargs)
+        return group.answer(self, core, args, kwargs)
+
+    return call
+
+
 class LM:
     """A causal LM and its tokenizer, scored in batches of ``batch_size`` sequences on ``device``
     (default: the model's). ``pad_id`` overrides the padding token (default the tokenizer's pad, else
@@ -116,8 +136,48 @@ class LM:
         self.progress = progress
         self._pad_id = pad_id
         self.logits_to_keep_ok = True  # set False once the model turns out not to support logits_to_keep
+        # mixed-adapter batches (:mod:`.group`): the PEFT adapter of each member whose rows every batch holds (None:
+        # the model as it is, one member), and the adapter of each row of the batch being run
+        self._adapters: list[str] | None = None
+        self._row_adapters: list[str] | None = None
 
     # ---- basics ---------------------------------------------------------------------------------
+
+    def with_adapters(self, model: Any, adapters: Sequence[str]) -> "LM":
+        """This engine's settings on ``model`` (a PEFT model holding ``adapters``), every batch run once per adapter
+        in one forward pass (PEFT's ``adapter_names=``; ``"__base__"``: the base model): its ``_<method>_members``
+        methods return one result per adapter, each from the batches the method makes for one variant."""
+        other = copy.copy(self)
+        other.model, other._adapters, other._row_adapters = model, list(adapters), None
+        return other
+
+    @property
+    def _copies(self) -> int:
+        """Members whose rows every batch holds (1 without mixed adapters)."""
+        return len(self._adapters) if self._adapters else 1
+
+    def _tiled(self, items: Sequence) -> list:
+        """A batch's items once per member, member after member."""
+        return list(items) * self._copies
+
+    @contextlib.contextmanager
+    def _members_of(self, n: int) -> Iterator[None]:
+        """Inside: the forward passes run batches of ``n`` items tiled once per member (:meth:`_tiled`), each row
+        with its member's adapter."""
+        if self._adapters is None:
+            yield
+            return
+        self._row_adapters = [a for a in self._adapters for _ in range(n)]
+        try:
+            yield
+        finally:
+            self._row_adapters = None
+
+    def call_settings(self) -> tuple:
+        """What besides its arguments decides a call's result: batch size, padding token, precision of each
+        operation (:mod:`.precision`), the tokenizer."""
+        return (self.batch_size, self.pad_id, tuple(precision_of(op, self.precision) for op in OPS), id(self.tokenizer),
+                str(self.device))
 
     @property
     def pad_id(self) -> int:
@@ -172,6 +232,8 @@ class LM:
     def _forward(self, input_ids, attention_mask, *, position_ids=None, keep=None, hidden=None):
         dev = self.device
         kwargs: dict[str, Any] = dict(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev), use_cache=False)
+        if self._row_adapters is not None:
+            kwargs["adapter_names"] = self._row_adapters
         if position_ids is not None:
             kwargs["position_ids"] = position_ids.to(dev)
         if hidden is not None:
@@ -248,6 +310,7 @@ class LM:
 
     # ---- lm-evaluation-harness style requests --------------------------------------------------
 
+    @co_evaluated
     def loglikelihood(self, requests: Sequence[tuple[str, str]], *, order: str = "descending", desc: str = "scoring"
                       ) -> list[Scored]:
         """Score every ``(context, continuation)``: the continuation tokens' log-probabilities given the
@@ -257,6 +320,9 @@ class LM:
         position of a sequence has no left context and is never scored (only a tokenizer with neither
         BOS nor EOS loses a token that way: ``n_tokens`` says so). Batches hold similar lengths
         (longest first, as lm-evaluation-harness)."""
+        return self._loglikelihood_members(requests, order=order, desc=desc)[0]
+
+    def _loglikelihood_members(self, requests, *, order: str = "descending", desc: str = "scoring") -> list[list[Scored]]:
         max_len = max_positions(self.model)
         encoded = []
         for context, continuation in requests:
@@ -267,27 +333,35 @@ class LM:
                 seq, n_ctx = seq[cut:], max(n_ctx - cut, 0)
             first = max(n_ctx, 1)  # position 0 has no left context: never scored
             encoded.append((seq, [IGNORE] * first + seq[first:]))
-        out: list[Scored | None] = [None] * len(encoded)
+        out: list[list[Scored | None]] = [[None] * len(encoded) for _ in range(self._copies)]
         with self._inference():
             for batch in self._bar(batches([len(s) for s, _ in encoded], self.batch_size, order), desc):
-                lp, row, _, _, best = self._token_logprobs([encoded[i][0] for i in batch], [encoded[i][1] for i in batch],
-                                                           greedy=True)
+                with self._members_of(len(batch)):
+                    lp, row, _, _, best = self._token_logprobs(self._tiled([encoded[i][0] for i in batch]),
+                                                               self._tiled([encoded[i][1] for i in batch]), greedy=True)
                 lp, best = lp.double().cpu(), best.cpu()
-                for r, i in enumerate(batch):
+                for r in range(len(batch) * self._copies):
+                    member, i = divmod(r, len(batch))
+                    i = batch[i]
                     sel = row == r
-                    out[i] = Scored(lp[sel].numpy(), [t for t in encoded[i][1] if t != IGNORE], bool(best[sel].all()))
+                    out[member][i] = Scored(lp[sel].numpy(), [t for t in encoded[i][1] if t != IGNORE], bool(best[sel].all()))
         return out  # type: ignore[return-value]
 
+    @co_evaluated
     def rolling_nll(self, texts: Sequence[str], *, max_length: int, order: str = "given", desc: str = "perplexity"
                     ) -> list[tuple[float, int]]:
         """Per text: (sum of next-token NLLs in nats, number of predicted tokens). Each text is tokenized as
         the tokenizer does by default and, unless that already starts with it, preceded by the prefix
         token, so every token of the text is predicted, the first one included; truncated to
         ``max_length`` tokens, the prefix token included (longer texts are cut, not windowed)."""
+        return self._rolling_nll_members(texts, max_length=max_length, order=order, desc=desc)[0]
+
+    def _rolling_nll_members(self, texts, *, max_length: int, order: str = "given", desc: str = "perplexity"):
         prefix = self.prefix_id
         seqs = [with_prefix(tokens(self.tokenizer, t), prefix)[:max_length] for t in texts]
         return self._nll_of(seqs, [[IGNORE] + s[1:] for s in seqs], order, desc)
 
+    @co_evaluated
     def sequence_nll(self, encoded: Sequence[dict], *, prefix: int | str | None = "auto", order: str = "ascending",
                      desc: str = "held-out loss") -> tuple[list[float], list[int]]:
         """Summed NLL and token count of every encoded record (``input_ids``, ``labels`` with IGNORE on
@@ -295,6 +369,10 @@ class LM:
         tokenizer added no BOS) is scored after ``prefix`` (``"auto"``: the model config's BOS, else EOS,
         as lm-evaluation-harness ``prefix_token_id``; None: no prefix token), so its first token is
         scored too; records that already start with it are unchanged."""
+        return self._sequence_nll_members(encoded, prefix=prefix, order=order, desc=desc)[0]
+
+    def _sequence_nll_members(self, encoded, *, prefix: int | str | None = "auto", order: str = "ascending",
+                              desc: str = "held-out loss") -> list[tuple[list[float], list[int]]]:
         if prefix == "auto":
             prefix = config_prefix_id(self.model)
         seqs, labels = [], []
@@ -304,16 +382,18 @@ class LM:
                 ids, lab = [prefix] + ids, [IGNORE] + lab
             seqs.append(ids)
             labels.append(lab)
-        pairs = self._nll_of(seqs, labels, order, desc)
-        return [n for n, _ in pairs], [c for _, c in pairs]
+        return [([n for n, _ in pairs], [c for _, c in pairs]) for pairs in self._nll_of(seqs, labels, order, desc)]
 
-    def _nll_of(self, seqs, labels, order: str, desc: str) -> list[tuple[float, int]]:
-        out: list[tuple[float, int] | None] = [None] * len(seqs)
+    def _nll_of(self, seqs, labels, order: str, desc: str) -> list[list[tuple[float, int]]]:
+        """Per member (one without mixed adapters): (summed NLL, tokens) of every sequence."""
+        out: list[list[tuple[float, int] | None]] = [[None] * len(seqs) for _ in range(self._copies)]
         with self._inference():
             for batch in self._bar(batches([len(s) for s in seqs], self.batch_size, order), desc):
-                nll, cnt = self._summed([seqs[i] for i in batch], [labels[i] for i in batch])
-                for j, i in enumerate(batch):
-                    out[i] = (nll[j], cnt[j])
+                with self._members_of(len(batch)):
+                    nll, cnt = self._summed(self._tiled([seqs[i] for i in batch]), self._tiled([labels[i] for i in batch]))
+                for r in range(len(batch) * self._copies):
+                    member, j = divmod(r, len(batch))
+                    out[member][batch[j]] = (nll[r], cnt[r])
         return out  # type: ignore[return-value]
 
     # ---- fixed answers --------------------------------------------------------------------------
@@ -325,6 +405,7 @@ class LM:
             raise ValueError(f"an answer tokenizes to nothing: {answers!r}")
         return ids
 
+    @co_evaluated
     def answer_logprobs(self, prompts: Sequence[str], answers: Sequence[str], *, padding: str = "right",
                         order: str = "given", desc: str = "answers") -> np.ndarray:
         """``log P(answer | prompt)`` for every prompt (rows) and answer (columns), float64.
@@ -339,26 +420,36 @@ class LM:
         ``position_ids``, so a row's positions are those of the unpadded prompt. Padding side, batch order
         and the rows through the LM head change results by float rounding only, but they do change
         them (about 2e-5 nats on SmolLM2-135M): these choices are the studies' own."""
+        return self._answer_logprobs_members(prompts, answers, padding=padding, order=order, desc=desc)[0]
+
+    def _answer_logprobs_members(self, prompts, answers, *, padding: str = "right", order: str = "given",
+                                 desc: str = "answers") -> np.ndarray:
+        """:meth:`answer_logprobs` of every member: members × prompts × answers."""
         answer_ids = self.answer_token_ids(answers)
         single = all(len(a) == 1 for a in answer_ids)
         # teacher forcing: left-padded answers are the batch's last positions (LM head on those and the one
         # after); right-padded ones differ per row (LM head on every position)
         forced_keep = "suffix" if padding == "left" else None
         prompt_ids = [tokens(self.tokenizer, p, special=True) for p in prompts]
-        out = np.zeros((len(prompts), len(answers)), dtype=np.float64)
+        copies = self._copies
+        out = np.zeros((copies, len(prompts), len(answers)), dtype=np.float64)
         with self._inference():
             for batch in self._bar(batches([len(p) for p in prompt_ids], self.batch_size, order), desc):
-                seqs = [prompt_ids[i] for i in batch]
+                seqs = self._tiled([prompt_ids[i] for i in batch])
                 if single:
-                    logp, _, _, _ = self._positions_logp(seqs, [[len(s) - 1] for s in seqs], side=padding, keep="positions")
+                    with self._members_of(len(batch)):
+                        logp, _, _, _ = self._positions_logp(seqs, [[len(s) - 1] for s in seqs], side=padding,
+                                                             keep="positions")
                     cols = torch.tensor([a[0] for a in answer_ids], device=logp.device)
-                    out[batch] = logp[:, cols].double().cpu().numpy()
+                    out[:, batch] = logp[:, cols].double().cpu().numpy().reshape(copies, len(batch), len(answers))
                     continue
                 for j, a in enumerate(answer_ids):
                     lab = [[IGNORE] * len(s) + a for s in seqs]
-                    lp, row, _, _, _ = self._token_logprobs([s + a for s in seqs], lab, side=padding, keep=forced_keep)
+                    with self._members_of(len(batch)):
+                        lp, row, _, _, _ = self._token_logprobs([s + a for s in seqs], lab, side=padding, keep=forced_keep)
                     lp = lp.cpu()
-                    out[batch, j] = torch.stack([lp[row == r].sum() for r in range(len(seqs))]).double().numpy()
+                    sums = torch.stack([lp[row == r].sum() for r in range(len(seqs))]).double().numpy()
+                    out[:, batch, j] = sums.reshape(copies, len(batch))
         return out
 
     # ---- full distributions (shift study) -------------------------------------------------------
@@ -387,14 +478,21 @@ class LM:
         for the distinct prompts only, the KV cache is repeated ``repeat`` times (``Cache.batch_repeat_interleave``)
         and ``generate`` goes on from it, where ``num_return_sequences`` or repeated prompts would encode every
         prompt ``repeat`` times. The cache holds the same keys and values (a model whose forward pass takes no
-        cache falls back to repeated prompts)."""
+        cache falls back to repeated prompts).
+
+        Inside :meth:`_members_of`, ``prompt_ids`` are tiled once per member and each prompt row (then each of its
+        ``repeat`` rows) runs with its member's adapter."""
         ids, mask = pad(prompt_ids, self.pad_id, "left")
         ids, mask = ids.to(self.device), mask.to(self.device)
+        rows = self._row_adapters
         with autocast_for("sample", self.device, self.precision):
             if repeat > 1:
                 if (cache := self._shared_prompt_cache(ids, mask, repeat)) is not None:
                     kwargs[self._cache_arg()] = cache
                 ids, mask = ids.repeat_interleave(repeat, dim=0), mask.repeat_interleave(repeat, dim=0)
+                rows = None if rows is None else [a for a in rows for _ in range(repeat)]
+            if rows is not None:
+                kwargs["adapter_names"] = rows
             seqs = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=self.tokenizer.pad_token_id,
                                        **kwargs)
         return self.tokenizer.batch_decode(seqs[:, ids.shape[1]:], skip_special_tokens=True)
@@ -409,8 +507,9 @@ class LM:
             from transformers import DynamicCache
 
             cache = DynamicCache(config=getattr(self.model, "config", None))
+            rows = {} if self._row_adapters is None else {"adapter_names": self._row_adapters}
             self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=position_ids(mask[:, :-1]),
-                       use_cache=True, logits_to_keep=1, **{self._cache_arg(): cache})
+                       use_cache=True, logits_to_keep=1, **{self._cache_arg(): cache}, **rows)
             cache.batch_repeat_interleave(repeat)
         except torch.OutOfMemoryError:
             raise
@@ -424,6 +523,7 @@ class LM:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
+    @co_evaluated
     def sample(self, prompts: Sequence[str], *, k: int, max_new_tokens: int, temperature: float, top_p: float,
                seed: int, stream: str = "eval", desc: str = "sampling") -> list[list[str]]:
         """``k`` sampled continuations (new text only) of every prompt, in order: nucleus sampling (top-p)
@@ -434,6 +534,12 @@ class LM:
         Batch ``b`` is sampled under ``torch.manual_seed(sample_seed(seed, b, stream))`` in a forked RNG
         state (the caller's RNG is left untouched), so the same (prompts, settings, seed, batch size)
         give the same texts, and two models draw the same random numbers (common random numbers)."""
+        return self._sample_members(prompts, k=k, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                    seed=seed, stream=stream, desc=desc)[0]
+
+    def _sample_members(self, prompts, *, k: int, max_new_tokens: int, temperature: float, top_p: float, seed: int,
+                        stream: str = "eval", desc: str = "sampling") -> list[list[list[str]]]:
+        """:meth:`sample` of every member; each member's rows get the random keys they get alone."""
         if k < 1 or max_new_tokens < 1:
             raise ValueError("k and max_new_tokens must be positive")
         for i, p in enumerate(prompts):
@@ -441,20 +547,24 @@ class LM:
                 raise UserError("prompts", p, f"non-empty prompts (prompt #{i} is empty)")
         from transformers import LogitsProcessorList
 
-        nucleus = NucleusSampler(temperature, top_p)  # the draw of HF's temperature + top-p, made cheaply (lm.nucleus)
+        # the draw of HF's temperature + top-p, made cheaply (lm.nucleus); every member's rows share the keys
+        nucleus = NucleusSampler(temperature, top_p, copies=self._copies)
         per_batch = max(1, self.batch_size // k)
-        out: list[list[str]] = []
+        out: list[list[list[str]]] = [[] for _ in range(self._copies)]
         with self._inference("sample"):
             for b, start in enumerate(self._bar(range(0, len(prompts), per_batch), desc)):
                 chunk = [tokens(self.tokenizer, p) for p in prompts[start:start + per_batch]]
-                with fork_rng(self.device):
+                with fork_rng(self.device), self._members_of(len(chunk)):
                     torch.manual_seed(sample_seed(seed, b, stream))
                     # each prompt k times in a row (as num_return_sequences does), the prompt encoded once;
                     # greedy on the sampler's choice
-                    texts = self._generate(chunk, repeat=k, do_sample=False, temperature=None,
+                    texts = self._generate(self._tiled(chunk), repeat=k, do_sample=False, temperature=None,
                                            top_p=None, top_k=None, logits_processor=LogitsProcessorList([nucleus]),
                                            max_new_tokens=max_new_tokens, use_cache=True)
-                out.extend(texts[i * k:(i + 1) * k] for i in range(len(chunk)))
+                n = len(chunk) * k
+                for member in range(self._copies):
+                    mine = texts[member * n:(member + 1) * n]
+                    out[member].extend(mine[i * k:(i + 1) * k] for i in range(len(chunk)))
         return out
 
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int, add_special_tokens: bool = True,

@@ -106,17 +106,25 @@ class NucleusSampler:
     """Temperature, top-p and the draw, as one logits processor (the ``(input_ids, scores) -> scores`` callable a
     ``LogitsProcessorList`` holds; transformers is not imported here): every token but the drawn one gets -inf,
     so ``generate(do_sample=False)`` emits the draw. The keys come from torch's default generator (the caller
-    seeds it), two 32-bit numbers per row and step."""
+    seeds it), two 32-bit numbers per row and step. ``copies``: the rows are that many blocks of the same sequences
+    (a mixed-adapter batch, one block per variant), which share their keys: each block draws as it would alone."""
 
-    def __init__(self, temperature: float, top_p: float):
+    def __init__(self, temperature: float, top_p: float, copies: int = 1):
         if not temperature > 0 or not 0 < top_p <= 1:
             raise ValueError("temperature must be > 0 and top_p in (0, 1]")
-        self.temperature, self.top_p = float(temperature), float(top_p)
+        if copies < 1:
+            raise ValueError("copies must be >= 1")
+        self.temperature, self.top_p, self.copies = float(temperature), float(top_p), int(copies)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         if self.temperature != 1.0:
             scores = scores / self.temperature
-        keys = torch.randint(0, 2**32, (scores.shape[0], 2), dtype=torch.long, device=scores.device)
+        rows = scores.shape[0]
+        if rows % self.copies:
+            raise ValueError(f"{rows} rows are not {self.copies} blocks of equal size")
+        keys = torch.randint(0, 2**32, (rows // self.copies, 2), dtype=torch.long, device=scores.device)
+        if self.copies > 1:
+            keys = keys.repeat(self.copies, 1)
         token = nucleus_sample(scores, self.top_p, keys)
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(1, token.unsqueeze(1), 0.0)

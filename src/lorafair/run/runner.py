@@ -15,6 +15,7 @@ locked and cleaned by :mod:`lorafair.run.rundir`; every path in it is one of :cl
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -42,9 +43,10 @@ from lorafair.data.load import load_records, split_holdout
 from lorafair.data.registry import DataContext
 from lorafair.errors import UserError
 from lorafair.lm import precision as lm_precision
+from lorafair.lm.group import BASE, AdapterGroup
 from lorafair.models.sources import load_model, resolve_device
 from lorafair.atomic import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_json
-from lorafair.methods import adapters_off_is_base, is_peft_method
+from lorafair.methods import adapters_off_is_base, is_peft_method, mixes_adapters
 from lorafair.run.info import PhaseMeter, run_info
 from lorafair.run.ladder import plan_variants
 from lorafair.run.layout import RunLayout, fingerprint, variant_folder
@@ -424,11 +426,52 @@ class Runner:
             self._studies[name] = study_class(name)()
         return self._studies[name]
 
+    def mixed_adapters(self) -> bool:
+        """Whether this run evaluates its LoRA variants in mixed-adapter batches (``eval.mixed_adapters``; ``auto``:
+        on a GPU)."""
+        setting = self.cfg.eval.mixed_adapters
+        return setting == "on" or (setting == "auto" and torch.device(self.device).type == "cuda")
+
+    def adapter_group(self, base_model, seed: int, only: set[str] | None = None) -> AdapterGroup | None:
+        """The variants of ``seed`` evaluated together (:mod:`lorafair.lm.group`): the base model and the LoRA-family
+        variants that mix in one batch (:func:`lorafair.methods.mixes_adapters`), for each study that declares
+        ``co_evaluate`` and that at least two of them still have to evaluate; None when there is no such study, or
+        when ``eval.mixed_adapters`` is off here. One PEFT model on the base model's weights holds their adapters."""
+        if not self.mixed_adapters():
+            return None
+        members: dict[str, str] = {}
+        for v in self.variants:
+            if (only is not None and v.name not in only) or isinstance(v, ExternalVariant):
+                continue
+            if v.method == "base":
+                members[v.name] = BASE
+            elif mixes_adapters(v.method) and (rec := self.trained(v, seed)) is not None and rec.get("status") != "failed":
+                members[v.name] = f"v{len(members)}"  # a plain adapter name (PEFT keys modules by it)
+        by_name = {v.name: v for v in self.variants}
+        todo = {}
+        for study in self.cfg.studies:
+            if getattr(study_class(study), "co_evaluate", False):
+                todo[study] = [m for m in members if any(t[0] == study for t in self.studies_todo(by_name[m], seed))]
+        shared = {m for ms in todo.values() if len(ms) >= 2 for m in ms}
+        adapters = [m for m in members if m in shared and members[m] != BASE]
+        if not adapters:
+            return None
+        model = checkpoint.load_adapters(variant_copy(base_model, by_name[adapters[0]].method),
+                                         {members[m]: self.layout.adapter_dir(m, seed) for m in adapters})
+        group = AdapterGroup(model.to(self.device).eval(), {m: a for m, a in members.items() if m in shared}, todo,
+                             per_pass=self.cfg.eval.mixed_adapters_per_pass)
+        self.log.info("seed %d: %s evaluated together in mixed-adapter batches (%s)", seed, ", ".join(sorted(shared, key=list(members).index)),
+                      ", ".join(group.studies))
+        return group
+
     def evaluate_all(self, base_model, tok, only: set[str] | None = None, seeds: list[int] | None = None) -> None:
         """Evaluate every study on every variant (``only``: those) and seed (``seeds``: those), skipping the
-        evaluations whose ``results/<study>.json`` has the same fingerprint (:meth:`studies_todo`)."""
+        evaluations whose ``results/<study>.json`` has the same fingerprint (:meth:`studies_todo`). With
+        mixed-adapter batches (:meth:`adapter_group`) the studies that declare ``co_evaluate`` are answered for the
+        base model and the LoRA variants together; every other study gets the variant's own model."""
         for seed in seeds or self.cfg.seeds:
             _, heldout = self.data_for_seed(seed, lambda: (base_model, tok))
+            group = self.adapter_group(base_model, seed, only)
             for i, v in enumerate(self.variants, 1):
                 if only is not None and v.name not in only:
                     continue
@@ -441,15 +484,28 @@ class Runner:
                 if not todo:
                     self.log.info("[%d/%d] %s seed %d: evaluated already, skipping", i, len(self.variants), v.name, seed)
                     continue
-                # the full variant is also a reference of other variants: load it once per seed
-                model = self.reference(base_model, seed, "full") if v.name == "full" else self.load_variant(base_model, v, seed)
-                base_view = None
-                if hasattr(model, "disable_adapter") and adapters_off_is_base(v.method):
-                    # e.g. PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
-                    base_view = model.disable_adapter
+                own: list = []  # the variant's own model, loaded when a study needs it
+
+                def own_model(v=v, seed=seed):
+                    if not own:
+                        # the full variant is also a reference of other variants: load it once per seed
+                        own.append(self.reference(base_model, seed, "full") if v.name == "full"
+                                   else self.load_variant(base_model, v, seed))
+                    return own[0]
+
                 for name, scfg, fp, res_path in todo:
                     t0 = time.perf_counter()
                     self.log.info("[%d/%d] %s seed %d: study %s", i, len(self.variants), v.name, seed, name)
+                    together = group is not None and group.co_evaluates(name, v.name)
+                    if together:
+                        model = base_model if v.name == "base" else group.view(v.name)
+                        scope = group.evaluating(name, v.name, model)
+                    else:
+                        model, scope = own_model(), contextlib.nullcontext()
+                    base_view = None
+                    if hasattr(model, "disable_adapter") and adapters_off_is_base(v.method):
+                        # e.g. PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
+                        base_view = model.disable_adapter if not together else self._unshared(group, model)
                     seed_everything(seed)
                     ctx = EvalContext(
                         model=model, tokenizer=tok, device=self.device, variant=VariantInfo(v.name, v.method, v.rank),
@@ -459,9 +515,11 @@ class Runner:
                     )
                     folder.mkdir(parents=True, exist_ok=True)
                     prec = self.eval_precision(name)
-                    with torch.no_grad(), lm_precision.use(prec):
+                    with torch.no_grad(), lm_precision.use(prec), scope:
                         result = self.study(name).evaluate(ctx)
                     result.info.setdefault("precision", prec)
+                    if together:
+                        result.info.setdefault("mixed_adapters", True)
                     wall = time.perf_counter() - t0
                     # per-item values first: the results file is the marker that the evaluation is complete
                     items = save_items(self.layout.results_dir(v.name, seed), name, result.items)
@@ -474,6 +532,22 @@ class Runner:
                         "metrics": [asdict(m) for m in result.metrics], "info": result.info,
                     })
                     self.log.info("    %s done in %.1fs", name, wall)
+            if group is not None:
+                self.log.info("seed %d: %d of %d engine calls answered from the mixed-adapter batches of an earlier "
+                              "variant", seed, group.hits, group.calls)
+                if (unused := group.leftover()):
+                    self.log.warning("seed %d: %d answers computed in mixed-adapter batches were never asked for (a "
+                                     "study declaring co_evaluate made a call that depends on the variant)", seed, unused)
+
+    @staticmethod
+    def _unshared(group: AdapterGroup, model):
+        """``model.disable_adapter`` for a study evaluated through ``group``: its calls inside are the base model's,
+        not the variant's, so none goes through the group."""
+        @contextlib.contextmanager
+        def base_view():
+            with group.suspended(), model.disable_adapter():
+                yield
+        return base_view
 
     def eval_precision(self, name: str) -> dict[str, str]:
         """The precision of each LM-engine operation (score, sample) for study ``name`` on this run's device."""

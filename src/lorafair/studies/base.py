@@ -24,6 +24,12 @@ only uses as decisions or samples, which ``eval.precision: auto`` may run under 
 hardware has native bf16 (:mod:`lorafair.lm.precision`; state the measured agreement with fp32 in the
 study's docs). Default: none, every operation in fp32.
 
+Optionally ``co_evaluate = True``: every LM-engine call the study makes on ``ctx.model`` takes arguments that do not
+depend on the variant (fixed requests, prompts, texts; the run's seed), so the runner may answer it for the base
+model and every LoRA variant at once in mixed-adapter batches (:mod:`lorafair.lm.group`, ``eval.mixed_adapters``).
+A call on ``ctx.model`` with its adapter disabled (``ctx.base_view``) or on a reference model is not shared. Default
+false: each variant's calls run alone.
+
 Optionally ``revision = N``: raised when the study's numbers change for the same config and model (a new random
 draw, a corrected formula), so that resuming a run made before re-evaluates the study instead of mixing results
 of both versions across variants. Default 0 (not part of the fingerprint).

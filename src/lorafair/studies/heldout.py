@@ -27,6 +27,8 @@ from lorafair.studies.base import EvalContext, ItemSet, MetricRow, MetricSpec, S
 class HeldoutStudy:
     """Held-out loss and perplexity on the shift data's held-out split."""
 
+    co_evaluate = True  # the seed's held-out records
+
     headline = ("loss",)
     metric_specs = (
         MetricSpec("loss", "target", "lower", unit="sequences", stat=ratio_of_sums("nll", "tokens"),
@@ -51,6 +53,8 @@ FORGETTING_DATA = {"source": "bold-wiki", "options": {"split": "eval"}, "limit":
 @register_study("forgetting")
 class ForgettingStudy:
     """Loss on general text no variant trained on (a guard: what the fine-tune cost elsewhere)."""
+
+    co_evaluate = True  # the same general text for every variant
 
     headline = ("loss",)
     metric_specs = (

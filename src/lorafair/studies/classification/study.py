@@ -110,6 +110,7 @@ class ClassificationStudy:
     """Accuracy and group fairness of yes/no decisions on Adult, COMPAS or German credit."""
 
     Config = ClassificationConfig
+    co_evaluate = True  # prompts and counterfactual prompts come from the records, not from the variant
     # eval.precision auto keeps fp32: bf16 agreement was measured only on a constant base classifier
     # (docs/performance.md); eval.precision: bf16 opts in
     headline = ("accuracy", "accuracy_disparity", "dp_difference", "eo_difference")

@@ -143,6 +143,7 @@ class StereotypesStudy:
     # eval.precision auto: likelihood comparisons under bf16 where native (on SmolLM2, 97.7-100% of the
     # decisions of each benchmark agree with fp32, aggregates within 1.4 points: docs/performance.md)
     bf16_auto = ("score",)
+    co_evaluate = True  # every request comes from the benchmarks' items
     headline = ("crows_stereotype_pct", "stereoset_ss", "stereoset_icat", "winobias_gap", "bbq_bias_ambig", "bbq_bias_disambig")
     # Targets: the stereotype scores a debiasing fine-tune should move to their ideal; guards: language
     # modelling (LMS) and QA accuracy must not get worse; the rest are reported only. Every metric is

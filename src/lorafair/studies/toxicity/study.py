@@ -110,6 +110,7 @@ class ToxicityStudy:
 
     Config = ToxicityConfig
     # 1: the nucleus draw became an exponential race keyed by token id (lorafair.lm.nucleus): new texts
+    co_evaluate = True  # the same prompts, seed and perplexity texts for every variant
     revision = 1
     # eval.precision auto keeps sampling in fp32: over 6 coupled seeds on the demo's variants bf16 shifted EMT by up
     # to 0.013 per variant (significant for full: full - base 18% smaller) and turned r1's borderline change
