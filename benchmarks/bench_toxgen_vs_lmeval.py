@@ -267,6 +267,9 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                     help="lorafair's eval.precision (default auto: sampling in fp32; bf16 is the opt-in, "
                          "docs/performance.md gives its measured shift of EMT)")
+    ap.add_argument("--mixed-adapters", default="auto", choices=["auto", "on", "off"],
+                    help="lorafair's eval.mixed_adapters (default auto: off on a CPU; on: the base model and the LoRA "
+                         "variants sampled together in mixed-adapter batches)")
     args = ap.parse_args()
     if not args.lm_eval:
         print(LM_EVAL_MISSING)
@@ -284,6 +287,7 @@ def main() -> None:
 
     # 2. lorafair: one run sampling and scoring every variant (training cached; toxicity results removed first)
     rec = eval_recipe(args.prompts, args.k, args.ranks, args.batch_size, args.precision)
+    rec["eval"]["mixed_adapters"] = args.mixed_adapters
     study = rec["studies"]["toxicity"]
     for old in [*out.glob("*-s*/results/toxicity.*"), *out.glob("*-s*/samples.jsonl")]:
         old.unlink()
@@ -291,7 +295,9 @@ def main() -> None:
     t_lf = run(lorafair + ["run", str(work / "eval.yaml"), "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL)
     ours = lorafair_results(out)
     info = next(iter(ours.values()))["info"]
-    print(f"  lorafair run: {t_lf:.1f} s (sampling precision {sample_precision(info)})", flush=True)
+    mixed = [n for n, r in ours.items() if r["info"].get("mixed_adapters")]
+    print(f"  lorafair run: {t_lf:.1f} s (sampling precision {sample_precision(info)}"
+          f"{'; in mixed-adapter batches: ' + ', '.join(mixed) if mixed else ''})", flush=True)
 
     # 3. the same prompts as a local lm-eval task
     prompts = study_prompts(study)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Issue 14's GPU figures in one prepared run, sized for a lent device's short session (three steps of at most
+# Issue 14's GPU figures in one prepared run, sized for a lent device's short session (four steps of at most
 # 240 s each; not yet run on a GPU, no device was lent): training tokens/s, MFU and peak memory against HF Trainer + PEFT at its best flags; sampling
 # throughput per LoRA adapter against plain `model.generate`; the peak memory per phase of a LoRA ladder
-# (`run_info.json`). Random-init models of real shapes (`tiny:llama-1b`): real weights do not travel to the device.
+# (`run_info.json`); the base model and four LoRA variants scored and sampled one after the other against together
+# in mixed-adapter batches (`eval.mixed_adapters`, whose `auto` turns them on for GPUs). Random-init models of real shapes (`tiny:llama-1b`): real weights do not travel to the device.
 #
 #   bash benchmarks/device_check.sh                      # on the device: MODEL=tiny:llama-1b DEVICE=cuda
 #   QUICK=1 DEVICE=cpu MODEL=tiny:llama bash benchmarks/device_check.sh   # a dry run of the script itself
@@ -17,7 +18,7 @@ PY=${PYTHON:-python}
 QUICK=${QUICK:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUT"
-if [ "$QUICK" = 1 ]; then STEPS=2; REPEATS=1; PROMPTS=5; LIMIT=120; else STEPS=10; REPEATS=2; PROMPTS=40; LIMIT=240; fi
+if [ "$QUICK" = 1 ]; then STEPS=2; REPEATS=1; PROMPTS=5; PAIRS=10; LIMIT=120; else STEPS=10; REPEATS=2; PROMPTS=40; PAIRS=300; LIMIT=240; fi
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $OUT/NAME.log, record its status
   local name=$1 secs=$2; shift 2
@@ -37,10 +38,12 @@ step sample "$LIMIT" $PY "$HERE/bench_sampling_vs_hf.py" --model "$MODEL" --devi
   --prompts "$PROMPTS"
 step ladder "$LIMIT" $PY -m lorafair run "$HERE/mem_lora_ladder_1b.yaml" --out "$OUT/ladder" --quiet \
   --set "model.source=$MODEL" --set "model.device=$DEVICE"
+step mixed "$LIMIT" $PY "$HERE/bench_mixed_adapters.py" --model "$MODEL" --device "$DEVICE" --ranks 16 16 16 16 \
+  --pairs "$PAIRS" --prompts "$PROMPTS" --precision bf16 --repeats "$REPEATS"
 if [ -f "$OUT/ladder/run_info.json" ]; then
   $PY -c "import json, sys; print(json.dumps(json.load(open(sys.argv[1]))['phases'], indent=1))" \
     "$OUT/ladder/run_info.json" > "$OUT/ladder_phases.json"
 fi
-{ echo; grep -h -i -E "tokens/s|MFU|peak|ratio|sequences/s|x$" "$OUT"/train.log "$OUT"/sample.log 2>/dev/null | head -60; } \
+{ echo; grep -h -i -E "tokens/s|MFU|peak|ratio|sequences/s|x$" "$OUT"/train.log "$OUT"/sample.log "$OUT"/mixed.log 2>/dev/null | head -60; } \
   >> "$OUT/summary.txt"
 cat "$OUT/summary.txt"

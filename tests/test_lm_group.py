@@ -4,6 +4,7 @@ answered in one pass give each variant the numbers it gets alone; the runner rou
 
 import copy
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -158,6 +159,31 @@ def test_group_answers_each_member_once_and_only_on_its_own_model(models):
     assert active_group(pm) is None and group.todo["s"] == []
 
 
+def test_out_of_memory_halves_the_variants_per_pass(models, monkeypatch):
+    model, pm, tok = models
+    group = AdapterGroup(pm, {"base": BASE, "lora-a": "one", "lora-b": "two"}, {"s": ["base", "lora-a", "lora-b"]})
+    real, passes = LM._rolling_nll_members, []
+
+    def tight(self, *args, **kwargs):  # a device that holds one variant's batch, not two
+        passes.append(len(self._adapters))
+        if len(self._adapters) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LM, "_rolling_nll_members", tight)
+    got, warned = {}, []
+    monkeypatch.setattr(logging.getLogger("lorafair"), "warning", lambda msg, *a: warned.append(msg % a))
+    for member in ("base", "lora-a", "lora-b"):
+        view = model if member == "base" else group.view(member)
+        with group.evaluating("s", member, view):
+            got[member] = LM(view, tok, batch_size=3).rolling_nll(TEXTS, max_length=16)
+    assert passes == [3, 1, 1, 1] and group.per_pass == 1  # 8 -> 3 members -> 1
+    assert len(warned) == 1 and "at most 1 variant(s) per pass" in warned[0]
+    monkeypatch.setattr(LM, "_rolling_nll_members", real)
+    for member, adapter in (("base", BASE), ("lora-a", "one"), ("lora-b", "two")):
+        close([x for x, _ in got[member]], [x for x, _ in alone(models, adapter, lambda lm: lm.rolling_nll(TEXTS, max_length=16))])
+
+
 def test_group_keeps_answers_nobody_asked_for_as_leftover(models):
     model, pm, tok = models
     group = AdapterGroup(pm, {"base": BASE, "lora-a": "one"}, {"s": ["base", "lora-a"]})
@@ -233,6 +259,24 @@ def test_runner_evaluates_lora_variants_together_with_the_same_numbers(tmp_path)
     assert (on / "metrics.csv").read_text() == (off / "metrics.csv").read_text()
     resumed = (on / "run.log").read_text()[len(log):]
     assert "lora-r4 seed 0: study stereotypes" in resumed and "evaluated together" not in resumed
+
+
+def test_a_study_scoring_the_base_view_of_a_member_is_not_shared(tmp_path):
+    """Without a base variant the toxicity study re-samples the base model under ``ctx.base_view()`` (the member's
+    PEFT model with its adapter disabled): those calls are the base model's, not the member's, and must not be
+    answered from (or for) the group; the numbers equal a run without mixed-adapter batches."""
+    hash_scorer("hash-mixed")
+    rec = deep_update(RECIPE, {"variants": {"base": False, "full": {"enabled": False}, "rslora": {"ranks": []},
+                                            "dora": {"ranks": []}},
+                               "studies": {"toxicity": RECIPE["studies"]["toxicity"]}})
+    rec["studies"] = {"toxicity": RECIPE["studies"]["toxicity"]}
+    off = Runner(validate_config(deep_update(rec, {"eval": {"mixed_adapters": "off"}})), tmp_path / "off", quiet=True).run()
+    on = Runner(validate_config(deep_update(rec, {"eval": {"mixed_adapters": "on"}})), tmp_path / "on", quiet=True).run()
+    assert (on / "metrics.csv").read_text() == (off / "metrics.csv").read_text()
+    rose = [r for r in (on / "metrics.csv").read_text().splitlines() if ",toxicity_rose," in r]
+    assert len(rose) >= 2  # measured against the re-sampled base, for both variants
+    log = (on / "run.log").read_text()
+    assert "lora-r1, lora-r4 evaluated together" in log and "never asked for" not in log
 
 
 def test_auto_is_on_only_on_a_gpu(tmp_path):

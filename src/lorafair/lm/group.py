@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import logging
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -144,7 +145,9 @@ class AdapterGroup:
     def answer(self, lm: Any, core: str, args: tuple, kwargs: dict) -> Any:
         """The result of ``lm.<core>(*args, **kwargs)[0]`` for the member being evaluated (``core`` returns one
         result per member of the LM's adapters): from the group's cache when an earlier member's call computed
-        it, else computed for this member and every member still to evaluate the study, the others' kept."""
+        it, else computed for this member and every member still to evaluate the study, the others' kept. Out of
+        device memory, it halves the variants per pass (down to one, for the rest of the group) and starts the call
+        again."""
         study, member, _ = self._current  # type: ignore[misc]
         try:
             key = call_key(core, args, {k: v for k, v in kwargs.items() if k != "desc"}, lm.call_settings())
@@ -158,10 +161,22 @@ class AdapterGroup:
         members = [member] + [m for m in self.todo.get(study, ()) if m != member]
         if len(members) == 1:
             return getattr(lm, core)(*args, **kwargs)[0]
-        results: list[Any] = []
-        for i in range(0, len(members), self.per_pass):
-            chunk = members[i:i + self.per_pass]
-            results.extend(getattr(lm.with_adapters(self.model, [self.adapters[m] for m in chunk]), core)(*args, **kwargs))
+        while True:
+            try:
+                results: list[Any] = []
+                for i in range(0, len(members), self.per_pass):
+                    chunk = [self.adapters[m] for m in members[i:i + self.per_pass]]
+                    results.extend(getattr(lm.with_adapters(self.model, chunk), core)(*args, **kwargs))
+                break
+            except torch.OutOfMemoryError:
+                if self.per_pass == 1:
+                    raise
+                self.per_pass = max(1, min(self.per_pass, len(members)) // 2)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                logging.getLogger("lorafair").warning(
+                    "out of memory in a mixed-adapter pass: going on with at most %d variant(s) per pass (lower "
+                    "eval.mixed_adapters_per_pass to start there)", self.per_pass)
         for m, r in zip(members[1:], results[1:]):
             self._cache[(key, m)] = r
         return results[0]

@@ -460,8 +460,8 @@ class Runner:
                                          {members[m]: self.layout.adapter_dir(m, seed) for m in adapters})
         group = AdapterGroup(model.to(self.device).eval(), {m: a for m, a in members.items() if m in shared}, todo,
                              per_pass=self.cfg.eval.mixed_adapters_per_pass)
-        self.log.info("seed %d: %s evaluated together in mixed-adapter batches (%s)", seed, ", ".join(sorted(shared, key=list(members).index)),
-                      ", ".join(group.studies))
+        self.log.info("seed %d: %s evaluated together in mixed-adapter batches (%s)", seed,
+                      ", ".join(m for m in members if m in shared), ", ".join(group.studies))
         return group
 
     def evaluate_all(self, base_model, tok, only: set[str] | None = None, seeds: list[int] | None = None) -> None:
