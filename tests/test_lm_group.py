@@ -226,7 +226,7 @@ RECIPE = deep_update(TINY, {
     "studies": {
         "forgetting": {"max_length": 32, "data": {"source": "bold-wiki", "options": {"split": "eval"}, "limit": 6}},
         "stereotypes": {"benchmarks": ["crows", "bbq"], "limit": {"crows": 6, "bbq": 6}, "batch_size": 4},
-        "toxicity": {"k": 2, "max_new_tokens": 6, "scorer": "hash-mixed", "prompts": {"source": "honest", "limit": 4},
+        "toxicity": {"k": 2, "max_new_tokens": 6, "scorer": "test-hash-mixed", "prompts": {"source": "honest", "limit": 4},
                      "perplexity_data": {"source": "bold-wiki", "options": {"split": "eval"}, "limit": 4}},
         "shift": {"max_length": 32},
     },
@@ -238,7 +238,7 @@ def test_runner_evaluates_lora_variants_together_with_the_same_numbers(tmp_path)
     """``eval.mixed_adapters: on`` gives the metrics of a run without it; the base model and the LoRA and rsLoRA
     variants go through the group for the studies that declare co_evaluate, DoRA, full fine-tuning and the shift
     study do not; a resumed run with one member left evaluates it alone, to the same numbers."""
-    hash_scorer("hash-mixed")
+    hash_scorer("test-hash-mixed")
     off = Runner(validate_config(deep_update(RECIPE, {"eval": {"mixed_adapters": "off"}})), tmp_path / "off", quiet=True).run()
     on_cfg = validate_config(deep_update(RECIPE, {"eval": {"mixed_adapters": "on", "mixed_adapters_per_pass": 3}}))
     on = Runner(on_cfg, tmp_path / "on", quiet=True).run()
@@ -265,7 +265,7 @@ def test_a_study_scoring_the_base_view_of_a_member_is_not_shared(tmp_path):
     """Without a base variant the toxicity study re-samples the base model under ``ctx.base_view()`` (the member's
     PEFT model with its adapter disabled): those calls are the base model's, not the member's, and must not be
     answered from (or for) the group; the numbers equal a run without mixed-adapter batches."""
-    hash_scorer("hash-mixed")
+    hash_scorer("test-hash-mixed")
     rec = deep_update(RECIPE, {"variants": {"base": False, "full": {"enabled": False}, "rslora": {"ranks": []},
                                             "dora": {"ranks": []}},
                                "studies": {"toxicity": RECIPE["studies"]["toxicity"]}})
