@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers_lf import TINY, deep_update, hash_scorer
+from helpers_lf import TINY, deep_update, hash_scorer, one_error_line, run_cli_subprocess
 from lorafair.config.load import validate_config
 from lorafair.errors import UserError
 from lorafair.lm import LM
@@ -285,3 +285,19 @@ def test_auto_is_on_only_on_a_gpu(tmp_path):
     assert Runner(cfg, tmp_path / "b", quiet=True, device=torch.device("cuda")).mixed_adapters()
     on = validate_config(deep_update(TINY, {"eval": {"mixed_adapters": "on"}}))
     assert Runner(on, tmp_path / "c", quiet=True, device=torch.device("cpu")).mixed_adapters()
+
+
+def test_cli_run_with_mixed_adapters_and_a_bad_setting(tmp_path):
+    """What a user types: the shipped tiny recipe with ``--set eval.mixed_adapters=on`` (YAML's bare on) evaluates
+    base and the LoRA ladder together; a value that is not auto/on/off is one error line before any work."""
+    out = tmp_path / "run"
+    r = run_cli_subprocess("run", "tiny", "--out", out, "--quiet", "--set", "eval.mixed_adapters=on")
+    assert r.returncode == 0, r.stderr
+    log = (out / "run.log").read_text()
+    assert "base, lora-r1, lora-r4 evaluated together in mixed-adapter batches (heldout, forgetting)" in log
+    assert json.loads((out / "lora-r4-s0" / "results" / "heldout.json").read_text())["info"]["mixed_adapters"] is True
+    bad = tmp_path / "bad"
+    r = run_cli_subprocess("run", "tiny", "--out", bad, "--set", "eval.mixed_adapters=sometimes")
+    line = one_error_line(r.returncode, r.stderr)
+    assert line == "error: eval.mixed_adapters='sometimes': Input should be 'auto', 'on' or 'off'"
+    assert not bad.exists()
