@@ -253,12 +253,23 @@ def test_runner_evaluates_lora_variants_together_with_the_same_numbers(tmp_path)
     log = (on / "run.log").read_text()
     assert "base, lora-r1, lora-r4, rslora-r2 evaluated together in mixed-adapter batches" in log
     assert "never asked for" not in log and "answered from the mixed-adapter batches" in log
+    info = json.loads((on / "run_info.json").read_text())
+    assert info["mixed_adapters"] == {"0": {"variants": ["base", "lora-r1", "lora-r4", "rslora-r2"],
+                                            "studies": ["heldout", "forgetting", "stereotypes", "toxicity"]}}
+    assert json.loads((off / "run_info.json").read_text())["mixed_adapters"] == {}
+    from lorafair.report.front import mixed_batches
+
+    assert mixed_batches(info["mixed_adapters"]) == (
+        "seed 0: base, lora-r1, lora-r4, rslora-r2 (heldout, forgetting, stereotypes, toxicity)")
+    assert mixed_batches({}) == "" and mixed_batches(None) == "" and mixed_batches({"0": "junk"}) == ""
     # a run resumed with one member's stereotypes to redo: computed alone, the same numbers
     (on / "lora-r4-s0" / "results" / "stereotypes.json").unlink()
     Runner(on_cfg, on, quiet=True).run()
     assert (on / "metrics.csv").read_text() == (off / "metrics.csv").read_text()
     resumed = (on / "run.log").read_text()[len(log):]
     assert "lora-r4 seed 0: study stereotypes" in resumed and "evaluated together" not in resumed
+    # run_info.json says what the results on disk say: lora-r4's stereotypes now evaluated alone, the rest together
+    assert json.loads((on / "run_info.json").read_text())["mixed_adapters"] == info["mixed_adapters"]
 
 
 def test_a_study_scoring_the_base_view_of_a_member_is_not_shared(tmp_path):
@@ -296,6 +307,8 @@ def test_cli_run_with_mixed_adapters_and_a_bad_setting(tmp_path):
     log = (out / "run.log").read_text()
     assert "base, lora-r1, lora-r4 evaluated together in mixed-adapter batches (heldout, forgetting)" in log
     assert json.loads((out / "lora-r4-s0" / "results" / "heldout.json").read_text())["info"]["mixed_adapters"] is True
+    assert "**mixed-adapter batches**: seed 0: base, lora-r1, lora-r4 \\(heldout, forgetting\\)" in (
+        out / "report.md").read_text()
     bad = tmp_path / "bad"
     r = run_cli_subprocess("run", "tiny", "--out", bad, "--set", "eval.mixed_adapters=sometimes")
     line = one_error_line(r.returncode, r.stderr)

@@ -1,7 +1,8 @@
 """The parts of a run's report that belong to no study: the header, the rank recommendation and the notes.
 
 The header reads only keys that lorafair writes: ``run_info.json`` (:func:`lorafair.run.info.run_info`:
-name, recipe, model, data, seeds, studies, finished, wall_time_s, hardware, versions, training, eval_precision) and the
+name, recipe, model, data, seeds, studies, finished, wall_time_s, hardware, versions, training, eval_precision,
+mixed_adapters) and the
 resolved ``config.yaml`` (:class:`lorafair.config.schema.RunConfig`: name, model, data, train, …), the
 config standing in where run_info.json is absent.
 """
@@ -37,6 +38,7 @@ def header(ctx: ReportContext) -> list[Block]:
     add("hardware", info.get("hardware"))
     add("training precision", precisions(info.get("training")))
     add("evaluation precision", eval_precisions(info.get("eval_precision")))
+    add("mixed-adapter batches", mixed_batches(info.get("mixed_adapters")))
     add("library versions", info.get("versions"))
     wall = info.get("wall_time_s")
     add("wall time", duration(wall) if isinstance(wall, (int, float)) else wall)
@@ -73,6 +75,20 @@ def eval_precisions(per_study: Any) -> str:
     for study, ops in per_study.items():
         if isinstance(ops, dict):
             parts.append(f"{study}: " + ", ".join(f"{op} {p}" for op, p in ops.items()))
+    return "; ".join(parts)
+
+
+def mixed_batches(per_seed: Any) -> str:
+    """'seed 0: base, lora-r1, lora-r4 (stereotypes, toxicity)': the variants this run evaluated together in
+    mixed-adapter batches, per seed (run_info.json's mixed_adapters; empty when none)."""
+    if not isinstance(per_seed, dict):
+        return ""
+    parts = []
+    for seed, rec in per_seed.items():
+        if isinstance(rec, dict) and isinstance(rec.get("variants"), list):
+            studies = rec.get("studies") if isinstance(rec.get("studies"), list) else []
+            parts.append(f"seed {seed}: {', '.join(map(str, rec['variants']))}"
+                         + (f" ({', '.join(map(str, studies))})" if studies else ""))
     return "; ".join(parts)
 
 

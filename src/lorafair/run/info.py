@@ -96,7 +96,7 @@ def hardware(device) -> dict:
 
 
 def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None = None,
-             eval_precision: dict | None = None) -> dict:
+             eval_precision: dict | None = None, mixed_adapters: dict | None = None) -> dict:
     return {
         "name": cfg.name,
         "recipe": cfg.name,
@@ -113,4 +113,6 @@ def run_info(cfg, device, wall_s: float, train_info: dict, phases: dict | None =
                      for k, v in train_info.items()},
         "phases": phases or {},
         "eval_precision": eval_precision or {},  # study -> {score, sample} -> bf16 | fp32 (eval.precision resolved)
+        # seed -> {variants, studies} evaluated together in mixed-adapter batches by this run (eval.mixed_adapters)
+        "mixed_adapters": mixed_adapters or {},
     }

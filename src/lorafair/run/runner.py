@@ -539,6 +539,22 @@ class Runner:
                     self.log.warning("seed %d: %d answers computed in mixed-adapter batches were never asked for (a "
                                      "study declaring co_evaluate made a call that depends on the variant)", seed, unused)
 
+    def mixed_record(self) -> dict[str, dict]:
+        """Per seed, the variants and studies whose results were evaluated in mixed-adapter batches (their
+        ``info.mixed_adapters``), as the results on disk say, whichever run made them (``run_info.json``)."""
+        out: dict[str, dict] = {}
+        for seed in self.cfg.seeds:
+            variants, studies = [], []
+            for v in self.variants:
+                for study in self.cfg.studies:
+                    rec = self._read_marker(self.layout.result_json(v.name, seed, study))
+                    if rec is not None and isinstance(rec.get("info"), dict) and rec["info"].get("mixed_adapters"):
+                        variants += [v.name] if v.name not in variants else []
+                        studies += [study] if study not in studies else []
+            if variants:
+                out[str(seed)] = {"variants": variants, "studies": [s for s in self.cfg.studies if s in studies]}
+        return out
+
     @staticmethod
     def _unshared(group: AdapterGroup, model):
         """``model.disable_adapter`` for a study evaluated through ``group``: its calls inside are the base model's,
@@ -640,7 +656,8 @@ class Runner:
                 self.paired()
                 md = self.write_tables()
             atomic_write_json(self.layout.run_info_json, run_info(self.cfg, self.device, time.perf_counter() - t0, train_info,
-                                                                  meter.phases, {n: self.eval_precision(n) for n in self.cfg.studies}))
+                                                                  meter.phases, {n: self.eval_precision(n) for n in self.cfg.studies},
+                                                                  self.mixed_record()))
             if self.cfg.output.report and self.report is not None:
                 self.write_report()
         finally:
