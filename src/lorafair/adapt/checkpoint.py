@@ -125,9 +125,7 @@ def save_adapter(model, dst: Path) -> None:
 
 def load_adapter(model, src: Path):
     """``model`` (a copy of the base model: it becomes the PEFT model's base) with the adapter saved in ``src``."""
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(model, Path(src))
+    return load_adapters(model, {"default": src})
 
 
 def load_adapters(model, sources: dict[str, Path]):

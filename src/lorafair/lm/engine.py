@@ -160,6 +160,10 @@ class LM:
         """A batch's items once per member, member after member."""
         return list(items) * self._copies
 
+    def _blocks(self, rows: Sequence, n: int) -> list:
+        """The per-row results of a tiled batch of ``n`` items, split into one block per member."""
+        return [rows[m * n:(m + 1) * n] for m in range(self._copies)]
+
     @contextlib.contextmanager
     def _members_of(self, n: int) -> Iterator[None]:
         """Inside: the forward passes run batches of ``n`` items tiled once per member (:meth:`_tiled`), each row
@@ -175,7 +179,7 @@ class LM:
 
     def call_settings(self) -> tuple:
         """What besides its arguments decides a call's result: batch size, padding token, precision of each
-        operation (:mod:`.precision`), the tokenizer."""
+        operation (:mod:`.precision`), the tokenizer, the device."""
         return (self.batch_size, self.pad_id, tuple(precision_of(op, self.precision) for op in OPS), id(self.tokenizer),
                 str(self.device))
 
@@ -391,9 +395,9 @@ class LM:
             for batch in self._bar(batches([len(s) for s in seqs], self.batch_size, order), desc):
                 with self._members_of(len(batch)):
                     nll, cnt = self._summed(self._tiled([seqs[i] for i in batch]), self._tiled([labels[i] for i in batch]))
-                for r in range(len(batch) * self._copies):
-                    member, j = divmod(r, len(batch))
-                    out[member][batch[j]] = (nll[r], cnt[r])
+                for mine, nl, cn in zip(out, self._blocks(nll, len(batch)), self._blocks(cnt, len(batch))):
+                    for i, x, c in zip(batch, nl, cn):
+                        mine[i] = (x, c)
         return out  # type: ignore[return-value]
 
     # ---- fixed answers --------------------------------------------------------------------------
@@ -561,10 +565,8 @@ class LM:
                     texts = self._generate(self._tiled(chunk), repeat=k, do_sample=False, temperature=None,
                                            top_p=None, top_k=None, logits_processor=LogitsProcessorList([nucleus]),
                                            max_new_tokens=max_new_tokens, use_cache=True)
-                n = len(chunk) * k
-                for member in range(self._copies):
-                    mine = texts[member * n:(member + 1) * n]
-                    out[member].extend(mine[i * k:(i + 1) * k] for i in range(len(chunk)))
+                for mine, block in zip(out, self._blocks(texts, len(chunk) * k)):
+                    mine.extend(block[i * k:(i + 1) * k] for i in range(len(chunk)))
         return out
 
     def generate(self, prompts: Sequence[str], *, max_new_tokens: int, add_special_tokens: bool = True,

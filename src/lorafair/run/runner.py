@@ -448,10 +448,9 @@ class Runner:
             elif mixes_adapters(v.method) and (rec := self.trained(v, seed)) is not None and rec.get("status") != "failed":
                 members[v.name] = f"v{len(members)}"  # a plain adapter name (PEFT keys modules by it)
         by_name = {v.name: v for v in self.variants}
-        todo = {}
-        for study in self.cfg.studies:
-            if getattr(study_class(study), "co_evaluate", False):
-                todo[study] = [m for m in members if any(t[0] == study for t in self.studies_todo(by_name[m], seed))]
+        pending = {m: {t[0] for t in self.studies_todo(by_name[m], seed)} for m in members}
+        todo = {study: [m for m in members if study in pending[m]] for study in self.cfg.studies
+                if getattr(study_class(study), "co_evaluate", False)}
         shared = {m for ms in todo.values() if len(ms) >= 2 for m in ms}
         adapters = [m for m in members if m in shared and members[m] != BASE]
         if not adapters:
@@ -484,15 +483,7 @@ class Runner:
                 if not todo:
                     self.log.info("[%d/%d] %s seed %d: evaluated already, skipping", i, len(self.variants), v.name, seed)
                     continue
-                own: list = []  # the variant's own model, loaded when a study needs it
-
-                def own_model(v=v, seed=seed):
-                    if not own:
-                        # the full variant is also a reference of other variants: load it once per seed
-                        own.append(self.reference(base_model, seed, "full") if v.name == "full"
-                                   else self.load_variant(base_model, v, seed))
-                    return own[0]
-
+                own = None  # the variant's own model, loaded when a study needs it
                 for name, scfg, fp, res_path in todo:
                     t0 = time.perf_counter()
                     self.log.info("[%d/%d] %s seed %d: study %s", i, len(self.variants), v.name, seed, name)
@@ -501,7 +492,11 @@ class Runner:
                         model = base_model if v.name == "base" else group.view(v.name)
                         scope = group.evaluating(name, v.name, model)
                     else:
-                        model, scope = own_model(), contextlib.nullcontext()
+                        if own is None:
+                            # the full variant is also a reference of other variants: load it once per seed
+                            own = (self.reference(base_model, seed, "full") if v.name == "full"
+                                   else self.load_variant(base_model, v, seed))
+                        model, scope = own, contextlib.nullcontext()
                     base_view = None
                     if hasattr(model, "disable_adapter") and adapters_off_is_base(v.method):
                         # e.g. PiSSA's base layers hold the residual W - BA: disabling its adapter is not the base model
